@@ -1,0 +1,52 @@
+# The two commands: `make run` (set up everything, serve the app) and `make test` (every test).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/package.json frontend/vite.config.js
+
+.PHONY: run test lint format frontend messages clean-db help
+
+help:
+	@echo "make run    set up (venv, deps, canvas build, embedded PostgreSQL, migrations, demo data) and serve"
+	@echo "make test   run every test (pytest on PostgreSQL, Vitest for the canvas)"
+	@echo "make lint   ruff check and format check"
+
+run: $(VENV)/.installed frontend/dist/.vite/manifest.json
+	$(PY) -m cdp.quickstart
+
+test: $(VENV)/.installed frontend/dist/.vite/manifest.json
+	cd frontend && npm test --silent
+	DATABASE_URL="$$($(PY) -m cdp.localdb url)" $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+frontend: frontend/dist/.vite/manifest.json
+
+# Rebuilt only when a requirements file changes.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+
+frontend/dist/.vite/manifest.json: frontend/node_modules/.package-lock.json $(FRONTEND_SOURCES)
+	cd frontend && npm run build --silent
+
+# Regenerates the translation catalogues (needs GNU gettext); the compiled .mo files are committed.
+messages: $(VENV)/.installed
+	$(PY) manage.py makemessages --locale zh_Hans --ignore '.venv/*' --ignore 'frontend/*' --no-obsolete
+	$(PY) manage.py compilemessages --locale zh_Hans
+
+clean-db:
+	rm -rf var/pgdata

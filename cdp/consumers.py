@@ -1,0 +1,25 @@
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from cdp.realtime import user_group
+
+UNAUTHENTICATED_CLOSE_CODE = 4401
+
+
+class NotificationConsumer(AsyncJsonWebsocketConsumer):
+    """A signed-in user's stream of notifications (role changes now; tasks and alerts later)."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not user.is_active:
+            await self.close(code=UNAUTHENTICATED_CLOSE_CODE)
+            return
+        self.group = user_group(user.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def notification(self, event):
+        await self.send_json({"kind": event["kind"], "text": event["text"], "data": event["data"]})

@@ -1,0 +1,105 @@
+"""Reads of the customer-data core and the project shell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from cdp.access import ROLE_CAPABILITIES
+from cdp.celery import app as celery_app
+from cdp.models import AuditEntry, BeatHeartbeat, Organization
+
+User = get_user_model()
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    extra: dict
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "detail": self.detail, **self.extra}
+
+
+def _database_check() -> Check:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT version()")
+            (version,) = cursor.fetchone()
+        return Check("database", True, version.split(" on ")[0], {})
+    except Exception as exc:  # any failure is the answer here, reported rather than raised
+        return Check("database", False, f"{type(exc).__name__}: {exc}", {})
+
+
+def _broker_check() -> Check:
+    transport = celery_app.conf.broker_url.split(":", 1)[0]
+    try:
+        with celery_app.connection_for_write() as broker:
+            broker.ensure_connection(max_retries=1, timeout=2)
+        return Check("broker", True, transport, {})
+    except Exception as exc:
+        return Check("broker", False, f"{transport}: {type(exc).__name__}: {exc}", {})
+
+
+def _beat_check() -> Check:
+    try:
+        heartbeat = BeatHeartbeat.objects.filter(pk=1).first()
+    except Exception as exc:
+        return Check("beat", False, f"{type(exc).__name__}: {exc}", {"age_seconds": None})
+    if heartbeat is None:
+        return Check("beat", False, "no heartbeat yet", {"age_seconds": None})
+    age = (timezone.now() - heartbeat.beat_at).total_seconds()
+    ok = age <= settings.BEAT_STALE_AFTER_SECONDS
+    detail = "ticking" if ok else f"stale: over {settings.BEAT_STALE_AFTER_SECONDS}s"
+    return Check(
+        "beat", ok, detail, {"age_seconds": round(age, 1), "last_tick": heartbeat.beat_at.isoformat()}
+    )
+
+
+def health_report() -> dict:
+    checks = [_database_check(), _broker_check(), _beat_check()]
+    return {
+        "ok": all(check.ok for check in checks),
+        "checks": {check.name: check.as_dict() for check in checks},
+    }
+
+
+def organization_get() -> Organization | None:
+    return Organization.objects.order_by("pk").first()
+
+
+def user_role(user) -> str | None:
+    names = [group.name for group in user.groups.all() if group.name in ROLE_CAPABILITIES]
+    return names[0] if names else None
+
+
+def user_list(*, query: str = "", role: str = "", status: str = "") -> QuerySet:
+    users = User.objects.prefetch_related("groups").order_by("-is_active", "username")
+    if query:
+        users = users.filter(
+            Q(username__icontains=query) | Q(email__icontains=query) | Q(first_name__icontains=query)
+        )
+    if role:
+        users = users.filter(groups__name=role)
+    if status == "active":
+        users = users.filter(is_active=True)
+    elif status == "inactive":
+        users = users.filter(is_active=False)
+    return users
+
+
+def audit_list_for(*, target) -> QuerySet:
+    return AuditEntry.objects.filter(
+        target_type=target._meta.label_lower, target_id=str(target.pk)
+    ).select_related("actor")
+
+
+def audit_recent(*, limit: int = 50) -> QuerySet:
+    return AuditEntry.objects.select_related("actor")[:limit]

@@ -1,0 +1,46 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog, set_language
+from drf_spectacular.views import SpectacularAPIView
+
+from cdp import views
+from connectors import views as connector_views
+from journeys import views as journey_views
+from segments import views as segment_views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "invitation/<uidb64>/<token>/",
+        views.AcceptInvitationView.as_view(),
+        name="accept_invitation",
+    ),
+    path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    path("i18n/js/", login_not_required(JavaScriptCatalog.as_view()), name="javascript_catalog"),
+    path("customers/", views.customers, name="customers"),
+    path("segments/", segment_views.segments, name="segments"),
+    path("tags/", segment_views.tags, name="tags"),
+    path("journeys/", journey_views.journeys, name="journeys"),
+    path("messages/", connector_views.messages_index, name="messages"),
+    path("reports/", views.reports, name="reports"),
+    path("channels/", connector_views.channels, name="channels"),
+    path("settings/", views.settings_index, name="settings"),
+    path("settings/users/", views.settings_users, name="settings_users"),
+    path("settings/users/new/", views.settings_user_create, name="settings_user_create"),
+    path("settings/users/<int:user_id>/", views.settings_user, name="settings_user"),
+    path(
+        "settings/users/<int:user_id>/active/",
+        views.settings_user_set_active,
+        name="settings_user_set_active",
+    ),
+    path("settings/roles/", views.settings_roles, name="settings_roles"),
+    path("settings/audit/", views.settings_audit, name="settings_audit"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/", include("cdp.api.urls")),
+    path("admin/", admin.site.urls),
+]

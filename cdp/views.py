@@ -1,0 +1,172 @@
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import PasswordResetConfirmView
+from django.core.exceptions import ValidationError
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from cdp import selectors, services
+from cdp.access import (
+    CAPABILITIES,
+    ROLE_CAPABILITIES,
+    ROLE_DESCRIPTIONS,
+    ROLE_LABELS,
+    SIGNED_IN,
+    capability_required,
+)
+from cdp.forms import UserCreateForm, UserForm
+from cdp.navigation import sections_for
+
+User = get_user_model()
+
+
+@capability_required(SIGNED_IN)
+def home(request):
+    return render(request, "cdp/home.html", {"sections": sections_for(request.user, "")})
+
+
+@login_not_required
+@never_cache
+def healthz(request):
+    report = selectors.health_report()
+    return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+@capability_required("view_customers")
+def customers(request):
+    return render(request, "cdp/customers.html")
+
+
+@capability_required("view_reports")
+def reports(request):
+    return render(request, "cdp/reports.html")
+
+
+@capability_required("manage_users")
+def settings_index(request):
+    return redirect("settings_users")
+
+
+def _apply_form_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, field_errors in error.error_dict.items():
+            for field_error in field_errors:
+                form.add_error(field if field in form.fields else None, field_error)
+    else:
+        for message in error.messages:
+            form.add_error(None, message)
+
+
+@capability_required("manage_users")
+def settings_users(request):
+    query, role, status = (request.GET.get(key, "").strip() for key in ("q", "role", "status"))
+    users = selectors.user_list(query=query, role=role, status=status)
+    context = {
+        "users": [(user, selectors.user_role(user)) for user in users],
+        "filters": {"q": query, "role": role, "status": status},
+        "role_labels": ROLE_LABELS,
+        "filtered": bool(query or role or status),
+    }
+    template = "settings/_user_rows.html" if request.htmx else "settings/users.html"
+    return render(request, template, context)
+
+
+@capability_required("manage_users")
+def settings_user_create(request):
+    form = UserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.user_create(actor=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            _apply_form_errors(form, error)
+        else:
+            messages.success(
+                request, _("%(name)s was added.") % {"name": user.get_full_name() or user.username}
+            )
+            return redirect("settings_user", user_id=user.pk)
+    return render(request, "settings/user_form.html", {"form": form, "creating": True})
+
+
+@capability_required("manage_users")
+def settings_user(request, user_id: int):
+    user = get_object_or_404(User, pk=user_id)
+    role = selectors.user_role(user)
+    initial = {"full_name": user.get_full_name(), "email": user.email, "role": role}
+    form = UserForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.user_update(actor=request.user, user=user, **form.cleaned_data)
+        except ValidationError as error:
+            _apply_form_errors(form, error)
+        else:
+            messages.success(request, _("Changes saved."))
+            return redirect("settings_user", user_id=user.pk)
+    invitation = None
+    if user.is_active and not user.has_usable_password():
+        invitation = request.build_absolute_uri(services.invitation_path(user=user))
+    context = {
+        "form": form,
+        "managed_user": user,
+        "role": role,
+        "invitation": invitation,
+        "audit_entries": selectors.audit_list_for(target=user)[:20],
+    }
+    return render(request, "settings/user_form.html", context)
+
+
+@capability_required("manage_users")
+@require_POST
+def settings_user_set_active(request, user_id: int):
+    user = get_object_or_404(User, pk=user_id)
+    active = request.POST.get("active") == "1"
+    try:
+        services.user_set_active(actor=request.user, user=user, active=active)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        done = _("%(name)s can log in again.") if active else _("%(name)s can no longer log in.")
+        messages.success(request, done % {"name": user.get_full_name() or user.username})
+    return redirect("settings_user", user_id=user.pk)
+
+
+@capability_required("manage_users")
+def settings_roles(request):
+    roles = [
+        {
+            "name": role,
+            "label": ROLE_LABELS[role],
+            "description": ROLE_DESCRIPTIONS[role],
+            "members": User.objects.filter(groups__name=role, is_active=True).count(),
+            "capabilities": capabilities,
+        }
+        for role, capabilities in ROLE_CAPABILITIES.items()
+    ]
+    matrix = [
+        (label, [codename in role["capabilities"] for role in roles])
+        for codename, label in CAPABILITIES.items()
+    ]
+    return render(request, "settings/roles.html", {"roles": roles, "matrix": matrix})
+
+
+@capability_required("manage_users")
+def settings_audit(request):
+    return render(request, "settings/audit.html", {"entries": selectors.audit_recent(limit=200)})
+
+
+class AcceptInvitationView(PasswordResetConfirmView):
+    """An invited user opens the link from their admin and chooses a password."""
+
+    template_name = "registration/accept_invitation.html"
+    success_url = reverse_lazy("login")
+    title = gettext_lazy("Choose your password")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, _("Your password is set. You can log in now."))
+        return response

@@ -1,0 +1,31 @@
+import { createRoot } from 'react-dom/client';
+import JourneyPreview, { IslandError } from './JourneyPreview.jsx';
+
+function readGraph(element) {
+  const scriptId = element.dataset.graph;
+  if (!scriptId) throw new Error('missing data-graph attribute');
+  const script = document.getElementById(scriptId);
+  if (!script) throw new Error(`no graph data found (#${scriptId})`);
+  try {
+    return JSON.parse(script.textContent);
+  } catch {
+    throw new Error(`graph data in #${scriptId} is not valid JSON`);
+  }
+}
+
+function mountJourneyPreviews() {
+  for (const element of document.querySelectorAll('[data-island="journey-preview"]')) {
+    const root = createRoot(element);
+    try {
+      root.render(<JourneyPreview graph={readGraph(element)} />);
+    } catch (error) {
+      root.render(<IslandError message={`Cannot show this journey: ${error.message}`} />);
+    }
+  }
+}
+
+if (document.readyState === 'loading') {
+  document.addEventListener('DOMContentLoaded', mountJourneyPreviews, { once: true });
+} else {
+  mountJourneyPreviews();
+}
