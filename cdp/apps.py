@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class CdpConfig(AppConfig):
     name = "cdp"
     verbose_name = _("Customer data")
+
+    def ready(self):
+        from cdp import signals  # noqa: F401 (connects the login log)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 
-from cdp.access import ROLE_ADMIN, ROLE_ANALYST, ROLE_MARKETER, ROLE_SALES
+from cdp.access import ROLE_ADMIN, ROLE_ANALYST, ROLE_MARKETER, ROLE_SALES, sync_role_groups
 from cdp.services import audit_record, organization_ensure
 
 User = get_user_model()
@@ -39,6 +40,7 @@ DEMO_USERS = (
 def demo_load() -> list[DemoUser]:
     """Creates or restores the demo company and its staff; running it again changes nothing else."""
     organization_ensure(name=DEMO_COMPANY, industry=DEMO_INDUSTRY)
+    sync_role_groups(Group, Permission, ContentType)
     for demo in DEMO_USERS:
         user, created = User.objects.get_or_create(
             username=demo.username,

@@ -17,7 +17,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
-from cdp.access import ROLE_ADMIN, ROLE_CAPABILITIES
+from cdp.access import ROLE_ADMIN, ROLE_CAPABILITIES, ROLE_LABELS
 from cdp.models import AuditEntry, BeatHeartbeat, Organization
 from cdp.realtime import notify_user
 
@@ -114,7 +114,7 @@ def user_update(*, actor, user, email: str, full_name: str, role: str) -> User:
             lambda: notify_user(
                 user_id=user.pk,
                 kind="role_changed",
-                text=_("Your role is now %(role)s.") % {"role": role},
+                text=_("Your role is now %(role)s.") % {"role": ROLE_LABELS[role]},
             )
         )
     return user

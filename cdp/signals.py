@@ -1,0 +1,22 @@
+import logging
+
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.dispatch import receiver
+
+security_log = logging.getLogger("cdp.security")
+
+
+def _client_address(request) -> str:
+    return request.META.get("REMOTE_ADDR", "?") if request is not None else "?"
+
+
+@receiver(user_login_failed)
+def log_failed_login(sender, credentials, request=None, **kwargs):
+    security_log.warning(
+        "failed login for username=%r from %s", credentials.get("username"), _client_address(request)
+    )
+
+
+@receiver(user_logged_in)
+def log_login(sender, request, user, **kwargs):
+    security_log.info("login username=%r from %s", user.get_username(), _client_address(request))

@@ -1,0 +1,78 @@
+"""Configuration from the environment: bad values are named, production refuses to start half-configured."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cdp.config import ConfigurationError, Env
+
+ROOT = Path(__file__).resolve().parents[2]
+STRONG_KEY = "k3y-" + "x9Q2mZ7vT1rB8nL4pW6s" * 3
+PRODUCTION_ENV = {
+    "DJANGO_ENV": "production",
+    "SECRET_KEY": STRONG_KEY,
+    "ALLOWED_HOSTS": "cdp.example.com",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+}
+
+
+def run_django(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DJANGO_ENV", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_env_reports_every_problem_at_once():
+    env = Env(environ={"DEBUG": "maybe", "BEAT_STALE_AFTER_SECONDS": "soon", "TIME_ZONE": "Mars/Olympus"})
+    assert env.flag("DEBUG", default=False) is False
+    assert env.number("BEAT_STALE_AFTER_SECONDS", 90) == 90
+    env.time_zone("TIME_ZONE", "Asia/Shanghai")
+    env.text("SECRET_KEY", required=True)
+    with pytest.raises(ConfigurationError) as error:
+        env.raise_if_problems()
+    message = str(error.value)
+    assert "DEBUG='maybe' is not valid: expected one of true/false" in message
+    assert "BEAT_STALE_AFTER_SECONDS='soon' is not valid: expected a whole number" in message
+    assert "TIME_ZONE='Mars/Olympus' is not valid" in message
+    assert "SECRET_KEY is required but not set." in message
+
+
+def test_env_parses_good_values():
+    env = Env(environ={"DEBUG": "Yes", "ALLOWED_HOSTS": "a.example, b.example ", "PORT": "8000"})
+    assert env.flag("DEBUG", default=False) is True
+    assert env.items("ALLOWED_HOSTS", []) == ["a.example", "b.example"]
+    assert env.number("PORT", 1, minimum=1) == 8000
+    env.raise_if_problems()
+
+
+def test_production_without_its_required_variables_refuses_to_start_and_names_them():
+    result = run_django({"DJANGO_ENV": "production", "DATABASE_URL": ""}, "check")
+    assert result.returncode != 0
+    for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL"):
+        assert f"{name} is required but not set." in result.stderr
+
+
+def test_a_malformed_value_stops_start_up_with_its_name(monkeypatch):
+    result = run_django({**PRODUCTION_ENV, "DATABASE_URL": "mysql://db/cdp", "SECRET_KEY": "short"}, "check")
+    assert result.returncode != 0
+    assert "DATABASE_URL='mysql://db/cdp' is not valid: the scheme must be one of postgres" in result.stderr
+    assert "SECRET_KEY='short' is not valid: use at least 50 random characters" in result.stderr
+
+
+def test_check_deploy_passes_with_production_settings():
+    database_url = os.environ["DATABASE_URL"]
+    result = run_django(
+        {**PRODUCTION_ENV, "DATABASE_URL": database_url}, "check", "--deploy", "--fail-level", "WARNING"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout

@@ -1,0 +1,75 @@
+"""Shared fixtures: users per role, and the real services (Redis) the suite runs against."""
+
+import os
+
+import pytest
+import redis
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
+
+from cdp.access import sync_role_groups
+from tests.factories import PASSWORD, UserFactory
+
+ROLES = ("Admin", "Marketer", "Sales", "Analyst")
+
+
+def service_missing(what: str) -> None:
+    """Outside CI a missing service skips the test; in CI it fails it, as nothing may be skipped there."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is not reachable, and CI must run every test.")
+    pytest.skip(f"{what} is not reachable")
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def user_in_role(db):
+    def make(role: str | None, **fields):
+        # Transactional tests empty the tables, taking the migration-made role groups with them.
+        if role and not Group.objects.filter(name=role).exists():
+            sync_role_groups(Group, Permission, ContentType)
+        return UserFactory(role=role, **fields)
+
+    return make
+
+
+@pytest.fixture
+def admin_user(user_in_role):
+    return user_in_role("Admin", username="boss")
+
+
+@pytest.fixture
+def redis_url(worker_id) -> str:
+    """A Redis database of its own for each xdist worker, emptied before the test."""
+    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+    if base.rsplit("/", 1)[-1].isdigit():
+        base = base.rsplit("/", 1)[0]
+    index = 1 if worker_id == "master" else 1 + int(worker_id.removeprefix("gw"))
+    url = f"{base}/{index}"
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.ConnectionError:
+        service_missing(f"Redis at {base}")
+    return url
+
+
+@pytest.fixture
+def client_factory():
+    """Fresh browsers-worth of cookies: several people using the product at once."""
+    from django.test import Client
+
+    return Client
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Close connections after each use, so threads (Channels, live servers) leave none open
+    that would keep the test database from being dropped."""
+    from django.db import connections
+
+    for alias in connections:
+        connections[alias].settings_dict["CONN_MAX_AGE"] = 0

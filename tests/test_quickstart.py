@@ -1,0 +1,64 @@
+"""`make run`'s runner from nothing: embedded PostgreSQL, migrations, demo data, web + worker + beat;
+Ctrl-C stops every process it started."""
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import psutil
+import pytest
+
+from tests.processes import ROOT, free_port, wait_until
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (local http URL)
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""
+
+
+@pytest.mark.services
+def test_quickstart_serves_a_healthy_app_and_ctrl_c_leaves_nothing_behind(tmp_path):
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL"}
+    }
+    env.update({"CDP_VAR_DIR": str(tmp_path / "var"), "PORT": str(port), "HEARTBEAT_INTERVAL_SECONDS": "1"})
+    output = open(tmp_path / "quickstart.log", "wb")  # noqa: SIM115
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "cdp.quickstart"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+    )
+    log = lambda: (tmp_path / "quickstart.log").read_text(errors="replace")  # noqa: E731
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: "The app is up" in log(), timeout=180, what="the quickstart to announce its URL")
+        assert url in log()
+        _status, body = wait_until(
+            lambda: (result := get(f"{url}/healthz"))[0] == 200 and result,
+            timeout=60,
+            what="/healthz to be green",
+        )
+        assert b'"ok": true' in body
+        assert get(f"{url}/login/")[0] == 200
+        assert "admin" in log() and "demo-admin" in log()
+
+        started = psutil.Process(runner.pid).children(recursive=True)
+        postmaster = int((tmp_path / "var" / "pgdata" / "postmaster.pid").read_text().split()[0])
+        command_lines = [" ".join(child.cmdline()) for child in started]
+        for program in ("daphne", "celery -A cdp worker", "celery -A cdp beat"):
+            assert any(program in line for line in command_lines), program
+    finally:
+        runner.send_signal(signal.SIGINT)
+        runner.wait(timeout=60)
+        output.close()
+    survivors = [child for child in started if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    assert survivors == []
+    assert not psutil.pid_exists(postmaster) or psutil.Process(postmaster).status() == psutil.STATUS_ZOMBIE
