@@ -47,7 +47,7 @@ frontend/dist/.vite/manifest.json: frontend/node_modules/.package-lock.json $(FR
 # Regenerates the translation catalogues (needs GNU gettext); the compiled .mo files are committed.
 messages: $(VENV)/.installed
 	$(PY) manage.py makemessages --locale zh_Hans --ignore '.venv/*' --ignore 'frontend/*' --no-obsolete
-	$(PY) manage.py compilemessages --locale zh_Hans
+	$(PY) manage.py compilemessages --locale zh_Hans --ignore '.venv/*' --ignore 'frontend/*'
 
 clean-db:
 	rm -rf var/pgdata

@@ -1,4 +1,5 @@
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from cdp.access import capability_required
 from journeys.examples import EXAMPLE_JOURNEY
@@ -6,4 +7,7 @@ from journeys.examples import EXAMPLE_JOURNEY
 
 @capability_required("view_journeys")
 def journeys(request):
-    return render(request, "journeys/index.html", {"example_graph": EXAMPLE_JOURNEY})
+    kind_labels = {"trigger": _("Trigger"), "flow": _("Flow"), "action": _("Action")}
+    return render(
+        request, "journeys/index.html", {"example_graph": EXAMPLE_JOURNEY, "kind_labels": kind_labels}
+    )

@@ -5,6 +5,7 @@ import './island.css';
 import { graphToFlow } from './graph.js';
 import { nodeKind } from './nodeKind.js';
 
+// English fallbacks; the page passes its translated names in `kindLabels`.
 const KIND_NAMES = { trigger: 'Trigger', flow: 'Flow', action: 'Action' };
 
 function JourneyStepNode({ data }) {
@@ -12,17 +13,17 @@ function JourneyStepNode({ data }) {
   const handles = data.sourceHandles;
   return (
     <div className={`journey-node journey-node--${kind}`} title={data.nodeType}>
-      <Handle type="target" position={Position.Top} isConnectable={false} />
-      <span className="journey-node__kind">{KIND_NAMES[kind]}</span>
+      <Handle type="target" position={Position.Left} isConnectable={false} />
+      <span className="journey-node__kind">{data.kindLabels[kind] ?? KIND_NAMES[kind]}</span>
       <span className="journey-node__label">{data.label}</span>
       {handles.map((handle, index) => (
         <Handle
           key={handle ?? ''}
           id={handle ?? undefined}
           type="source"
-          position={Position.Bottom}
+          position={Position.Right}
           isConnectable={false}
-          style={{ left: `${((index + 1) * 100) / (handles.length + 1)}%` }}
+          style={{ top: `${((index + 1) * 100) / (handles.length + 1)}%` }}
         />
       ))}
     </div>
@@ -33,7 +34,7 @@ const nodeTypes = { journeyStep: JourneyStepNode };
 
 // React Flow only draws an edge when its source node renders a handle with
 // the same id, so each node gets one handle per distinct outgoing handle name.
-function withSourceHandles(nodes, edges) {
+function withSourceHandles(nodes, edges, kindLabels) {
   const handlesByNode = new Map();
   for (const edge of edges) {
     const handles = handlesByNode.get(edge.source) ?? [];
@@ -42,7 +43,7 @@ function withSourceHandles(nodes, edges) {
   }
   return nodes.map((node) => ({
     ...node,
-    data: { ...node.data, sourceHandles: handlesByNode.get(node.id) ?? [null] },
+    data: { ...node.data, kindLabels, sourceHandles: handlesByNode.get(node.id) ?? [null] },
   }));
 }
 
@@ -54,15 +55,15 @@ export function IslandError({ message }) {
   );
 }
 
-export default function JourneyPreview({ graph }) {
+export default function JourneyPreview({ graph, kindLabels = {} }) {
   const result = useMemo(() => {
     try {
       const { nodes, edges } = graphToFlow(graph);
-      return { nodes: withSourceHandles(nodes, edges), edges };
+      return { nodes: withSourceHandles(nodes, edges, kindLabels), edges };
     } catch (error) {
       return { error: `Cannot show this journey: ${error.message}` };
     }
-  }, [graph]);
+  }, [graph, kindLabels]);
 
   if (result.error) return <IslandError message={result.error} />;
 

@@ -1,6 +1,16 @@
 import { createRoot } from 'react-dom/client';
 import JourneyPreview, { IslandError } from './JourneyPreview.jsx';
 
+function readKindLabels(element) {
+  const script = element.dataset.kindLabels && document.getElementById(element.dataset.kindLabels);
+  if (!script) return {};
+  try {
+    return JSON.parse(script.textContent);
+  } catch {
+    return {};
+  }
+}
+
 function readGraph(element) {
   const scriptId = element.dataset.graph;
   if (!scriptId) throw new Error('missing data-graph attribute');
@@ -17,7 +27,7 @@ function mountJourneyPreviews() {
   for (const element of document.querySelectorAll('[data-island="journey-preview"]')) {
     const root = createRoot(element);
     try {
-      root.render(<JourneyPreview graph={readGraph(element)} />);
+      root.render(<JourneyPreview graph={readGraph(element)} kindLabels={readKindLabels(element)} />);
     } catch (error) {
       root.render(<IslandError message={`Cannot show this journey: ${error.message}`} />);
     }

@@ -22,7 +22,8 @@ def orm_beside_playwright(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def browser():
+def browser(django_db_setup):
+    # The test database is created before Playwright starts its event loop in this thread.
     if not Path(CHROMIUM).exists():
         service_missing(f"Chromium at {CHROMIUM}")
     with sync_playwright() as playwright:

@@ -48,6 +48,7 @@ def test_admin_invites_a_colleague_who_sets_a_password_and_logs_in(new_page, app
     admin.fill("input[name=q]", "sales")
     expect(admin.locator("#user-rows tr")).to_have_count(1)
     admin.fill("input[name=q]", "")
+    expect(admin.locator("#user-rows tr")).to_have_count(4)
     screenshot(admin, "settings-users")
 
     admin.get_by_role("link", name="Add user").click()
