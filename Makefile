@@ -18,7 +18,7 @@ run: $(VENV)/.installed frontend/dist/.vite/manifest.json
 
 test: $(VENV)/.installed frontend/dist/.vite/manifest.json
 	cd frontend && npm test --silent
-	DATABASE_URL="$$($(PY) -m cdp.localdb url)" $(PY) -m pytest $(PYTEST_ARGS)
+	database_url="$$($(PY) -m cdp.localdb url)" && DATABASE_URL="$$database_url" $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -39,6 +39,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' \
+		|| { echo "Node.js 20.19 or newer is needed for the canvas build (found $$(node --version))"; exit 1; }
 	cd frontend && npm ci --no-audit --no-fund
 
 frontend/dist/.vite/manifest.json: frontend/node_modules/.package-lock.json $(FRONTEND_SOURCES)

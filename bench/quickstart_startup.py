@@ -41,7 +41,7 @@ def healthz_ok(url: str) -> bool:
 def one_run(checkout: Path, label: str) -> dict[str, float]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL"}}
-    env["PORT"] = str(port)
+    env["CDP_PORT"] = str(port)
     log_path = checkout / f"run-{label}.log"
     started = time.monotonic()
     with open(log_path, "wb") as log:

@@ -91,7 +91,7 @@ def user_can(user, capability: str) -> bool:
 
 
 def capability_required(capability: str) -> Callable:
-    """Marks a page view with what it needs; ``CapabilityMiddleware`` enforces it."""
+    """Marks a page view with what it needs; ``AccessMiddleware`` enforces it."""
     if capability != SIGNED_IN and capability not in CAPABILITIES:
         raise ValueError(f"Unknown capability {capability!r}")
 
@@ -110,6 +110,15 @@ def declared_capability(view_func: Callable) -> str | None:
     return capability
 
 
+def api_checks_capability(api_view) -> bool:
+    from cdp.api.permissions import HasCapability
+
+    return any(
+        isinstance(permission, type) and issubclass(permission, HasCapability)
+        for permission in getattr(api_view, "permission_classes", ())
+    )
+
+
 def is_public(view_func: Callable) -> bool:
     return getattr(view_func, "login_required", True) is False
 
@@ -118,12 +127,18 @@ class AccessMiddleware(LoginRequiredMiddleware):
     """Sends anonymous visitors to the login page and refuses pages the user's roles do not allow.
 
     A view must be public (``login_not_required``) or declare a capability; one that declares
-    nothing is refused. API views are left to DRF, which authenticates sessions and tokens and
-    then asks ``HasCapability``.
+    nothing is refused. API views must declare one too and keep ``HasCapability`` among their
+    permission classes; DRF then authenticates sessions and tokens and asks it.
     """
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        if is_public(view_func) or getattr(view_func, "cls", None) is not None:
+        api_view = getattr(view_func, "cls", None)
+        if api_view is not None:
+            # DRF marks its views login_not_required; they must still declare and check a capability.
+            if declared_capability(view_func) is None or not api_checks_capability(api_view):
+                raise PermissionDenied("This API view does not check capabilities.")
+            return None
+        if is_public(view_func):
             return None
         capability = declared_capability(view_func)
         if capability is None:

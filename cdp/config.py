@@ -92,6 +92,8 @@ class Env:
             parsed = urlparse(raw)
             if parsed.scheme not in schemes:
                 raise ValueError(f"the scheme must be one of {', '.join(schemes)}")
+            if parsed.scheme != "filesystem" and not parsed.netloc:
+                raise ValueError("a host (or a percent-encoded socket directory) is missing")
             return raw
 
         return self._parsed(name, default, required, parse)

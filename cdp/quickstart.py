@@ -17,9 +17,10 @@ from pathlib import Path
 
 from honcho.manager import Manager
 
+from cdp.celery import QUEUES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-QUEUES = "default,ingest,segments,engine,dispatch"
 
 
 def _prepare_environment() -> dict[str, str]:
@@ -64,8 +65,8 @@ def _announce_when_up(url: str, stop: threading.Event) -> None:
 
 
 def main() -> int:
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = os.environ.get("PORT", "8000")
+    host = os.environ.get("CDP_HOST", "127.0.0.1")
+    port = os.environ.get("CDP_PORT", "8000")
     env = _prepare_environment()
     _migrate_and_load_demo()
 
@@ -75,7 +76,8 @@ def main() -> int:
     )
     manager.add_process(
         "worker",
-        f"{BIN}/celery -A cdp worker --loglevel INFO --concurrency 2 -Q {QUEUES} --hostname quickstart@%h",
+        f"{BIN}/celery -A cdp worker --loglevel INFO --concurrency 2 "
+        f"-Q {','.join(QUEUES)} --hostname quickstart@%h",
         env=env,
         cwd=BASE_DIR,
     )

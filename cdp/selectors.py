@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -40,6 +42,14 @@ def _database_check() -> Check:
 
 def _broker_check() -> Check:
     transport = celery_app.conf.broker_url.split(":", 1)[0]
+    if transport == "filesystem":
+        # The filesystem transport "connects" to anything; what matters is that its folders work.
+        options = celery_app.conf.broker_transport_options
+        folders = [options["data_folder_in"], options["control_folder"]]
+        broken = [folder for folder in folders if not os.access(folder, os.W_OK)]
+        if broken:
+            return Check("broker", False, f"filesystem: not writable: {', '.join(broken)}", {})
+        return Check("broker", True, transport, {})
     try:
         with celery_app.connection_for_write() as broker:
             broker.ensure_connection(max_retries=1, timeout=2)
@@ -63,11 +73,21 @@ def _beat_check() -> Check:
     )
 
 
-def health_report() -> dict:
+health_log = logging.getLogger("cdp.health")
+
+
+def health_report(*, with_details: bool) -> dict:
+    """Database, broker and beat. Details (versions, errors) only for operators; failures are logged."""
     checks = [_database_check(), _broker_check(), _beat_check()]
+    for check in checks:
+        if not check.ok:
+            health_log.warning("health check %s failed: %s", check.name, check.detail)
     return {
         "ok": all(check.ok for check in checks),
-        "checks": {check.name: check.as_dict() for check in checks},
+        "checks": {
+            check.name: check.as_dict() if with_details else {"ok": check.ok, **check.extra}
+            for check in checks
+        },
     }
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import socket
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
@@ -20,9 +22,10 @@ from django.utils.translation import gettext as _
 from cdp.access import ROLE_ADMIN, ROLE_CAPABILITIES, ROLE_LABELS
 from cdp.models import AuditEntry, BeatHeartbeat, Organization
 from cdp.realtime import notify_user
+from cdp.signals import security_log
+from cdp.users import display_name
 
 User = get_user_model()
-security_log = logging.getLogger("cdp.security")
 
 
 def audit_record(*, actor, action: str, target, details: dict | None = None) -> AuditEntry:
@@ -59,23 +62,43 @@ def _role_group(role: str) -> Group:
     return Group.objects.get(name=role)
 
 
-def invitation_path(*, user) -> str:
+def _set_display_name(user, full_name: str) -> None:
+    # One display name: Chinese names do not split into given and family names the Western way.
+    user.first_name, user.last_name = full_name.strip()[:150], ""
+
+
+def invitation_url(*, user) -> str:
     """A one-time link where an invited user sets their password (valid PASSWORD_RESET_TIMEOUT)."""
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
-    return reverse("accept_invitation", kwargs={"uidb64": uid, "token": token})
+    return settings.SITE_URL + reverse("accept_invitation", kwargs={"uidb64": uid, "token": token})
+
+
+def _send_invitation(*, user, inviter) -> None:
+    context = {
+        "name": display_name(user),
+        "inviter": display_name(inviter) if inviter else "",
+        "link": invitation_url(user=user),
+        "username": user.username,
+    }
+    send_mail(
+        subject=_("You are invited to the journey builder"),
+        message=render_to_string("registration/invitation_email.txt", context),
+        from_email=None,
+        recipient_list=[user.email],
+        fail_silently=True,  # the admin also sees the link on the user's page
+    )
 
 
 @transaction.atomic
 def user_create(*, actor, username: str, email: str, full_name: str, role: str, password: str = "") -> User:
-    """Creates a staff user in one role. Without a password the user gets an invitation link."""
+    """Creates a staff user in one role. Without a password the user is emailed an invitation link."""
     username = username.strip()
     if User.objects.filter(username__iexact=username).exists():
         raise ValidationError({"username": _("A user with this username already exists.")})
     group = _role_group(role)
     user = User(username=username, email=email.strip().lower())
-    # One display name: Chinese names do not split into given and family names the Western way.
-    user.first_name, user.last_name = full_name.strip()[:150], ""
+    _set_display_name(user, full_name)
     if password:
         try:
             validate_password(password, user)
@@ -87,35 +110,40 @@ def user_create(*, actor, username: str, email: str, full_name: str, role: str, 
     user.save()
     user.groups.set([group])
     audit_record(actor=actor, action="user.create", target=user, details={"role": role})
+    if not password:
+        transaction.on_commit(lambda: _send_invitation(user=user, inviter=actor), robust=True)
     return user
 
 
-def _would_leave_no_admin(user) -> bool:
-    other_admins = User.objects.filter(groups__name=ROLE_ADMIN, is_active=True).exclude(pk=user.pk)
-    return user.groups.filter(name=ROLE_ADMIN).exists() and not other_admins.exists()
+def _refuse_leaving_no_admin(user, *, field: str | None = None) -> None:
+    """Keeps at least one active admin. Locks the admin group row, so two admins demoting each
+    other at the same moment cannot both succeed."""
+    Group.objects.select_for_update().get(name=ROLE_ADMIN)
+    if not user.groups.filter(name=ROLE_ADMIN).exists():
+        return
+    if not User.objects.filter(groups__name=ROLE_ADMIN, is_active=True).exclude(pk=user.pk).exists():
+        message = _("This is the last active admin; make someone else admin first.")
+        raise ValidationError({field: message} if field else message)
 
 
 @transaction.atomic
 def user_update(*, actor, user, email: str, full_name: str, role: str) -> User:
     group = _role_group(role)
     previous_role = user.groups.values_list("name", flat=True).first()
-    if role != ROLE_ADMIN and _would_leave_no_admin(user):
-        raise ValidationError({"role": _("This is the last active admin; make someone else admin first.")})
+    if role != ROLE_ADMIN:
+        _refuse_leaving_no_admin(user, field="role")
     user.email = email.strip().lower()
-    # One display name: Chinese names do not split into given and family names the Western way.
-    user.first_name, user.last_name = full_name.strip()[:150], ""
+    _set_display_name(user, full_name)
     user.save(update_fields=["email", "first_name", "last_name"])
     if previous_role != role:
         user.groups.set([group])
         audit_record(
             actor=actor, action="user.role_change", target=user, details={"from": previous_role, "to": role}
         )
+        text = _("Your role is now %(role)s.") % {"role": ROLE_LABELS[role]}
+        # robust: the change is committed; a realtime hiccup must not turn it into an error page.
         transaction.on_commit(
-            lambda: notify_user(
-                user_id=user.pk,
-                kind="role_changed",
-                text=_("Your role is now %(role)s.") % {"role": ROLE_LABELS[role]},
-            )
+            lambda: notify_user(user_id=user.pk, kind="role_changed", text=text), robust=True
         )
     return user
 
@@ -125,8 +153,7 @@ def user_set_active(*, actor, user, active: bool) -> User:
     if not active:
         if actor is not None and actor.pk == user.pk:
             raise ValidationError(_("You cannot deactivate your own account."))
-        if _would_leave_no_admin(user):
-            raise ValidationError(_("This is the last active admin; make someone else admin first."))
+        _refuse_leaving_no_admin(user)
     if user.is_active == active:
         return user
     user.is_active = active

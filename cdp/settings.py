@@ -1,11 +1,12 @@
 """Django settings, all read from environment variables (documented in docs/configuration.md)."""
 
+import sys
 from pathlib import Path
 
 import dj_database_url
 
 from cdp import localdb
-from cdp.config import Env
+from cdp.config import ConfigurationError, Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
@@ -16,6 +17,8 @@ if DJANGO_ENV not in {"development", "production"}:
 PRODUCTION = DJANGO_ENV == "production"
 
 DEBUG = env.flag("DEBUG", default=not PRODUCTION)
+if PRODUCTION and DEBUG:
+    env.problems.append("DEBUG=true is not allowed with DJANGO_ENV=production (it shows secrets on errors).")
 SECRET_KEY = env.secret_key(
     "SECRET_KEY", "insecure-quickstart-key-never-use-in-production", required=PRODUCTION
 )
@@ -24,12 +27,12 @@ ALLOWED_HOSTS = env.items(
 )
 CSRF_TRUSTED_ORIGINS = env.items("CSRF_TRUSTED_ORIGINS", [])
 TIME_ZONE = env.time_zone("TIME_ZONE", "Asia/Shanghai")
-SITE_URL = env.url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
+SITE_URL = env.url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
 
 DATABASE_URL = env.url("DATABASE_URL", schemes=("postgres", "postgresql", "pgsql"), required=PRODUCTION)
 CELERY_BROKER_URL = env.url(
     "CELERY_BROKER_URL",
-    schemes=("redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem"),
+    schemes=("redis", "rediss", "amqp", "amqps", "pyamqp") + (() if PRODUCTION else ("filesystem",)),
     required=PRODUCTION,
 )
 REDIS_URL = env.url("REDIS_URL", schemes=("redis", "rediss"), required=PRODUCTION)
@@ -38,15 +41,26 @@ LOGIN_FAILURE_LIMIT = env.number("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_LOCKOUT_MINUTES = env.number("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 SECURE_SSL_REDIRECT = env.flag("SECURE_SSL_REDIRECT", default=PRODUCTION)
 BEHIND_TLS_PROXY = env.flag("BEHIND_TLS_PROXY", default=False)
-EMAIL_URL_HOST = env.text("EMAIL_HOST", "")
+SMTP_HOST = env.text("EMAIL_HOST", "")
 DEFAULT_FROM_EMAIL = env.text("DEFAULT_FROM_EMAIL", "no-reply@localhost")
 
-env.raise_if_problems()
+
+def stop_if_misconfigured() -> None:
+    """Every entry point (manage.py, daphne, celery, the quickstart) stops with the list, no traceback."""
+    try:
+        env.raise_if_problems()
+    except ConfigurationError as error:
+        sys.exit(str(error))
+
+
+stop_if_misconfigured()
 
 # With no DATABASE_URL (development only) the embedded server under var/ is started on demand.
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL or localdb.embedded_database_url(), conn_max_age=60, conn_health_checks=True
+        # No persistent connections: under ASGI each request runs in its own thread.
+        DATABASE_URL or localdb.embedded_database_url(),
+        conn_max_age=0,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -59,7 +73,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
@@ -129,6 +142,11 @@ PASSWORD_RESET_TIMEOUT = 7 * 24 * 3600  # invitation links stay valid for a week
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = LOGIN_LOCKOUT_MINUTES / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Behind the TLS proxy the client's address is the last one the proxy appended (daphne --proxy-headers).
+AXES_IPWARE_PROXY_COUNT = 1 if BEHIND_TLS_PROXY else None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if BEHIND_TLS_PROXY else ("REMOTE_ADDR",)
+)
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = True
@@ -200,17 +218,15 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_QUEUES_BY_CONCERN = ("default", "ingest", "segments", "engine", "dispatch")
-CELERY_TASK_ROUTES = {
-    "cdp.tasks.*": {"queue": "default"},
-    "cdp.ingest.*": {"queue": "ingest"},
-    "segments.tasks.*": {"queue": "segments"},
-    "journeys.tasks.*": {"queue": "engine"},
-    "connectors.tasks.*": {"queue": "dispatch"},
-}
+# Each task names its queue with @shared_task(queue=...): one of cdp.celery.QUEUES.
 HEARTBEAT_INTERVAL_SECONDS = env.number("HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
 CELERY_BEAT_SCHEDULE = {
-    "heartbeat": {"task": "cdp.tasks.heartbeat", "schedule": HEARTBEAT_INTERVAL_SECONDS},
+    "heartbeat": {
+        "task": "cdp.tasks.heartbeat",
+        "schedule": HEARTBEAT_INTERVAL_SECONDS,
+        # A heartbeat nobody ran in time is worthless; never let a backlog of them pile up.
+        "options": {"expires": HEARTBEAT_INTERVAL_SECONDS},
+    },
 }
 
 REST_FRAMEWORK = {
@@ -230,10 +246,10 @@ SPECTACULAR_SETTINGS = {
 
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
-    if EMAIL_URL_HOST
+    if SMTP_HOST
     else "django.core.mail.backends.console.EmailBackend"
 )
-EMAIL_HOST = EMAIL_URL_HOST or "localhost"
+EMAIL_HOST = SMTP_HOST or "localhost"
 EMAIL_PORT = env.number("EMAIL_PORT", 587, minimum=1)
 EMAIL_HOST_USER = env.text("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env.text("EMAIL_HOST_PASSWORD", "")
@@ -252,7 +268,7 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env.number("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-env.raise_if_problems()
+stop_if_misconfigured()
 
 LOGGING = {
     "version": 1,

@@ -2,7 +2,6 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog, set_language
-from drf_spectacular.views import SpectacularAPIView
 
 from cdp import views
 from connectors import views as connector_views
@@ -39,6 +38,5 @@ urlpatterns = [
     ),
     path("settings/roles/", views.settings_roles, name="settings_roles"),
     path("settings/audit/", views.settings_audit, name="settings_audit"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/", include("cdp.api.urls")),
 ]

@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from cdp import selectors, services
 from cdp.access import (
@@ -19,9 +20,11 @@ from cdp.access import (
     ROLE_LABELS,
     SIGNED_IN,
     capability_required,
+    user_can,
 )
 from cdp.forms import UserCreateForm, UserForm
 from cdp.navigation import sections_for
+from cdp.users import display_name
 
 User = get_user_model()
 
@@ -34,7 +37,7 @@ def home(request):
 @login_not_required
 @never_cache
 def healthz(request):
-    report = selectors.health_report()
+    report = selectors.health_report(with_details=user_can(request.user, "manage_users"))
     return JsonResponse(report, status=200 if report["ok"] else 503)
 
 
@@ -64,6 +67,7 @@ def _apply_form_errors(form, error: ValidationError) -> None:
 
 
 @capability_required("manage_users")
+@vary_on_headers("HX-Request")
 def settings_users(request):
     query, role, status = (request.GET.get(key, "").strip() for key in ("q", "role", "status"))
     users = selectors.user_list(query=query, role=role, status=status)
@@ -73,7 +77,9 @@ def settings_users(request):
         "role_labels": ROLE_LABELS,
         "filtered": bool(query or role or status),
     }
-    template = "settings/_user_rows.html" if request.htmx else "settings/users.html"
+    # Only the rows for htmx's live filtering; a history restore needs the whole page.
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "settings/_user_rows.html" if partial else "settings/users.html"
     return render(request, template, context)
 
 
@@ -86,9 +92,7 @@ def settings_user_create(request):
         except ValidationError as error:
             _apply_form_errors(form, error)
         else:
-            messages.success(
-                request, _("%(name)s was added.") % {"name": user.get_full_name() or user.username}
-            )
+            messages.success(request, _("%(name)s was added.") % {"name": display_name(user)})
             return redirect("settings_user", user_id=user.pk)
     return render(request, "settings/user_form.html", {"form": form, "creating": True})
 
@@ -109,7 +113,7 @@ def settings_user(request, user_id: int):
             return redirect("settings_user", user_id=user.pk)
     invitation = None
     if user.is_active and not user.has_usable_password():
-        invitation = request.build_absolute_uri(services.invitation_path(user=user))
+        invitation = services.invitation_url(user=user)
     context = {
         "form": form,
         "managed_user": user,
@@ -131,7 +135,7 @@ def settings_user_set_active(request, user_id: int):
         messages.error(request, " ".join(error.messages))
     else:
         done = _("%(name)s can log in again.") if active else _("%(name)s can no longer log in.")
-        messages.success(request, done % {"name": user.get_full_name() or user.username})
+        messages.success(request, done % {"name": display_name(user)})
     return redirect("settings_user", user_id=user.pk)
 
 

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -25,6 +27,17 @@ def current_database_url() -> str:
     port = f":{db['PORT']}" if db.get("PORT") else ""
     password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
     return f"postgres://{quote(db['USER'] or 'postgres', safe='')}{password}@{host}{port}/{db['NAME']}"
+
+
+def get(url: str) -> tuple[int, bytes]:
+    """Status and body of a GET to one of our own servers; (0, b"") while it does not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (local http URL)
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""
 
 
 def free_port() -> int:
@@ -49,7 +62,14 @@ class ProcessGroup:
 
     def __init__(self, env: dict[str, str], log_dir: Path):
         inherited = {key: value for key, value in os.environ.items() if key != "DJANGO_ALLOW_ASYNC_UNSAFE"}
-        self.env = {**inherited, **env, "DJANGO_SETTINGS_MODULE": "cdp.settings", "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **inherited,
+            # Its own broker folder, away from a `make run` in the same checkout.
+            "CDP_VAR_DIR": str(log_dir / "var"),
+            **env,
+            "DJANGO_SETTINGS_MODULE": "cdp.settings",
+            "PYTHONUNBUFFERED": "1",
+        }
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen] = {}
 

@@ -5,22 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 
 import psutil
 import pytest
 
-from tests.processes import ROOT, free_port, wait_until
-
-
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (local http URL)
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""
+from tests.processes import ROOT, free_port, get, wait_until
 
 
 @pytest.mark.services
@@ -31,7 +20,9 @@ def test_quickstart_serves_a_healthy_app_and_ctrl_c_leaves_nothing_behind(tmp_pa
         for key, value in os.environ.items()
         if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL"}
     }
-    env.update({"CDP_VAR_DIR": str(tmp_path / "var"), "PORT": str(port), "HEARTBEAT_INTERVAL_SECONDS": "1"})
+    env.update(
+        {"CDP_VAR_DIR": str(tmp_path / "var"), "CDP_PORT": str(port), "HEARTBEAT_INTERVAL_SECONDS": "1"}
+    )
     output = open(tmp_path / "quickstart.log", "wb")  # noqa: SIM115
     runner = subprocess.Popen(
         [sys.executable, "-m", "cdp.quickstart"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT

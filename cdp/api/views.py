@@ -1,9 +1,11 @@
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cdp.access import CAPABILITIES, SIGNED_IN, user_can
+from cdp.api.permissions import HasCapability
 from cdp.selectors import user_role
 
 
@@ -31,3 +33,10 @@ class MeView(APIView):
             "capabilities": [codename for codename in CAPABILITIES if user_can(user, codename)],
         }
         return Response(MeOutput(data).data)
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI schema, for signed-in users and API clients with a token."""
+
+    required_capability = SIGNED_IN
+    permission_classes = [HasCapability]

@@ -3,7 +3,8 @@
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from cdp.access import declared_capability, is_public
+from cdp.access import api_checks_capability, declared_capability, is_public
+from tests.conftest import ROLES
 
 # What each role may open: the product's access policy as people were told it.
 PAGES = {
@@ -19,7 +20,6 @@ PAGES = {
     "settings_roles": {"Admin"},
     "settings_audit": {"Admin"},
 }
-ROLES = ("Admin", "Marketer", "Sales", "Analyst")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -38,8 +38,9 @@ def test_each_role_reaches_its_pages_and_is_refused_elsewhere(client, user_in_ro
 def test_navigation_shows_only_the_sections_the_role_may_open(client, user_in_role, role):
     client.force_login(user_in_role(role))
     html = client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
-    for page in ("customers", "reports", "channels", "settings"):
-        allowed = role in PAGES["settings_users" if page == "settings" else page]
+    sections = {"settings": "settings_users"}
+    for page in ("customers", "segments", "tags", "journeys", "messages", "reports", "channels", "settings"):
+        allowed = role in PAGES[sections.get(page, page)]
         assert (f'href="{reverse(page)}"' in html) is allowed, page
 
 
@@ -90,18 +91,46 @@ def _all_patterns(resolver, prefix=""):
             yield prefix + str(pattern.pattern), pattern.callback
 
 
-def test_every_page_declares_who_may_open_it():
+def test_every_page_and_api_view_declares_who_may_open_it():
     undeclared = [
         route
         for route, view in _all_patterns(get_resolver())
-        if not (is_public(view) or declared_capability(view) or getattr(view, "cls", None))
+        if (
+            not (declared_capability(view) and api_checks_capability(view.cls))
+            if getattr(view, "cls", None)
+            else not (is_public(view) or declared_capability(view))
+        )
     ]
     assert undeclared == []
+
+
+@pytest.mark.parametrize("role", [role for role in ROLES if role != "Admin"])
+def test_only_admins_can_change_users(client, user_in_role, role):
+    target = user_in_role("Sales", username="target")
+    client.force_login(user_in_role(role))
+    assert client.get(reverse("settings_user", args=[target.pk])).status_code == 403
+    changed = {"full_name": "X", "email": "x@example.com", "role": "Admin"}
+    assert client.post(reverse("settings_user", args=[target.pk]), changed).status_code == 403
+    assert (
+        client.post(reverse("settings_user_set_active", args=[target.pk]), {"active": "0"}).status_code == 403
+    )
+    target.refresh_from_db()
+    assert target.is_active
+    assert list(target.groups.values_list("name", flat=True)) == ["Sales"]
+
+
+def test_the_api_schema_is_for_signed_in_users(client, user_in_role):
+    assert client.get("/api/schema/").status_code == 403
+    client.force_login(user_in_role("Analyst"))
+    response = client.get("/api/schema/")
+    assert response.status_code == 200
+    assert b"/api/me/" in response.content
 
 
 def test_a_view_that_declares_nothing_is_refused(client, admin_user, settings):
     settings.ROOT_URLCONF = "tests.cdp.undeclared_urls"
     client.force_login(admin_user)
-    response = client.get("/undeclared/")
-    assert response.status_code == 403
-    assert b"secret" not in response.content
+    for url in ("/undeclared/", "/api/unchecked/"):
+        response = client.get(url)
+        assert response.status_code == 403, url
+        assert b"secret" not in response.content

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cdp.config import ConfigurationError, Env
+from tests.processes import current_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 STRONG_KEY = "k3y-" + "x9Q2mZ7vT1rB8nL4pW6s" * 3
@@ -20,19 +21,9 @@ PRODUCTION_ENV = {
 }
 
 
-CONFIGURATION_VARIABLES = {
-    "DJANGO_ENV",
-    "DEBUG",
-    "SECRET_KEY",
-    "ALLOWED_HOSTS",
-    "CELERY_BROKER_URL",
-    "REDIS_URL",
-    "DJANGO_ALLOW_ASYNC_UNSAFE",
-}
-
-
 def run_django(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key not in CONFIGURATION_VARIABLES}
+    """Runs manage.py with only the variables given (plus PATH and HOME), whatever the caller's shell has."""
+    env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
@@ -70,17 +61,40 @@ def test_production_without_its_required_variables_refuses_to_start_and_names_th
         assert f"{name} is required but not set." in result.stderr
 
 
-def test_a_malformed_value_stops_start_up_with_its_name(monkeypatch):
+def test_a_malformed_value_stops_start_up_with_its_name():
     result = run_django({**PRODUCTION_ENV, "DATABASE_URL": "mysql://db/cdp", "SECRET_KEY": "short"}, "check")
     assert result.returncode != 0
     assert "DATABASE_URL='mysql://db/cdp' is not valid: the scheme must be one of postgres" in result.stderr
     assert "SECRET_KEY='short' is not valid: use at least 50 random characters" in result.stderr
 
 
-def test_check_deploy_passes_with_production_settings():
-    database_url = os.environ["DATABASE_URL"]
+def test_production_refuses_debug_and_the_quickstart_broker():
     result = run_django(
-        {**PRODUCTION_ENV, "DATABASE_URL": database_url}, "check", "--deploy", "--fail-level", "WARNING"
+        {
+            **PRODUCTION_ENV,
+            "DATABASE_URL": "postgres://cdp@db.internal/cdp",
+            "DEBUG": "true",
+            "CELERY_BROKER_URL": "filesystem://",
+            "REDIS_URL": "redis:///0",
+        },
+        "check",
+    )
+    assert result.returncode != 0
+    assert "DEBUG=true is not allowed with DJANGO_ENV=production" in result.stderr
+    assert "CELERY_BROKER_URL='filesystem://' is not valid: the scheme must be one of redis" in result.stderr
+    assert (
+        "REDIS_URL='redis:///0' is not valid: a host (or a percent-encoded socket directory) is missing"
+        in (result.stderr)
+    )
+
+
+def test_check_deploy_passes_with_production_settings():
+    result = run_django(
+        {**PRODUCTION_ENV, "DATABASE_URL": current_database_url()},
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

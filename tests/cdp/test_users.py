@@ -50,7 +50,7 @@ def test_a_user_added_without_password_gets_an_invitation_link(admin_client, cli
     user = User.objects.get(username="zhaolei")
     assert not user.has_usable_password()
     page = admin_client.get(reverse("settings_user", args=[user.pk]), HTTP_ACCEPT_LANGUAGE="en")
-    link = re.search(r'value="(http://testserver/invitation/[^"]+)"', page.content.decode()).group(1)
+    link = re.search(r'value="http://127.0.0.1:8000(/invitation/[^"]+)"', page.content.decode()).group(1)
 
     invited = client_factory()
     form_page = invited.get(link, follow=True)
@@ -130,17 +130,51 @@ def test_deactivated_users_cannot_log_in_and_can_be_reactivated(
     )
 
 
-def test_the_last_admin_cannot_be_demoted_or_deactivated(admin_client, admin_user):
+def test_the_last_admin_cannot_be_demoted_or_deactivated(admin_client, admin_user, user_in_role):
+    second_admin = user_in_role("Admin", username="deputy")
+    admin_client.post(reverse("settings_user_set_active", args=[second_admin.pk]), {"active": "0"})
+    second_admin.refresh_from_db()
+    assert not second_admin.is_active  # another admin remained, so this was allowed
+
     response = admin_client.post(
         reverse("settings_user", args=[admin_user.pk]),
         {"full_name": "Boss", "email": "boss@example.com", "role": "Analyst"},
         HTTP_ACCEPT_LANGUAGE="en",
     )
     assert "last active admin" in str(response.context["form"].errors["role"])
-    admin_client.post(reverse("settings_user_set_active", args=[admin_user.pk]), {"active": "0"})
+    admin_user.refresh_from_db()
+    assert list(admin_user.groups.values_list("name", flat=True)) == ["Admin"]
+
+
+def test_the_last_admin_cannot_be_deactivated_by_a_superuser(client, admin_user, user_in_role):
+    operator = user_in_role(None, username="operator", is_superuser=True)
+    client.force_login(operator)
+    response = client.post(
+        reverse("settings_user_set_active", args=[admin_user.pk]),
+        {"active": "0"},
+        follow=True,
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert "last active admin" in response.content.decode()
     admin_user.refresh_from_db()
     assert admin_user.is_active
-    assert list(admin_user.groups.values_list("name", flat=True)) == ["Admin"]
+
+
+def test_an_invitation_is_emailed_with_a_working_link(
+    admin_client, mailoutbox, client_factory, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            reverse("settings_user_create"),
+            {"full_name": "孙丽", "username": "sunli", "email": "sunli@example.com", "role": "Analyst"},
+        )
+    (mail,) = mailoutbox
+    assert mail.to == ["sunli@example.com"]
+    link = re.search(r"(http://\S+/invitation/\S+)", mail.body).group(1)
+    page = client_factory().get(
+        link.replace("http://127.0.0.1:8000", ""), follow=True, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert "Choose the password you will log in with" in page.content.decode()
 
 
 def test_user_list_filters_by_text_role_and_status(admin_client, user_in_role):

@@ -1,8 +1,12 @@
-"""A URL configuration with one view that forgot to declare a capability (for test_access)."""
+"""A URL configuration with views that skip the access check (for test_access)."""
 
 from django.http import HttpResponse
 from django.urls import path
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from cdp.access import SIGNED_IN
 from cdp.urls import urlpatterns as product_urlpatterns
 
 
@@ -10,4 +14,16 @@ def forgot_to_declare(request):
     return HttpResponse("secret")
 
 
-urlpatterns = [path("undeclared/", forgot_to_declare), *product_urlpatterns]
+class ApiWithoutCapabilityCheck(APIView):
+    required_capability = SIGNED_IN
+    permission_classes = [AllowAny]  # drops HasCapability: the middleware must refuse it
+
+    def get(self, request):
+        return Response({"secret": True})
+
+
+urlpatterns = [
+    path("undeclared/", forgot_to_declare),
+    path("api/unchecked/", ApiWithoutCapabilityCheck.as_view()),
+    *product_urlpatterns,
+]

@@ -5,13 +5,14 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import service_missing
-from tests.processes import ProcessGroup, current_database_url, free_port, wait_until
-from tests.test_quickstart import get
+from tests.processes import ProcessGroup, current_database_url, free_port, get, wait_until
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# The machines are shared and sometimes slow; a person would wait this long too.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(autouse=True)
@@ -49,10 +50,10 @@ def app_server(transactional_db, tmp_path):
     as in the quickstart."""
     call_command("demo_data", stdout=open(os.devnull, "w"))  # noqa: SIM115
     port = free_port()
-    env = {"DATABASE_URL": current_database_url(), "REDIS_URL": ""}
+    url = f"http://127.0.0.1:{port}"
+    env = {"DATABASE_URL": current_database_url(), "REDIS_URL": "", "SITE_URL": url}
     group = ProcessGroup(env, tmp_path)
     group.start("web", "daphne", "-b", "127.0.0.1", "-p", str(port), "cdp.asgi:application")
-    url = f"http://127.0.0.1:{port}"
     wait_until(lambda: get(f"{url}/login/")[0] == 200, timeout=60, what="the web server")
     group.url = url
     yield group

@@ -76,6 +76,7 @@ def test_admin_invites_a_colleague_who_sets_a_password_and_logs_in(new_page, app
 def test_an_open_page_shows_notifications_from_the_server_and_from_other_processes(new_page, app_server):
     sales = new_page("en")
     log_in(sales, app_server.url, "sales", "demo-sales")
+    expect(sales.locator("#notifications[data-connected=true]")).to_have_count(1)
     admin = new_page("en")
     log_in(admin, app_server.url, "admin", "demo-admin")
     sales_user = User.objects.get(username="sales")

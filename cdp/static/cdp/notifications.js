@@ -6,7 +6,7 @@
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}/ws/notifications/`);
-    socket.onopen = () => { delay = 1000; };
+    socket.onopen = () => { delay = 1000; box.dataset.connected = "true"; };
     socket.onmessage = (event) => {
       const notification = JSON.parse(event.data);
       const toast = document.createElement("div");
@@ -17,6 +17,7 @@
       setTimeout(() => toast.remove(), 8000);
     };
     socket.onclose = (event) => {
+      delete box.dataset.connected;
       if (event.code === 4401) return; // signed out: nothing to reconnect to
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 30000);
