@@ -54,3 +54,225 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_label}"
+
+
+class Source(models.Model):
+    """A touch point that sends data: a website, an app, a mini program, a server, WeChat, an import."""
+
+    class Kind(models.TextChoices):
+        WEB = "web", _("Website")
+        APP = "app", _("Mobile app")
+        MINI_PROGRAM = "mini_program", _("Mini program")
+        SERVER = "server", _("Server")
+        WECHAT_OA = "wechat_oa", _("WeChat Official Account")
+        WECOM = "wecom", _("WeCom")
+        IMPORT = "import", _("Import")
+
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    write_key = models.CharField(max_length=64, unique=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    event_count = models.BigIntegerField(default=0)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Customer(models.Model):
+    """One person, however many channels they came through. A merged customer points to the survivor."""
+
+    name = models.CharField(max_length=200, blank=True, db_index=True)
+    traits = models.JSONField(default=dict, blank=True)
+    # When each trait last changed, so a late event never overwrites a newer value.
+    traits_updated_at = models.JSONField(default=dict, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="customers"
+    )
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name or f"#{self.pk}"
+
+
+class Identity(models.Model):
+    """A normalised identifier of a customer: ``(type, value)`` belongs to one customer at most."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    type = models.CharField(max_length=40)
+    value = models.CharField(max_length=255)
+    # Regulated values (ID numbers) are stored hashed in ``value`` and encrypted here.
+    encrypted_value = models.TextField(blank=True)
+    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    first_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["type", "value"], name="identity_unique_type_value")]
+        verbose_name_plural = "identities"
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.value}"
+
+
+class Event(models.Model):
+    """Everything a customer did or was sent, one table; deduplication lives in ``EventKey``."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events", db_index=False)
+    # Who the event was first attributed to, so that an unmerge can move it back.
+    origin_customer_id = models.BigIntegerField()
+    source = models.ForeignKey(Source, null=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=10)  # track, identify, page, screen, group, alias
+    name = models.CharField(max_length=200)
+    channel = models.CharField(max_length=20)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField()
+    message_id = models.CharField(max_length=200)
+    properties = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer", "-timestamp"], name="event_timeline"),
+            models.Index(fields=["name", "timestamp"], name="event_name_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.timestamp:%Y-%m-%d %H:%M}"
+
+
+class EventKey(models.Model):
+    """``(source, messageId)`` seen once: a replayed request stores nothing twice."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    message_id = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "message_id"], name="event_key_unique")]
+
+    def __str__(self) -> str:
+        return self.message_id
+
+
+class IngestBatch(models.Model):
+    """A request's accepted events, stored before the 200 goes out; processed by the ingest workers."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    received_at = models.DateTimeField()
+    events = models.JSONField()
+    event_count = models.PositiveIntegerField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["id"], name="ingest_batch_pending", condition=models.Q(processed_at__isnull=True)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} ({self.event_count} events)"
+
+
+class CustomerEventStats(models.Model):
+    """Per customer and event name: first and last time, count, sum of amounts (rules read these)."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="event_stats", db_index=False
+    )
+    name = models.CharField(max_length=200)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    count = models.BigIntegerField()
+    amount_sum = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "name"], name="customer_event_stats_unique")
+        ]
+        indexes = [models.Index(fields=["name", "last_at"], name="stats_name_last_at")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}:{self.name}={self.count}"
+
+
+class CustomerEventDaily(models.Model):
+    """Per customer, event name and day: how many (windowed rules read these)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+", db_index=False)
+    name = models.CharField(max_length=200)
+    day = models.DateField()
+    count = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "name", "day"], name="customer_event_daily_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}:{self.name}@{self.day}={self.count}"
+
+
+class ChannelEventDaily(models.Model):
+    """Per day, channel and event name: how many (reports read these)."""
+
+    day = models.DateField()
+    channel = models.CharField(max_length=20)
+    name = models.CharField(max_length=200)
+    count = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "channel", "name"], name="channel_event_daily_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.channel}:{self.name}={self.count}"
+
+
+class ChannelHourOfWeek(models.Model):
+    """Per channel and hour of the week (0 = Monday 00:00, company time zone): how many events."""
+
+    channel = models.CharField(max_length=20)
+    hour_of_week = models.PositiveSmallIntegerField()
+    count = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "hour_of_week"], name="channel_hour_of_week_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}@{self.hour_of_week}={self.count}"
+
+
+class MergeLog(models.Model):
+    """A merge of one customer into another: what moved, so that staff can undo it."""
+
+    survivor = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="merges_in")
+    merged = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="merges_out")
+    identity_ids = models.JSONField(default=list)
+    reason = models.CharField(max_length=200)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.merged_id} -> {self.survivor_id}"

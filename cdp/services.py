@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 
 from django.conf import settings
@@ -20,7 +21,7 @@ from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
 from cdp.access import ROLE_ADMIN, ROLE_CAPABILITIES, ROLE_LABELS
-from cdp.models import AuditEntry, BeatHeartbeat, Organization
+from cdp.models import AuditEntry, BeatHeartbeat, Organization, Source
 from cdp.realtime import notify_user
 from cdp.signals import security_log
 from cdp.users import display_name
@@ -162,3 +163,41 @@ def user_set_active(*, actor, user, active: bool) -> User:
     if not active:
         security_log.info("user %s deactivated by %s", user.username, actor)
     return user
+
+
+def _new_write_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@transaction.atomic
+def source_create(*, name: str, kind: str, actor=None) -> Source:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": _("Give the source a name.")})
+    if kind not in Source.Kind.values:
+        raise ValidationError(
+            {
+                "kind": _("Unknown kind “%(kind)s”; use one of %(kinds)s.")
+                % {"kind": kind, "kinds": ", ".join(Source.Kind.values)}
+            }
+        )
+    source = Source.objects.create(name=name, kind=kind, write_key=_new_write_key(), created_by=actor)
+    audit_record(actor=actor, action="source.create", target=source, details={"kind": kind})
+    return source
+
+
+@transaction.atomic
+def source_rotate_key(*, source: Source, actor=None) -> Source:
+    """A new write key at once; clients still sending the old one get 401 from now on."""
+    source.write_key = _new_write_key()
+    source.save(update_fields=["write_key"])
+    audit_record(actor=actor, action="source.rotate_key", target=source)
+    return source
+
+
+@transaction.atomic
+def source_set_enabled(*, source: Source, enabled: bool, actor=None) -> Source:
+    source.enabled = enabled
+    source.save(update_fields=["enabled"])
+    audit_record(actor=actor, action="source.enable" if enabled else "source.disable", target=source)
+    return source

@@ -218,9 +218,15 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# Each task names its queue with @shared_task(queue=...): one of cdp.celery.QUEUES.
+# Every task by its full name, on one of cdp.celery.QUEUES; anything unlisted runs on "default".
+CELERY_TASK_ROUTES = {
+    "cdp.tasks.heartbeat": {"queue": "default"},
+    "cdp.tasks.ingest_batches": {"queue": "ingest"},
+}
 HEARTBEAT_INTERVAL_SECONDS = env.number("HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
 CELERY_BEAT_SCHEDULE = {
+    # Batches whose task was lost (a broker restart, a killed worker) are picked up here.
+    "ingest-sweep": {"task": "cdp.tasks.ingest_batches", "schedule": 5.0, "options": {"expires": 5}},
     "heartbeat": {
         "task": "cdp.tasks.heartbeat",
         "schedule": HEARTBEAT_INTERVAL_SECONDS,

@@ -3,7 +3,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog, set_language
 
-from cdp import views
+from cdp import tracking_views, views
 from connectors import views as connector_views
 from journeys import views as journey_views
 from segments import views as segment_views
@@ -39,4 +39,13 @@ urlpatterns = [
     path("settings/roles/", views.settings_roles, name="settings_roles"),
     path("settings/audit/", views.settings_audit, name="settings_audit"),
     path("api/", include("cdp.api.urls")),
+    # Segment's tracking spec; also /v1/import, the name some clients use for batches.
+    path("v1/identify", tracking_views.identify, name="track_identify"),
+    path("v1/track", tracking_views.track, name="track_track"),
+    path("v1/page", tracking_views.page, name="track_page"),
+    path("v1/screen", tracking_views.screen, name="track_screen"),
+    path("v1/group", tracking_views.group, name="track_group"),
+    path("v1/alias", tracking_views.alias, name="track_alias"),
+    path("v1/batch", tracking_views.batch, name="track_batch"),
+    path("v1/import", tracking_views.batch, name="track_import"),
 ]

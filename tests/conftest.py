@@ -73,3 +73,20 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
     for alias in connections:
         connections[alias].settings_dict["CONN_MAX_AGE"] = 0
+
+
+@pytest.fixture(autouse=True)
+def in_process_broker(monkeypatch):
+    """Tasks that services queue go to kombu's in-memory transport: tests call the services they
+    would run directly, and tests about real workers set their own broker."""
+    from cdp.celery import app as celery_app
+
+    monkeypatch.setitem(celery_app.conf, "broker_url", "memory://")
+    monkeypatch.setitem(celery_app.conf, "broker_transport_options", {})
+
+
+@pytest.fixture
+def source(db):
+    from cdp.services import source_create
+
+    return source_create(name="官网 Website", kind="web")

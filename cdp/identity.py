@@ -1,0 +1,184 @@
+"""Identity types, their normalisation and the rules that decide when two customers are one.
+
+An identity is ``(type, value)``: E.164 phones, lower-case emails, ``wechat_openid:<appid>``,
+``wechat_unionid``, ``wecom_external_userid``, ``user_id``, ``anonymous_id``, ID numbers (hashed,
+with an encrypted copy). Values people type as placeholders (``null``, ``0``, ``anonymous``, ...)
+never identify anyone.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import phonenumbers
+from cryptography.fernet import Fernet
+from django.conf import settings
+
+BLOCKED_VALUES = frozenset(
+    {"", "null", "none", "nil", "undefined", "nan", "0", "-", "n/a", "na", "anonymous", "unknown", "test"}
+)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ID_NUMBER = re.compile(r"^[0-9A-Z]{6,30}$")
+
+
+@dataclass(frozen=True)
+class IdentityType:
+    name: str
+    # Higher wins: when two customers cannot merge, the event goes to the one its strongest identity names.
+    priority: int
+    # How many values of this type one customer may hold; a merge that would exceed it goes to review.
+    max_per_customer: int | None
+    sensitive: bool = False
+
+
+IDENTITY_TYPES = {
+    identity_type.name: identity_type
+    for identity_type in (
+        IdentityType("id_number", 100, 1, sensitive=True),
+        IdentityType("user_id", 90, None),
+        IdentityType("wechat_unionid", 80, 1),
+        IdentityType("phone", 70, None),
+        IdentityType("email", 60, None),
+        IdentityType("wecom_external_userid", 50, 1),
+        IdentityType("wechat_openid", 40, 1),
+        IdentityType("anonymous_id", 10, None),
+    )
+}
+
+
+def identity_type_of(identity_type: str) -> IdentityType:
+    """``wechat_openid:<appid>`` is one type per app id, all with the rules of ``wechat_openid``."""
+    return IDENTITY_TYPES[identity_type.split(":", 1)[0]]
+
+
+def is_blocked(raw: str) -> bool:
+    return raw.strip().lower() in BLOCKED_VALUES
+
+
+def normalise_phone(raw: str, region: str = "CN") -> str | None:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str | None:
+    email = raw.strip().lower()
+    return email if EMAIL.match(email) else None
+
+
+def normalise_id_number(raw: str) -> str | None:
+    number = re.sub(r"\s+", "", raw).upper()
+    return number if ID_NUMBER.match(number) else None
+
+
+@cache
+def _keys() -> tuple[bytes, Fernet]:
+    # Derived from SECRET_KEY: rotating it makes stored hashes unmatchable, as with sessions.
+    master = hashlib.sha256(settings.SECRET_KEY.encode()).digest()
+    hash_key = hmac.new(master, b"identity-hash", hashlib.sha256).digest()
+    fernet_key = base64.urlsafe_b64encode(hmac.new(master, b"identity-encrypt", hashlib.sha256).digest())
+    return hash_key, Fernet(fernet_key)
+
+
+def hash_sensitive(value: str) -> str:
+    return "h:" + hmac.new(_keys()[0], value.encode(), hashlib.sha256).hexdigest()
+
+
+def encrypt_sensitive(value: str) -> str:
+    return _keys()[1].encrypt(value.encode()).decode()
+
+
+def decrypt_sensitive(token: str) -> str:
+    return _keys()[1].decrypt(token.encode()).decode()
+
+
+@dataclass(frozen=True)
+class NormalisedIdentity:
+    type: str
+    value: str
+    encrypted_value: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.type, self.value)
+
+
+def normalise(identity_type: str, raw) -> NormalisedIdentity | None:
+    """The stored form of one identifier, or None when it identifies no one."""
+    if raw is None or isinstance(raw, (dict, list, bool)):
+        return None
+    raw = str(raw).strip()
+    if is_blocked(raw) or len(raw) > 255:
+        return None
+    base_type = identity_type.split(":", 1)[0]
+    if base_type not in IDENTITY_TYPES:
+        return None
+    if base_type == "phone":
+        value = normalise_phone(raw)
+    elif base_type == "email":
+        value = normalise_email(raw)
+    elif base_type == "id_number":
+        number = normalise_id_number(raw)
+        if number is None:
+            return None
+        return NormalisedIdentity(identity_type, hash_sensitive(number), encrypt_sensitive(number))
+    else:
+        value = raw
+    if value is None or is_blocked(value):
+        return None
+    return NormalisedIdentity(identity_type, value)
+
+
+# Where identifiers travel in Segment's spec: traits (identify) or context.traits (other calls).
+TRAIT_IDENTIFIERS = {
+    "phone": "phone",
+    "mobile": "phone",
+    "email": "email",
+    "id_number": "id_number",
+    "idNumber": "id_number",
+    "wechat_unionid": "wechat_unionid",
+    "unionid": "wechat_unionid",
+    "unionId": "wechat_unionid",
+    "wecom_external_userid": "wecom_external_userid",
+    "external_userid": "wecom_external_userid",
+}
+
+
+def identities_of(message: dict) -> list[NormalisedIdentity]:
+    """All identifiers one tracking message carries, normalised, without duplicates."""
+    found: dict[tuple[str, str], NormalisedIdentity] = {}
+
+    def add(identity_type: str, raw) -> None:
+        identity = normalise(identity_type, raw)
+        if identity is not None:
+            found.setdefault(identity.key, identity)
+
+    add("user_id", message.get("userId"))
+    add("anonymous_id", message.get("anonymousId"))
+    context = message.get("context") if isinstance(message.get("context"), dict) else {}
+    for traits in (message.get("traits"), context.get("traits")):
+        if not isinstance(traits, dict):
+            continue
+        for key, identity_type in TRAIT_IDENTIFIERS.items():
+            add(identity_type, traits.get(key))
+        openid = traits.get("wechat_openid") or traits.get("openid")
+        appid = (
+            traits.get("wechat_appid")
+            or traits.get("appid")
+            or (context.get("app") or {}).get("wechat_appid")
+        )
+        if openid and appid:
+            add(f"wechat_openid:{appid}", openid)
+    for external in context.get("externalIds") or []:
+        if isinstance(external, dict) and external.get("type") in IDENTITY_TYPES:
+            add(external["type"], external.get("id"))
+    return list(found.values())

@@ -1,0 +1,391 @@
+"""From accepted tracking requests to customers, events and rollups.
+
+``inbox_store`` commits a request's events as one ``IngestBatch`` row before the API answers 200.
+``batches_process`` claims pending batches (``FOR UPDATE SKIP LOCKED``, so any number of workers
+share them) and, in one transaction per batch: drops messageIds seen before, resolves identities
+(creating and merging customers), stores the events, updates traits and rollups. A worker that
+dies mid-batch leaves it pending, and the next claim redoes it from the start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from cdp.identity import NormalisedIdentity, identities_of, identity_type_of
+from cdp.merge import MergeConflict, MergeRetry, customers_merge
+from cdp.models import Customer, Event, Identity, IngestBatch, Source
+
+log = logging.getLogger(__name__)
+AMOUNT_PROPERTIES = ("revenue", "total", "amount", "value")
+MAX_ATTEMPTS = 5
+
+
+def inbox_store(*, source: Source, events: list[dict]) -> IngestBatch:
+    """Commits the accepted events; processing is queued once the commit is done."""
+    from cdp.tasks import ingest_batches
+
+    with transaction.atomic():
+        batch = IngestBatch.objects.create(
+            source=source, received_at=timezone.now(), events=events, event_count=len(events)
+        )
+        transaction.on_commit(lambda: ingest_batches.delay(batch.pk), robust=True)
+    return batch
+
+
+@dataclass
+class Incoming:
+    message: dict
+    identities: list[NormalisedIdentity]
+    timestamp: dt.datetime
+    customer_id: int | None = None
+    traits: dict = field(default_factory=dict)
+
+
+def _amount(properties: dict) -> Decimal | None:
+    for key in AMOUNT_PROPERTIES:
+        value = properties.get(key)
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            try:
+                amount = Decimal(str(value))
+            except InvalidOperation:
+                continue
+            if amount.is_finite() and abs(amount) < Decimal("1e12"):
+                return amount.quantize(Decimal("0.01"))
+    return None
+
+
+def _traits_of(message: dict) -> dict:
+    traits = (
+        message.get("traits")
+        if message["kind"] == "identify"
+        else (message.get("context") or {}).get("traits")
+    )
+    return dict(traits) if isinstance(traits, dict) else {}
+
+
+def _new_message_ids(source_id: int, message_ids: list[str]) -> set[str]:
+    """Records the batch's messageIds; returns those never seen before (in this or another batch)."""
+    if not message_ids:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO cdp_eventkey (source_id, message_id)
+            SELECT %s, unnest(%s::text[])
+            ON CONFLICT (source_id, message_id) DO NOTHING
+            RETURNING message_id
+            """,
+            [source_id, message_ids],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+class _Resolver:
+    """Maps each incoming event to a customer, creating customers and merging them as identities demand."""
+
+    def __init__(self, source: Source, now: dt.datetime):
+        self.source = source
+        self.now = now
+        self.owner: dict[tuple[str, str], int] = {}  # identity key -> customer id
+        self.held: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.new_identities: dict[tuple[str, str], tuple[NormalisedIdentity, int]] = {}
+
+    def load(self, incoming: list[Incoming]) -> None:
+        keys = {identity.key for item in incoming for identity in item.identities}
+        if not keys:
+            return
+        types = sorted({key[0] for key in keys})
+        values = sorted({key[1] for key in keys})
+        rows = Identity.objects.filter(type__in=types, value__in=values).values_list(
+            "type", "value", "customer_id"
+        )
+        for identity_type, value, customer_id in rows:
+            if (identity_type, value) in keys:
+                self.owner[(identity_type, value)] = customer_id
+        self._load_held(set(self.owner.values()))
+
+    def _load_held(self, customer_ids: set[int]) -> None:
+        """The values of limited types (max per customer) the matched customers already hold."""
+        if not customer_ids:
+            return
+        rows = Identity.objects.filter(customer_id__in=customer_ids).values_list(
+            "customer_id", "type", "value"
+        )
+        for customer_id, identity_type, value in rows:
+            if identity_type_of(identity_type).max_per_customer is not None:
+                self.held[customer_id][identity_type].add(value)
+
+    def _fits(self, customer_id: int, identity: NormalisedIdentity) -> bool:
+        limit = identity_type_of(identity.type).max_per_customer
+        values = self.held[customer_id][identity.type]
+        return limit is None or identity.value in values or len(values) < limit
+
+    def _can_merge(self, survivor: int, merged: int) -> bool:
+        for identity_type, values in self.held[merged].items():
+            limit = identity_type_of(identity_type).max_per_customer
+            if limit is not None and len(values | self.held[survivor][identity_type]) > limit:
+                return False
+        return True
+
+    def _attach(self, customer_id: int, identity: NormalisedIdentity) -> None:
+        self.owner[identity.key] = customer_id
+        self.new_identities[identity.key] = (identity, customer_id)
+        if identity_type_of(identity.type).max_per_customer is not None:
+            self.held[customer_id][identity.type].add(identity.value)
+
+    def _remap(self, merged: int, survivor: int) -> None:
+        for key, owner in self.owner.items():
+            if owner == merged:
+                self.owner[key] = survivor
+        for key, (identity, owner) in self.new_identities.items():
+            if owner == merged:
+                self.new_identities[key] = (identity, survivor)
+        for identity_type, values in self.held.pop(merged, {}).items():
+            self.held[survivor][identity_type] |= values
+
+    def resolve(self, item: Incoming, pending_customers: list[Customer]) -> None:
+        ranked = sorted(item.identities, key=lambda identity: -identity_type_of(identity.type).priority)
+        owners = []
+        for identity in ranked:
+            owner = self.owner.get(identity.key)
+            if owner is not None and owner not in owners:
+                owners.append(owner)
+        if not owners:
+            customer = Customer(first_seen_at=item.timestamp, last_seen_at=item.timestamp)
+            customer.save()
+            pending_customers.append(customer)
+            customer_id = customer.pk
+        else:
+            customer_id = owners[0]  # the customer named by the strongest identity
+            for other in owners[1:]:
+                survivor, merged = sorted((customer_id, other))
+                if not self._can_merge(survivor, merged):
+                    continue  # kept apart; the conflict is logged by customers_merge's caller
+                try:
+                    customers_merge(survivor_id=survivor, merged_id=merged, reason="identity", actor=None)
+                except MergeConflict:
+                    continue
+                self._remap(merged, survivor)
+                customer_id = survivor
+        for identity in ranked:
+            if identity.key not in self.owner and self._fits(customer_id, identity):
+                self._attach(customer_id, identity)
+        item.customer_id = customer_id
+
+    def save_identities(self) -> None:
+        if not self.new_identities:
+            return
+        rows = [
+            Identity(
+                customer_id=customer_id,
+                type=identity.type,
+                value=identity.value,
+                encrypted_value=identity.encrypted_value,
+                source=self.source,
+                first_seen_at=self.now,
+            )
+            for identity, customer_id in self.new_identities.values()
+        ]
+        # A concurrent batch that took one of these identities first makes this batch start over.
+        Identity.objects.bulk_create(rows)
+
+
+def _apply_traits(items: list[Incoming]) -> None:
+    """Newest value wins per trait, judged by event time, so a late event never overwrites a newer one."""
+    latest: dict[int, dict[str, tuple[str, object]]] = defaultdict(dict)
+    for item in items:
+        stamp = item.timestamp.isoformat()
+        for key, value in item.traits.items():
+            current = latest[item.customer_id].get(key)
+            if current is None or current[0] <= stamp:
+                latest[item.customer_id][key] = (stamp, value)
+    if not latest:
+        return
+    customers = Customer.objects.filter(pk__in=latest.keys()).only(
+        "pk", "name", "traits", "traits_updated_at"
+    )
+    changed = []
+    for customer in customers:
+        for key, (stamp, value) in latest[customer.pk].items():
+            if customer.traits_updated_at.get(key, "") <= stamp:
+                customer.traits[key] = value
+                customer.traits_updated_at[key] = stamp
+        name = customer.traits.get("name") or " ".join(
+            str(customer.traits[part]) for part in ("lastName", "firstName") if customer.traits.get(part)
+        )
+        customer.name = str(name)[:200] if name else customer.name
+        changed.append(customer)
+    Customer.objects.bulk_update(changed, ["traits", "traits_updated_at", "name"])
+
+
+def _store_events(source: Source, items: list[Incoming], received_at: dt.datetime) -> None:
+    Event.objects.bulk_create(
+        [
+            Event(
+                customer_id=item.customer_id,
+                origin_customer_id=item.customer_id,
+                source=source,
+                kind=item.message["kind"],
+                name=item.message["name"],
+                channel=source.kind,
+                timestamp=item.timestamp,
+                received_at=received_at,
+                message_id=item.message["messageId"],
+                properties=item.message["properties"],
+                context=item.message["context"],
+                amount=_amount(item.message["properties"]),
+            )
+            for item in items
+        ],
+        batch_size=1000,
+    )
+
+
+def _update_rollups(source: Source, items: list[Incoming]) -> None:
+    local = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    stats: dict[tuple[int, str], list] = {}
+    daily: dict[tuple[int, str, dt.date], int] = defaultdict(int)
+    channel_daily: dict[tuple[dt.date, str, str], int] = defaultdict(int)
+    hours: dict[tuple[str, int], int] = defaultdict(int)
+    for item in items:
+        name = item.message["name"]
+        moment = item.timestamp
+        amount = _amount(item.message["properties"]) or Decimal(0)
+        entry = stats.setdefault((item.customer_id, name), [moment, moment, 0, Decimal(0)])
+        entry[0], entry[1] = min(entry[0], moment), max(entry[1], moment)
+        entry[2] += 1
+        entry[3] += amount
+        local_moment = moment.astimezone(local)
+        daily[(item.customer_id, name, local_moment.date())] += 1
+        channel_daily[(local_moment.date(), source.kind, name)] += 1
+        hours[(source.kind, local_moment.weekday() * 24 + local_moment.hour)] += 1
+    with connection.cursor() as cursor:
+        # Sorted, so concurrent batches take the row locks in one order and never deadlock on them.
+        cursor.executemany(
+            """
+            INSERT INTO cdp_customereventstats (customer_id, name, first_at, last_at, count, amount_sum)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            ON CONFLICT (customer_id, name) DO UPDATE SET
+                first_at = LEAST(cdp_customereventstats.first_at, EXCLUDED.first_at),
+                last_at = GREATEST(cdp_customereventstats.last_at, EXCLUDED.last_at),
+                count = cdp_customereventstats.count + EXCLUDED.count,
+                amount_sum = cdp_customereventstats.amount_sum + EXCLUDED.amount_sum
+            """,
+            [(customer, name, *values) for (customer, name), values in sorted(stats.items())],
+        )
+        cursor.executemany(
+            """
+            INSERT INTO cdp_customereventdaily (customer_id, name, day, count) VALUES (%s, %s, %s, %s)
+            ON CONFLICT (customer_id, name, day) DO UPDATE
+            SET count = cdp_customereventdaily.count + EXCLUDED.count
+            """,
+            [(*key, count) for key, count in sorted(daily.items())],
+        )
+        cursor.executemany(
+            """
+            INSERT INTO cdp_channeleventdaily (day, channel, name, count) VALUES (%s, %s, %s, %s)
+            ON CONFLICT (day, channel, name) DO UPDATE
+            SET count = cdp_channeleventdaily.count + EXCLUDED.count
+            """,
+            [(*key, count) for key, count in sorted(channel_daily.items())],
+        )
+        cursor.executemany(
+            """
+            INSERT INTO cdp_channelhourofweek (channel, hour_of_week, count) VALUES (%s, %s, %s)
+            ON CONFLICT (channel, hour_of_week) DO UPDATE
+            SET count = cdp_channelhourofweek.count + EXCLUDED.count
+            """,
+            [(*key, count) for key, count in sorted(hours.items())],
+        )
+
+
+def _touch_customers(items: list[Incoming]) -> None:
+    seen: dict[int, tuple[dt.datetime, dt.datetime]] = {}
+    for item in items:
+        first, last = seen.get(item.customer_id, (item.timestamp, item.timestamp))
+        seen[item.customer_id] = (min(first, item.timestamp), max(last, item.timestamp))
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            """
+            UPDATE cdp_customer SET
+                first_seen_at = LEAST(COALESCE(first_seen_at, %s), %s),
+                last_seen_at = GREATEST(COALESCE(last_seen_at, %s), %s)
+            WHERE id = %s
+            """,
+            [(first, first, last, last, customer_id) for customer_id, (first, last) in sorted(seen.items())],
+        )
+
+
+def _process(batch: IngestBatch) -> int:
+    """Processes one claimed batch inside the caller's transaction; returns how many events were new."""
+    source = batch.source
+    fresh = _new_message_ids(source.pk, [message["messageId"] for message in batch.events])
+    items, seen = [], set()
+    for message in batch.events:
+        if message["messageId"] not in fresh or message["messageId"] in seen:
+            continue
+        seen.add(message["messageId"])
+        items.append(
+            Incoming(
+                message=message,
+                identities=identities_of(message),
+                timestamp=dt.datetime.fromisoformat(message["timestamp"]),
+                traits=_traits_of(message),
+            )
+        )
+    if not items:
+        return 0
+    resolver = _Resolver(source, timezone.now())
+    resolver.load(items)
+    created: list[Customer] = []
+    for item in items:
+        resolver.resolve(item, created)
+    resolver.save_identities()
+    _apply_traits(items)
+    _store_events(source, items, batch.received_at)
+    _update_rollups(source, items)
+    _touch_customers(items)
+    Source.objects.filter(pk=source.pk).update(
+        event_count=F("event_count") + len(items), last_event_at=timezone.now()
+    )
+    return len(items)
+
+
+def batches_process(*, batch_ids: list[int] | None = None, limit: int = 20) -> int:
+    """Claims pending batches (the given ones, else the oldest) and processes each in its own
+    transaction; a batch that races another worker on a customer is retried. Returns events stored."""
+    stored = 0
+    while True:
+        with transaction.atomic():
+            pending = IngestBatch.objects.select_for_update(skip_locked=True).select_related("source")
+            pending = pending.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS).order_by("pk")
+            if batch_ids is not None:
+                pending = pending.filter(pk__in=batch_ids)
+            batch = pending.first()
+            if batch is None:
+                return stored
+            try:
+                with transaction.atomic():
+                    stored += _process(batch)
+            except (IntegrityError, OperationalError, MergeRetry) as exc:
+                # Another worker changed the same customers first: count the attempt and redo.
+                IngestBatch.objects.filter(pk=batch.pk).update(
+                    attempts=F("attempts") + 1, error=str(exc)[:2000]
+                )
+                log.info("batch %s raced another worker (%s); retrying", batch.pk, type(exc).__name__)
+                continue
+            batch.processed_at = timezone.now()
+            batch.save(update_fields=["processed_at"])
+        limit -= 1
+        if limit <= 0:
+            return stored

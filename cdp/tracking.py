@@ -1,0 +1,182 @@
+"""The tracking API: Segment's HTTP tracking spec, so Segment's and RudderStack's client libraries
+work unchanged. A 200 means the events are committed to the inbox (``IngestBatch``); identity
+resolution, the event store and rollups follow in the ingest workers within moments."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import gzip
+import json
+import uuid
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from cdp.models import Source
+
+MAX_EVENT_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 500 * 1024
+KINDS = ("identify", "track", "page", "screen", "group", "alias")
+# The name an event of each kind is stored under (track events keep their own name).
+KIND_EVENT_NAMES = {
+    "identify": "identify",
+    "page": "page_viewed",
+    "screen": "screen_viewed",
+    "group": "group",
+    "alias": "alias",
+}
+
+
+class TrackingError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class AcceptedRequest:
+    source: Source
+    events: list[dict]
+
+
+def _write_key(request, body: dict | None) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(header[6:].strip()).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise TrackingError(401, "The Authorization header is not valid Basic authentication.") from None
+        return decoded.split(":", 1)[0] or None
+    if isinstance(body, dict) and isinstance(body.get("writeKey"), str):
+        return body["writeKey"]
+    return None
+
+
+def source_for(request, body: dict | None) -> Source:
+    write_key = _write_key(request, body)
+    if not write_key:
+        raise TrackingError(401, "No write key: send it as the Basic auth user name or as writeKey.")
+    source = Source.objects.filter(write_key=write_key).first()
+    if source is None:
+        raise TrackingError(401, "Unknown write key.")
+    if not source.enabled:
+        raise TrackingError(403, f"The source “{source.name}” is disabled.")
+    return source
+
+
+def read_body(request) -> dict:
+    raw = request.body
+    if len(raw) > MAX_BATCH_BYTES and request.headers.get("Content-Encoding", "").lower() != "gzip":
+        raise TrackingError(413, f"The request is {len(raw)} bytes; the limit is {MAX_BATCH_BYTES} bytes.")
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError):
+            raise TrackingError(400, "The body is not valid gzip.") from None
+        if len(raw) > MAX_BATCH_BYTES:
+            raise TrackingError(
+                413, f"The request is {len(raw)} bytes; the limit is {MAX_BATCH_BYTES} bytes."
+            )
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TrackingError(400, f"The body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise TrackingError(400, "The body must be a JSON object.")
+    return body
+
+
+def _parse_time(value, field: str) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise TrackingError(400, f"{field} must be an ISO 8601 date-time string.")
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise TrackingError(400, f"{field} is not an ISO 8601 date-time: {value!r}.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _clean_message(message, kind: str, where: str, sent_at: dt.datetime | None, now: dt.datetime) -> dict:
+    if not isinstance(message, dict):
+        raise TrackingError(400, f"{where} must be a JSON object.")
+    size = len(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_EVENT_BYTES:
+        raise TrackingError(
+            400, f"{where} is {size} bytes; one event may be at most {MAX_EVENT_BYTES} bytes."
+        )
+    if kind not in KINDS:
+        raise TrackingError(400, f"{where}.type must be one of {', '.join(KINDS)}.")
+    for field in ("userId", "anonymousId", "previousId", "groupId", "event", "messageId", "name"):
+        value = message.get(field)
+        if value is not None and not isinstance(value, (str, int)):
+            raise TrackingError(400, f"{where}.{field} must be a string.")
+    if not message.get("userId") and not message.get("anonymousId"):
+        raise TrackingError(400, f"{where} needs a userId or an anonymousId.")
+    if kind == "track" and not message.get("event"):
+        raise TrackingError(400, f"{where}.event is required for track calls.")
+    if kind == "alias" and not message.get("previousId"):
+        raise TrackingError(400, f"{where}.previousId is required for alias calls.")
+    if kind == "group" and not message.get("groupId"):
+        raise TrackingError(400, f"{where}.groupId is required for group calls.")
+    for field in ("properties", "traits", "context"):
+        if message.get(field) is not None and not isinstance(message[field], dict):
+            raise TrackingError(400, f"{where}.{field} must be a JSON object.")
+
+    timestamp = _parse_time(message.get("timestamp"), f"{where}.timestamp")
+    message_sent_at = _parse_time(message.get("sentAt"), f"{where}.sentAt") or sent_at
+    # The client's clock may be off: shift its timestamp by how far its sentAt is from our clock.
+    if timestamp is not None and message_sent_at is not None:
+        timestamp = now - (message_sent_at - timestamp)
+    timestamp = timestamp or now
+    name = str(message["event"])[:200] if kind == "track" else KIND_EVENT_NAMES[kind]
+    properties = dict(message.get("properties") or {})
+    if kind in ("page", "screen") and message.get("name"):
+        properties.setdefault("name", message["name"])
+    if kind == "group":
+        properties.setdefault("groupId", message["groupId"])
+    if kind == "alias":
+        properties.setdefault("previousId", message["previousId"])
+    return {
+        "kind": kind,
+        "name": name,
+        "messageId": str(message.get("messageId") or uuid.uuid4())[:200],
+        "userId": message.get("userId"),
+        "anonymousId": message.get("anonymousId"),
+        "previousId": message.get("previousId"),
+        "timestamp": timestamp.isoformat(),
+        "properties": properties,
+        "traits": message.get("traits") or {},
+        "context": message.get("context") or {},
+    }
+
+
+def accept(request, kind: str | None) -> AcceptedRequest:
+    """Validates a request of one kind (or a batch, ``kind=None``).
+
+    Raises TrackingError with the status and a message that names the field and the problem."""
+    body = read_body(request)
+    source = source_for(request, body)
+    now = timezone.now()
+    sent_at = _parse_time(body.get("sentAt"), "sentAt")
+    if kind is None:
+        batch = body.get("batch")
+        if not isinstance(batch, list):
+            raise TrackingError(400, "batch is required and must be a list of events.")
+        events = [
+            _clean_message(
+                message,
+                str(message.get("type", "")) if isinstance(message, dict) else "",
+                f"batch[{i}]",
+                sent_at,
+                now,
+            )
+            for i, message in enumerate(batch)
+        ]
+    else:
+        events = [_clean_message(body, kind, "body", sent_at, now)]
+    return AcceptedRequest(source=source, events=events)
