@@ -23,4 +23,18 @@ def audit_summary(entry: AuditEntry) -> str:
         return _("reactivated the user")
     if entry.action == "user.deactivate":
         return _("deactivated the user")
+    if entry.action == "user.api_token":
+        return _("created a new API token")
+    if entry.action == "user.api_token_revoke":
+        return _("revoked the API token")
+    if entry.action == "source.create":
+        return _("created the data source")
+    if entry.action == "source.rotate_key":
+        return _("rotated the write key")
+    if entry.action == "source.enable":
+        return _("enabled the data source")
+    if entry.action == "source.disable":
+        return _("disabled the data source")
+    if entry.action == "customer.owner":
+        return _("set the owner to %(owner)s") % {"owner": details.get("owner") or "—"}
     return entry.action

@@ -1,6 +1,8 @@
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from cdp.realtime import user_group
+from cdp.access import user_can
+from cdp.realtime import CUSTOMERS_LIVE_GROUP, user_group
 
 UNAUTHENTICATED_CLOSE_CODE = 4401
 
@@ -23,3 +25,21 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def notification(self, event):
         await self.send_json({"kind": event["kind"], "text": event["text"], "data": event["data"]})
+
+
+class CustomersLiveConsumer(AsyncJsonWebsocketConsumer):
+    """Open profile pages learn which customers just got new events, and fetch their new rows."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not await database_sync_to_async(user_can)(user, "view_customers"):
+            await self.close(code=UNAUTHENTICATED_CLOSE_CODE)
+            return
+        await self.channel_layer.group_add(CUSTOMERS_LIVE_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        await self.channel_layer.group_discard(CUSTOMERS_LIVE_GROUP, self.channel_name)
+
+    async def customers_changed(self, event):
+        await self.send_json({"ids": event["ids"]})

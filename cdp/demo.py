@@ -1,5 +1,6 @@
 """The demo company: a vertical e-commerce platform for low-voltage and smart-home equipment,
-whose customers are suppliers and buyers. Later issues add customers, events, journeys."""
+whose customers are suppliers and buyers. This module loads the company and its staff; its
+customers and their events are in ``cdp.demo_customers`` (``demo_data`` loads both)."""
 
 from __future__ import annotations
 

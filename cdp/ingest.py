@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from django.utils import timezone
 from cdp.identity import NormalisedIdentity, identities_of, identity_type_of
 from cdp.merge import MergeConflict, MergeRetry, customers_merge
 from cdp.models import Customer, Event, Identity, IngestBatch, Source
+from cdp.realtime import publish_customers_changed
 
 log = logging.getLogger(__name__)
 AMOUNT_PROPERTIES = ("revenue", "total", "amount", "value")
@@ -64,13 +66,19 @@ def _amount(properties: dict) -> Decimal | None:
     return None
 
 
+# Regulated identifiers live hashed and encrypted in identities, never in clear among the traits.
+SENSITIVE_TRAITS = frozenset({"id_number", "idNumber"})
+
+
 def _traits_of(message: dict) -> dict:
     traits = (
         message.get("traits")
         if message["kind"] == "identify"
         else (message.get("context") or {}).get("traits")
     )
-    return dict(traits) if isinstance(traits, dict) else {}
+    if not isinstance(traits, dict):
+        return {}
+    return {key: value for key, value in traits.items() if key not in SENSITIVE_TRAITS}
 
 
 def _new_message_ids(source_id: int, message_ids: list[str]) -> set[str]:
@@ -99,6 +107,7 @@ class _Resolver:
         self.owner: dict[tuple[str, str], int] = {}  # identity key -> customer id
         self.held: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self.new_identities: dict[tuple[str, str], tuple[NormalisedIdentity, int]] = {}
+        self.merged_into: dict[int, int] = {}  # customers merged away while resolving this batch
 
     def load(self, incoming: list[Incoming]) -> None:
         keys = {identity.key for item in incoming for identity in item.identities}
@@ -144,6 +153,7 @@ class _Resolver:
             self.held[customer_id][identity.type].add(identity.value)
 
     def _remap(self, merged: int, survivor: int) -> None:
+        self.merged_into[merged] = survivor
         for key, owner in self.owner.items():
             if owner == merged:
                 self.owner[key] = survivor
@@ -181,6 +191,12 @@ class _Resolver:
             if identity.key not in self.owner and self._fits(customer_id, identity):
                 self._attach(customer_id, identity)
         item.customer_id = customer_id
+
+    def survivor_of(self, customer_id: int) -> int:
+        """Where an earlier event of the batch must go if a later one merged its customer away."""
+        while customer_id in self.merged_into:
+            customer_id = self.merged_into[customer_id]
+        return customer_id
 
     def save_identities(self) -> None:
         if not self.new_identities:
@@ -326,8 +342,9 @@ def _touch_customers(items: list[Incoming]) -> None:
         )
 
 
-def _process(batch: IngestBatch) -> int:
-    """Processes one claimed batch inside the caller's transaction; returns how many events were new."""
+def _process(batch: IngestBatch) -> list[int]:
+    """Processes one claimed batch inside the caller's transaction; returns the customer id of each
+    new event (replayed ones are skipped)."""
     source = batch.source
     fresh = _new_message_ids(source.pk, [message["messageId"] for message in batch.events])
     items, seen = [], set()
@@ -344,12 +361,14 @@ def _process(batch: IngestBatch) -> int:
             )
         )
     if not items:
-        return 0
+        return []
     resolver = _Resolver(source, timezone.now())
     resolver.load(items)
     created: list[Customer] = []
     for item in items:
         resolver.resolve(item, created)
+    for item in items:
+        item.customer_id = resolver.survivor_of(item.customer_id)
     resolver.save_identities()
     _apply_traits(items)
     _store_events(source, items, batch.received_at)
@@ -358,7 +377,7 @@ def _process(batch: IngestBatch) -> int:
     Source.objects.filter(pk=source.pk).update(
         event_count=F("event_count") + len(items), last_event_at=timezone.now()
     )
-    return len(items)
+    return [item.customer_id for item in items]
 
 
 def batches_process(*, batch_ids: list[int] | None = None, limit: int = 20) -> int:
@@ -376,7 +395,8 @@ def batches_process(*, batch_ids: list[int] | None = None, limit: int = 20) -> i
                 return stored
             try:
                 with transaction.atomic():
-                    stored += _process(batch)
+                    touched = _process(batch)
+                    stored += len(touched)
             except (IntegrityError, OperationalError, MergeRetry) as exc:
                 # Another worker changed the same customers first: count the attempt and redo.
                 IngestBatch.objects.filter(pk=batch.pk).update(
@@ -386,6 +406,44 @@ def batches_process(*, batch_ids: list[int] | None = None, limit: int = 20) -> i
                 continue
             batch.processed_at = timezone.now()
             batch.save(update_fields=["processed_at"])
+            transaction.on_commit(lambda ids=touched: publish_customers_changed(ids))
         limit -= 1
         if limit <= 0:
             return stored
+
+
+API_SOURCE_NAME = "Open API"
+
+
+def customer_upsert(
+    *, identities: dict[str, str], traits: dict, message_id: str | None = None
+) -> tuple[Customer, bool]:
+    """Creates or updates the customer these identifiers name, through the same path as tracked events
+    (so merges and rules apply alike), and returns it with whether it is new. Raises ValueError when
+    none of the identifiers is usable."""
+    message = {
+        "kind": "identify",
+        "name": "identify",
+        "messageId": message_id or f"api-{uuid.uuid4()}",
+        "userId": identities.get("user_id"),
+        "anonymousId": identities.get("anonymous_id"),
+        "previousId": None,
+        "timestamp": timezone.now().isoformat(),
+        "properties": {},
+        "traits": traits,
+        "context": {"externalIds": [{"type": kind, "id": value} for kind, value in identities.items()]},
+    }
+    keys = [identity.key for identity in identities_of(message)]
+    if not keys:
+        raise ValueError("None of these identifiers is usable (empty, malformed or a placeholder).")
+    existed = Identity.objects.filter(type=keys[0][0], value=keys[0][1]).exists()
+    source, _created = Source.objects.get_or_create(
+        name=API_SOURCE_NAME, kind=Source.Kind.SERVER, defaults={"write_key": f"internal-{uuid.uuid4()}"}
+    )
+    batch = inbox_store(source=source, events=[message])
+    batches_process(batch_ids=[batch.pk])
+    owner_id = (
+        Identity.objects.filter(type=keys[0][0], value=keys[0][1]).values_list("customer_id", flat=True).get()
+    )
+    customer = Customer.objects.get(pk=owner_id)
+    return customer, not existed

@@ -1,5 +1,7 @@
 from django.conf import settings
+from django.contrib.postgres.indexes import OpClass
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 
@@ -89,7 +91,7 @@ class Source(models.Model):
 class Customer(models.Model):
     """One person, however many channels they came through. A merged customer points to the survivor."""
 
-    name = models.CharField(max_length=200, blank=True, db_index=True)
+    name = models.CharField(max_length=200, blank=True)
     traits = models.JSONField(default=dict, blank=True)
     # When each trait last changed, so a late event never overwrites a newer value.
     traits_updated_at = models.JSONField(default=dict, blank=True)
@@ -103,6 +105,22 @@ class Customer(models.Model):
     last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # Name search by prefix (family name first), and the list's default order, active only.
+            models.Index(
+                OpClass(Upper("name"), name="varchar_pattern_ops"),
+                name="customer_name_prefix",
+                condition=models.Q(merged_into__isnull=True),
+            ),
+            models.Index(
+                models.F("last_seen_at").desc(nulls_last=True),
+                "id",
+                name="customer_recent",
+                condition=models.Q(merged_into__isnull=True),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name or f"#{self.pk}"
@@ -121,6 +139,8 @@ class Identity(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["type", "value"], name="identity_unique_type_value")]
+        # Staff search by a value without knowing its type (an openid, a user id).
+        indexes = [models.Index(fields=["value"], name="identity_value")]
         verbose_name_plural = "identities"
 
     def __str__(self) -> str:
@@ -136,7 +156,7 @@ class Event(models.Model):
     source = models.ForeignKey(Source, null=True, on_delete=models.SET_NULL, related_name="+")
     kind = models.CharField(max_length=10)  # track, identify, page, screen, group, alias
     name = models.CharField(max_length=200)
-    channel = models.CharField(max_length=20)
+    channel = models.CharField(max_length=20, choices=Source.Kind.choices)
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField()
     message_id = models.CharField(max_length=200)
@@ -276,3 +296,40 @@ class MergeLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.merged_id} -> {self.survivor_id}"
+
+
+class Consent(models.Model):
+    """Whether a customer may be contacted on a channel, since when and where that was said."""
+
+    class Status(models.TextChoices):
+        SUBSCRIBED = "subscribed", _("Subscribed")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
+    channel = models.CharField(max_length=20)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    changed_at = models.DateTimeField()
+    origin = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "channel"], name="consent_unique_channel")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}:{self.channel}={self.status}"
+
+
+class Note(models.Model):
+    """A staff member's note on a customer."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.text[:50]

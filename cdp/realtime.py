@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
 
 
 def user_group(user_id: int) -> str:
@@ -17,3 +21,19 @@ def notify_user(*, user_id: int, kind: str, text: str, data: dict | None = None)
         user_group(user_id),
         {"type": "notification", "kind": kind, "text": text, "data": data or {}},
     )
+
+
+CUSTOMERS_LIVE_GROUP = "customers-live"
+
+
+def publish_customers_changed(customer_ids: list[int]) -> None:
+    """Tells open profile pages which customers just got new events (one message per ingest batch,
+    however many customers, so the hot path pays one publish)."""
+    if not customer_ids:
+        return
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            CUSTOMERS_LIVE_GROUP, {"type": "customers.changed", "ids": sorted(set(customer_ids))[:5000]}
+        )
+    except Exception:  # a realtime hiccup must never fail ingestion; pages catch up on reload
+        log.warning("could not publish customer changes", exc_info=True)

@@ -19,9 +19,10 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
+from rest_framework.authtoken.models import Token
 
 from cdp.access import ROLE_ADMIN, ROLE_CAPABILITIES, ROLE_LABELS
-from cdp.models import AuditEntry, BeatHeartbeat, Organization, Source
+from cdp.models import AuditEntry, BeatHeartbeat, Consent, Customer, Note, Organization, Source
 from cdp.realtime import notify_user
 from cdp.signals import security_log
 from cdp.users import display_name
@@ -201,3 +202,53 @@ def source_set_enabled(*, source: Source, enabled: bool, actor=None) -> Source:
     source.save(update_fields=["enabled"])
     audit_record(actor=actor, action="source.enable" if enabled else "source.disable", target=source)
     return source
+
+
+@transaction.atomic
+def note_add(*, customer: Customer, author, text: str) -> Note:
+    text = text.strip()
+    if not text:
+        raise ValidationError({"text": _("Write something first.")})
+    return Note.objects.create(customer=customer, author=author, text=text[:5000])
+
+
+@transaction.atomic
+def customer_assign_owner(*, customer: Customer, owner, actor) -> Customer:
+    customer.owner = owner
+    customer.save(update_fields=["owner", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="customer.owner",
+        target=customer,
+        details={"owner": owner.username if owner else None},
+    )
+    return customer
+
+
+@transaction.atomic
+def consent_set(*, customer: Customer, channel: str, subscribed: bool, origin: str) -> Consent:
+    consent, _created = Consent.objects.update_or_create(
+        customer=customer,
+        channel=channel,
+        defaults={
+            "status": Consent.Status.SUBSCRIBED if subscribed else Consent.Status.UNSUBSCRIBED,
+            "changed_at": timezone.now(),
+            "origin": origin[:200],
+        },
+    )
+    return consent
+
+
+@transaction.atomic
+def api_token_rotate(*, user) -> Token:
+    """A new API token for the user (the old one stops working); it acts with the user's role."""
+    Token.objects.filter(user=user).delete()
+    token = Token.objects.create(user=user)
+    audit_record(actor=user, action="user.api_token", target=user)
+    return token
+
+
+@transaction.atomic
+def api_token_revoke(*, user) -> None:
+    Token.objects.filter(user=user).delete()
+    audit_record(actor=user, action="user.api_token_revoke", target=user)

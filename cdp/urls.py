@@ -3,7 +3,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog, set_language
 
-from cdp import tracking_views, views
+from cdp import customer_views, source_views, tracking_views, views
 from connectors import views as connector_views
 from journeys import views as journey_views
 from segments import views as segment_views
@@ -20,13 +20,18 @@ urlpatterns = [
     ),
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("i18n/js/", login_not_required(JavaScriptCatalog.as_view()), name="javascript_catalog"),
-    path("customers/", views.customers, name="customers"),
+    path("customers/", customer_views.customer_list, name="customers"),
+    path("customers/<int:customer_id>/", customer_views.customer_profile, name="customer"),
+    path("customers/<int:customer_id>/timeline/", customer_views.customer_timeline, name="customer_timeline"),
+    path("customers/<int:customer_id>/notes/", customer_views.customer_note_add, name="customer_note"),
+    path("customers/<int:customer_id>/owner/", customer_views.customer_owner_assign, name="customer_owner"),
     path("segments/", segment_views.segments, name="segments"),
     path("tags/", segment_views.tags, name="tags"),
     path("journeys/", journey_views.journeys, name="journeys"),
     path("messages/", connector_views.messages_index, name="messages"),
     path("reports/", views.reports, name="reports"),
     path("channels/", connector_views.channels, name="channels"),
+    path("account/", views.account, name="account"),
     path("settings/", views.settings_index, name="settings"),
     path("settings/users/", views.settings_users, name="settings_users"),
     path("settings/users/new/", views.settings_user_create, name="settings_user_create"),
@@ -37,6 +42,13 @@ urlpatterns = [
         name="settings_user_set_active",
     ),
     path("settings/roles/", views.settings_roles, name="settings_roles"),
+    path("settings/sources/", source_views.sources, name="settings_sources"),
+    path(
+        "settings/sources/<int:source_id>/rotate/", source_views.source_rotate, name="settings_source_rotate"
+    ),
+    path(
+        "settings/sources/<int:source_id>/toggle/", source_views.source_toggle, name="settings_source_toggle"
+    ),
     path("settings/audit/", views.settings_audit, name="settings_audit"),
     path("api/", include("cdp.api.urls")),
     # Segment's tracking spec; also /v1/import, the name some clients use for batches.

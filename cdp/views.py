@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
@@ -11,6 +12,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
+from rest_framework.authtoken.models import Token
 
 from cdp import selectors, services
 from cdp.access import (
@@ -39,11 +41,6 @@ def home(request):
 def healthz(request):
     report = selectors.health_report(with_details=user_can(request.user, "manage_users"))
     return JsonResponse(report, status=200 if report["ok"] else 503)
-
-
-@capability_required("view_customers")
-def customers(request):
-    return render(request, "cdp/customers.html")
 
 
 @capability_required("view_reports")
@@ -161,6 +158,21 @@ def settings_roles(request):
 @capability_required("manage_users")
 def settings_audit(request):
     return render(request, "settings/audit.html", {"entries": selectors.audit_recent(limit=200)})
+
+
+@capability_required(SIGNED_IN)
+def account(request):
+    """The signed-in user's own page: role, and the API token back-office systems use."""
+    if request.method == "POST":
+        if request.POST.get("action") == "revoke":
+            services.api_token_revoke(user=request.user)
+            messages.success(request, _("Your API token is revoked."))
+        else:
+            services.api_token_rotate(user=request.user)
+            messages.success(request, _("Your new API token is ready; the previous one no longer works."))
+        return redirect("account")
+    token = Token.objects.filter(user=request.user).first()
+    return render(request, "cdp/account.html", {"token": token, "site_url": settings.SITE_URL})
 
 
 class AcceptInvitationView(PasswordResetConfirmView):

@@ -19,6 +19,7 @@ PAGES = {
     "settings_user_create": {"Admin"},
     "settings_roles": {"Admin"},
     "settings_audit": {"Admin"},
+    "settings_sources": {"Admin"},
 }
 
 
@@ -64,7 +65,7 @@ def test_the_login_page_and_health_check_are_public(client, db):
 
 
 def test_api_refuses_anonymous_callers_and_answers_with_the_role(client, user_in_role):
-    assert client.get("/api/me/").status_code == 403
+    assert client.get("/api/me/").status_code == 401
     client.force_login(user_in_role("Sales", username="zhang"))
     body = client.get("/api/me/").json()
     assert body["username"] == "zhang"
@@ -120,7 +121,7 @@ def test_only_admins_can_change_users(client, user_in_role, role):
 
 
 def test_the_api_schema_is_for_signed_in_users(client, user_in_role):
-    assert client.get("/api/schema/").status_code == 403
+    assert client.get("/api/schema/").status_code == 401
     client.force_login(user_in_role("Analyst"))
     response = client.get("/api/schema/")
     assert response.status_code == 200

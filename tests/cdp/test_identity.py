@@ -136,3 +136,25 @@ def test_the_newest_trait_wins_even_when_events_arrive_late(source):
         {"kind": "identify", "userId": "u", "traits": {"city": "上海"}, "timestamp": "2026-11-19T10:00:00Z"},
     )
     assert Customer.objects.get().traits["city"] == "杭州"
+
+
+def test_a_later_event_that_merges_moves_the_earlier_events_of_the_same_batch(source):
+    send(
+        source,
+        {"anonymousId": "a-1", "event": "First"},
+        {"userId": "u-1", "event": "Second"},
+        {"anonymousId": "a-1", "userId": "u-1", "event": "Third"},
+    )
+    survivor = Customer.objects.get(merged_into=None)
+    assert set(survivor.events.values_list("name", flat=True)) == {"First", "Second", "Third"}
+    assert {stat.name for stat in survivor.event_stats.all()} == {"First", "Second", "Third"}
+
+
+def test_id_numbers_sent_as_traits_are_never_stored_in_clear(source):
+    send(
+        source,
+        {"kind": "identify", "userId": "u-9", "traits": {"id_number": "110105194912310021", "city": "北京"}},
+    )
+    customer = Customer.objects.get()
+    assert customer.traits == {"city": "北京"}
+    assert customer.identities.get(type="id_number").value.startswith("h:")

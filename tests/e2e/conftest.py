@@ -45,13 +45,19 @@ def browser(django_db_setup):
 
 
 @pytest.fixture
-def app_server(transactional_db, tmp_path):
+def app_server(transactional_db, tmp_path, redis_url):
     """The product's ASGI server with the demo company loaded; the channel layer is PostgreSQL's,
     as in the quickstart."""
-    call_command("demo_data", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("demo_data", "--skip-customers", stdout=open(os.devnull, "w"))  # noqa: SIM115
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {"DATABASE_URL": current_database_url(), "REDIS_URL": "", "SITE_URL": url}
+    # The quickstart's realtime layer (PostgreSQL); Redis only as the Celery broker.
+    env = {
+        "DATABASE_URL": current_database_url(),
+        "REDIS_URL": "",
+        "SITE_URL": url,
+        "CELERY_BROKER_URL": redis_url,
+    }
     group = ProcessGroup(env, tmp_path)
     group.start("web", "daphne", "-b", "127.0.0.1", "-p", str(port), "cdp.asgi:application")
     wait_until(lambda: get(f"{url}/login/")[0] == 200, timeout=60, what="the web server")

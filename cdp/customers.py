@@ -1,0 +1,121 @@
+"""Reads about customers for the pages and the API: search, the profile, the timeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+
+from cdp.identity import decrypt_sensitive, normalise_email, normalise_phone
+from cdp.models import Consent, Customer, Event, Identity, Source
+
+TIMELINE_PAGE = 50
+
+
+def mask_phone(phone: str) -> str:
+    """+8613800138000 -> +86 138****8000: enough to recognise, not enough to call."""
+    if phone.startswith("+86") and len(phone) == 14:
+        return f"+86 {phone[3:6]}****{phone[-4:]}"
+    return phone[:-6] + "****" + phone[-2:] if len(phone) > 8 else "****"
+
+
+def customer_search(*, query: str = "", channel: str = "", role: str = "") -> QuerySet:
+    """Active customers matching a phone, email, WeChat or user id exactly, or a name prefix."""
+    customers = Customer.objects.filter(merged_into__isnull=True)
+    query = query.strip()
+    if query:
+        candidates = {query}
+        for normalised in (normalise_phone(query), normalise_email(query)):
+            if normalised:
+                candidates.add(normalised)
+        by_identity = Identity.objects.filter(value__in=candidates).values("customer_id")
+        by_name = Customer.objects.filter(merged_into__isnull=True, name__istartswith=query).values("id")
+        customers = customers.filter(pk__in=by_identity.union(by_name))
+    if channel:
+        customers = customers.filter(
+            pk__in=Identity.objects.filter(source__kind=channel).values("customer_id")
+        )
+    if role:
+        customers = customers.filter(traits__role=role)
+    return customers.order_by("-last_seen_at", "-id")
+
+
+def customer_resolve(*, customer_id: int) -> Customer | None:
+    """The customer, or the one it was merged into (links to merged customers keep working)."""
+    customer = Customer.objects.filter(pk=customer_id).first()
+    hops = 0
+    while customer is not None and customer.merged_into_id and hops < 20:
+        customer = Customer.objects.filter(pk=customer.merged_into_id).first()
+        hops += 1
+    return customer
+
+
+@dataclass(frozen=True)
+class IdentityRow:
+    type: str
+    value: str
+    source: str
+    first_seen_at: dt.datetime
+
+
+def customer_identities(*, customer: Customer, show_pii: bool) -> list[IdentityRow]:
+    rows = []
+    for identity in customer.identities.select_related("source").order_by("type", "first_seen_at"):
+        value = identity.value
+        if identity.type == "phone" and not show_pii:
+            value = mask_phone(value)
+        elif identity.type == "id_number":
+            value = "••••••••" if not show_pii else _decrypted(identity)
+        rows.append(
+            IdentityRow(
+                type=identity.type,
+                value=value,
+                source=identity.source.name if identity.source else "",
+                first_seen_at=identity.first_seen_at,
+            )
+        )
+    return rows
+
+
+def _decrypted(identity: Identity) -> str:
+    return decrypt_sensitive(identity.encrypted_value) if identity.encrypted_value else "••••••••"
+
+
+def customer_primary_phone(*, customer: Customer, show_pii: bool) -> str:
+    phone = (
+        customer.identities.filter(type="phone")
+        .order_by("first_seen_at")
+        .values_list("value", flat=True)
+        .first()
+    )
+    if not phone:
+        return ""
+    return phone if show_pii else mask_phone(phone)
+
+
+def customer_consents(*, customer: Customer) -> list[Consent]:
+    return list(customer.consents.order_by("channel"))
+
+
+def customer_timeline(
+    *, customer: Customer, channel: str = "", kind: str = "", before: tuple[dt.datetime, int] | None = None
+) -> list[Event]:
+    """One page of the customer's events, newest first, after ``before``: the last shown (time, id)."""
+    events = Event.objects.filter(customer=customer).select_related("source")
+    if channel:
+        events = events.filter(channel=channel)
+    if kind:
+        events = events.filter(kind=kind)
+    if before is not None:
+        moment, event_id = before
+        events = events.filter(Q(timestamp__lt=moment) | Q(timestamp=moment, pk__lt=event_id))
+    return list(events.order_by("-timestamp", "-id")[:TIMELINE_PAGE])
+
+
+def customer_stats(*, customer: Customer) -> list:
+    return list(customer.event_stats.order_by("-count")[:12])
+
+
+def source_list() -> QuerySet:
+    return Source.objects.order_by("name")

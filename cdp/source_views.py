@@ -1,0 +1,64 @@
+"""Settings → Data sources: the touch points that send events, with their write keys."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from cdp import services
+from cdp.access import capability_required
+from cdp.customers import source_list
+from cdp.models import Source
+
+
+@capability_required("manage_data")
+def sources(request):
+    form_errors = {}
+    if request.method == "POST":
+        try:
+            source = services.source_create(
+                name=request.POST.get("name", ""), kind=request.POST.get("kind", ""), actor=request.user
+            )
+        except ValidationError as error:
+            form_errors = error.message_dict
+        else:
+            messages.success(
+                request,
+                _("The source “%(name)s” is ready; send events with its write key.") % {"name": source.name},
+            )
+            return redirect("settings_sources")
+    context = {
+        "tab": "sources",
+        "sources": source_list(),
+        "kinds": Source.Kind.choices,
+        "form_errors": form_errors,
+        "posted": request.POST,
+        "endpoint": f"{settings.SITE_URL}/v1/batch",
+    }
+    return render(request, "settings/sources.html", context)
+
+
+@capability_required("manage_data")
+@require_POST
+def source_rotate(request, source_id: int):
+    source = services.source_rotate_key(source=get_object_or_404(Source, pk=source_id), actor=request.user)
+    messages.success(
+        request, _("“%(name)s” has a new write key; the old one stopped working.") % {"name": source.name}
+    )
+    return redirect("settings_sources")
+
+
+@capability_required("manage_data")
+@require_POST
+def source_toggle(request, source_id: int):
+    source = get_object_or_404(Source, pk=source_id)
+    services.source_set_enabled(source=source, enabled=not source.enabled, actor=request.user)
+    if source.enabled:
+        messages.success(request, _("“%(name)s” accepts events again.") % {"name": source.name})
+    else:
+        messages.success(
+            request, _("“%(name)s” is disabled: its events are refused with 403.") % {"name": source.name}
+        )
+    return redirect("settings_sources")
