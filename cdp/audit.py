@@ -35,6 +35,16 @@ def audit_summary(entry: AuditEntry) -> str:
         return _("enabled the data source")
     if entry.action == "source.disable":
         return _("disabled the data source")
+    if entry.action == "customer.merge":
+        return _("merged customer #%(other)s into this one") % {"other": details.get("merged")}
+    if entry.action == "customer.unmerge":
+        return _("undid the merge of customer #%(other)s") % {"other": details.get("restored")}
+    if entry.action == "customer.review":
+        if details.get("merged"):
+            return _("merged customer #%(other)s after review") % {"other": details.get("other")}
+        return _("kept customer #%(other)s apart after review") % {"other": details.get("other")}
+    if entry.action == "identity.rules":
+        return _("changed the identity rules")
     if entry.action == "customer.owner":
         return _("set the owner to %(owner)s") % {"owner": details.get("owner") or "—"}
     return entry.action

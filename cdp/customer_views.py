@@ -6,8 +6,9 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -15,7 +16,8 @@ from django.views.decorators.vary import vary_on_headers
 from cdp import customers as selectors
 from cdp import services
 from cdp.access import capability_required, user_can
-from cdp.models import Source
+from cdp.merge import MergeConflict, customers_merge_by_hand, customers_unmerge, review_open, review_resolve
+from cdp.models import MergeLog, MergeReview, Source
 
 User = get_user_model()
 LIST_PAGE = 50
@@ -88,6 +90,10 @@ def customer_profile(request, customer_id: int):
         "kinds": ["track", "identify", "page", "screen", "group", "alias"],
         "can_edit": user_can(request.user, "edit_customers"),
         "staff": User.objects.filter(is_active=True).order_by("first_name", "username"),
+        "merges": MergeLog.objects.filter(survivor=customer).order_by("-created_at")[:20],
+        "open_reviews": MergeReview.objects.filter(status=MergeReview.Status.OPEN)
+        .filter(Q(first=customer) | Q(second=customer))
+        .count(),
     }
     return render(request, "cdp/customer.html", context)
 
@@ -135,3 +141,71 @@ def customer_owner_assign(request, customer_id: int):
         services.customer_assign_owner(customer=customer, owner=owner, actor=request.user)
         messages.success(request, _("Owner saved."))
     return redirect("customer", customer_id=customer.pk)
+
+
+@capability_required("edit_customers")
+@require_POST
+def customer_merge(request, customer_id: int):
+    """Merge this profile with another one staff know to be the same person (found by id, phone, email)."""
+    customer = _customer_or_404(customer_id)
+    query = request.POST.get("other", "").strip()
+    other = selectors.customer_search(query=query).exclude(pk=customer.pk).first() if query else None
+    if other is None and query.lstrip("#").isdigit():
+        other = selectors.customer_resolve(customer_id=int(query.lstrip("#")))
+    if other is None or other.pk == customer.pk:
+        messages.error(request, _("No other customer matches “%(query)s”.") % {"query": query})
+        return redirect("customer", customer_id=customer.pk)
+    try:
+        log = customers_merge_by_hand(customer=customer, other=other, actor=request.user)
+    except MergeConflict as conflict:
+        messages.error(
+            request, _("Not merged: %(reason)s. Use the merge review to override.") % {"reason": conflict}
+        )
+        review_open(first_id=customer.pk, second_id=other.pk, reason=str(conflict))
+        return redirect("customer", customer_id=customer.pk)
+    messages.success(request, _("Merged. Undo it under Merge history if it was a mistake."))
+    return redirect("customer", customer_id=log.survivor_id)
+
+
+@capability_required("edit_customers")
+@require_POST
+def customer_unmerge(request, customer_id: int, log_id: int):
+    customer = _customer_or_404(customer_id)
+    log = get_object_or_404(MergeLog, pk=log_id, survivor=customer)
+    try:
+        restored = customers_unmerge(log=log, actor=request.user)
+    except MergeConflict as conflict:
+        messages.error(request, str(conflict))
+        return redirect("customer", customer_id=customer.pk)
+    messages.success(request, _("The merge is undone; the other profile is separate again."))
+    return redirect("customer", customer_id=restored.pk)
+
+
+@capability_required("edit_customers")
+def merge_reviews(request):
+    reviews = MergeReview.objects.filter(status=MergeReview.Status.OPEN).select_related("first", "second")
+    show_pii = user_can(request.user, "view_pii")
+    rows = [
+        {
+            "review": review,
+            "sides": [
+                {
+                    "customer": side,
+                    "identities": selectors.customer_identities(customer=side, show_pii=show_pii),
+                }
+                for side in (review.first, review.second)
+            ],
+        }
+        for review in reviews.order_by("created_at")[:50]
+    ]
+    return render(request, "cdp/merge_reviews.html", {"rows": rows, "open_count": reviews.count()})
+
+
+@capability_required("edit_customers")
+@require_POST
+def merge_review_resolve(request, review_id: int):
+    review = get_object_or_404(MergeReview, pk=review_id)
+    merge = request.POST.get("decision") == "merge"
+    review_resolve(review=review, merge=merge, actor=request.user)
+    messages.success(request, _("Merged.") if merge else _("Kept apart."))
+    return redirect("merge_reviews")

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import re
+import time
 from dataclasses import dataclass
 from functools import cache
 
@@ -51,13 +52,41 @@ IDENTITY_TYPES = {
 }
 
 
+_rules_cache: dict[str, object] = {"loaded_at": 0.0, "types": IDENTITY_TYPES, "blocked": BLOCKED_VALUES}
+RULES_TTL_SECONDS = 5.0
+
+
+def rules_reload() -> None:
+    """Reads the admins' overrides now (called after they change, and every few seconds anyway)."""
+    from cdp.models import IdentityRule
+
+    types = dict(IDENTITY_TYPES)
+    blocked = set(BLOCKED_VALUES)
+    for rule in IdentityRule.objects.all():
+        if rule.type in types:
+            types[rule.type] = IdentityType(
+                rule.type, rule.priority, rule.max_per_customer, types[rule.type].sensitive
+            )
+            blocked |= {str(value).strip().lower() for value in rule.blocked_values}
+    _rules_cache.update(loaded_at=time.monotonic(), types=types, blocked=frozenset(blocked))
+
+
+def _current(key: str):
+    if time.monotonic() - _rules_cache["loaded_at"] > RULES_TTL_SECONDS:
+        try:
+            rules_reload()
+        except Exception:  # no database yet (migrations, checks): the defaults apply
+            _rules_cache["loaded_at"] = time.monotonic()
+    return _rules_cache[key]
+
+
 def identity_type_of(identity_type: str) -> IdentityType:
     """``wechat_openid:<appid>`` is one type per app id, all with the rules of ``wechat_openid``."""
-    return IDENTITY_TYPES[identity_type.split(":", 1)[0]]
+    return _current("types")[identity_type.split(":", 1)[0]]
 
 
 def is_blocked(raw: str) -> bool:
-    return raw.strip().lower() in BLOCKED_VALUES
+    return raw.strip().lower() in _current("blocked")
 
 
 def normalise_phone(raw: str, region: str = "CN") -> str | None:

@@ -23,7 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from cdp.identity import NormalisedIdentity, identities_of, identity_type_of
-from cdp.merge import MergeConflict, MergeRetry, customers_merge
+from cdp.merge import MergeConflict, MergeRetry, customers_merge, review_open
 from cdp.models import Customer, Event, Identity, IngestBatch, Source
 from cdp.realtime import publish_customers_changed
 
@@ -98,6 +98,11 @@ def _new_message_ids(source_id: int, message_ids: list[str]) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
+def _conflict_reason(item: Incoming) -> str:
+    shared = ", ".join(f"{identity.type}" for identity in item.identities if not identity.encrypted_value)
+    return f"an event shares {shared} with both, but merging would break an identity rule"
+
+
 class _Resolver:
     """Maps each incoming event to a customer, creating customers and merging them as identities demand."""
 
@@ -163,6 +168,24 @@ class _Resolver:
         for identity_type, values in self.held.pop(merged, {}).items():
             self.held[survivor][identity_type] |= values
 
+    def _new_customer(self, item: Incoming, pending_customers: list[Customer]) -> int:
+        customer = Customer(first_seen_at=item.timestamp, last_seen_at=item.timestamp)
+        customer.save()
+        pending_customers.append(customer)
+        return customer.pk
+
+    def _contradicts(self, customer_id: int, ranked: list[NormalisedIdentity]) -> bool:
+        """Whether the event carries a new identifier, stronger than the one that matched, that the
+        customer may not hold (a second phone where one is allowed): then it is someone else."""
+        matched = next(identity for identity in ranked if self.owner.get(identity.key) == customer_id)
+        matched_priority = identity_type_of(matched.type).priority
+        return any(
+            identity.key not in self.owner
+            and identity_type_of(identity.type).priority > matched_priority
+            and not self._fits(customer_id, identity)
+            for identity in ranked
+        )
+
     def resolve(self, item: Incoming, pending_customers: list[Customer]) -> None:
         ranked = sorted(item.identities, key=lambda identity: -identity_type_of(identity.type).priority)
         owners = []
@@ -171,19 +194,21 @@ class _Resolver:
             if owner is not None and owner not in owners:
                 owners.append(owner)
         if not owners:
-            customer = Customer(first_seen_at=item.timestamp, last_seen_at=item.timestamp)
-            customer.save()
-            pending_customers.append(customer)
-            customer_id = customer.pk
+            customer_id = self._new_customer(item, pending_customers)
+        elif len(owners) == 1 and self._contradicts(owners[0], ranked):
+            customer_id = self._new_customer(item, pending_customers)
+            review_open(first_id=owners[0], second_id=customer_id, reason=_conflict_reason(item))
         else:
             customer_id = owners[0]  # the customer named by the strongest identity
             for other in owners[1:]:
                 survivor, merged = sorted((customer_id, other))
                 if not self._can_merge(survivor, merged):
-                    continue  # kept apart; the conflict is logged by customers_merge's caller
+                    review_open(first_id=survivor, second_id=merged, reason=_conflict_reason(item))
+                    continue
                 try:
                     customers_merge(survivor_id=survivor, merged_id=merged, reason="identity", actor=None)
-                except MergeConflict:
+                except MergeConflict as conflict:
+                    review_open(first_id=survivor, second_id=merged, reason=str(conflict))
                     continue
                 self._remap(merged, survivor)
                 customer_id = survivor

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from collections import defaultdict
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from cdp.identity import identity_type_of
-from cdp.models import Customer, Event, Identity, MergeLog
+from cdp.models import Customer, Event, Identity, MergeLog, MergeReview
+from cdp.services import audit_record
 
 
 class MergeConflict(Exception):
@@ -74,7 +78,9 @@ def _merge_rollups(survivor_id: int, merged_id: int) -> None:
 
 
 @transaction.atomic
-def customers_merge(*, survivor_id: int, merged_id: int, reason: str, actor=None) -> MergeLog:
+def customers_merge(
+    *, survivor_id: int, merged_id: int, reason: str, actor=None, override_rules: bool = False
+) -> MergeLog:
     """Moves everything of ``merged`` to ``survivor``; ``merged`` then points to ``survivor``.
 
     Both rows are locked in id order, so concurrent merges (A into B, B into C) serialise instead of
@@ -89,7 +95,7 @@ def customers_merge(*, survivor_id: int, merged_id: int, reason: str, actor=None
     if len(locked) != 2 or any(customer.merged_into_id for customer in locked.values()):
         raise MergeRetry(f"customer {survivor_id} or {merged_id} was merged meanwhile")
     violations = _rule_violations(survivor_id, merged_id)
-    if violations:
+    if violations and not override_rules:
         raise MergeConflict(f"both customers hold a different {', '.join(violations)}")
     survivor, merged = locked[survivor_id], locked[merged_id]
     identity_ids = list(Identity.objects.filter(customer_id=merged_id).values_list("pk", flat=True))
@@ -103,3 +109,133 @@ def customers_merge(*, survivor_id: int, merged_id: int, reason: str, actor=None
     return MergeLog.objects.create(
         survivor_id=survivor_id, merged_id=merged_id, identity_ids=identity_ids, reason=reason, actor=actor
     )
+
+
+def review_open(*, first_id: int, second_id: int, reason: str) -> MergeReview:
+    """Queues two customers that share an identifier but may not merge under the rules."""
+    first_id, second_id = sorted((first_id, second_id))
+    review, _created = MergeReview.objects.get_or_create(
+        first_id=first_id,
+        second_id=second_id,
+        status=MergeReview.Status.OPEN,
+        defaults={"reason": reason[:300]},
+    )
+    return review
+
+
+@transaction.atomic
+def review_resolve(*, review: MergeReview, merge: bool, actor) -> MergeReview:
+    """Staff decide: merge the two (keeping every identifier) or keep them apart for good."""
+    if review.status != MergeReview.Status.OPEN:
+        return review
+    if merge:
+        first = customer_survivor(review.first_id)
+        second = customer_survivor(review.second_id)
+        if first != second:
+            survivor, merged = sorted((first, second))
+            customers_merge(
+                survivor_id=survivor, merged_id=merged, reason="review", actor=actor, override_rules=True
+            )
+    review.status = MergeReview.Status.MERGED if merge else MergeReview.Status.KEPT_APART
+    audit_record(
+        actor=actor,
+        action="customer.review",
+        target=review.first,
+        details={"other": review.second_id, "merged": merge},
+    )
+    review.resolved_by = actor
+    review.resolved_at = timezone.now()
+    review.save(update_fields=["status", "resolved_by", "resolved_at"])
+    return review
+
+
+def customer_survivor(customer_id: int) -> int:
+    seen = 0
+    while seen < 50:
+        merged_into = Customer.objects.filter(pk=customer_id).values_list("merged_into_id", flat=True).first()
+        if not merged_into:
+            return customer_id
+        customer_id, seen = merged_into, seen + 1
+    return customer_id
+
+
+def _absorbed_ids(customer_id: int) -> list[int]:
+    """The customer and every customer merged into it, directly or through others."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH RECURSIVE absorbed(id) AS (
+                SELECT %s::bigint
+                UNION
+                SELECT customer.id FROM cdp_customer customer
+                JOIN absorbed ON customer.merged_into_id = absorbed.id
+            )
+            SELECT id FROM absorbed
+            """,
+            [customer_id],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def rollups_rebuild(*, customer_ids: list[int]) -> None:
+    """Recounts the per-customer rollups from the events themselves (after an unmerge)."""
+    local = zoneinfo.ZoneInfo(settings.TIME_ZONE).key
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM cdp_customereventstats WHERE customer_id = ANY(%s)", [customer_ids])
+        cursor.execute("DELETE FROM cdp_customereventdaily WHERE customer_id = ANY(%s)", [customer_ids])
+        cursor.execute(
+            """
+            INSERT INTO cdp_customereventstats (customer_id, name, first_at, last_at, count, amount_sum)
+            SELECT customer_id, name, min(timestamp), max(timestamp), count(*), coalesce(sum(amount), 0)
+            FROM cdp_event WHERE customer_id = ANY(%s) GROUP BY customer_id, name
+            """,
+            [customer_ids],
+        )
+        cursor.execute(
+            """
+            INSERT INTO cdp_customereventdaily (customer_id, name, day, count)
+            SELECT customer_id, name, (timestamp AT TIME ZONE %s)::date, count(*)
+            FROM cdp_event WHERE customer_id = ANY(%s) GROUP BY 1, 2, 3
+            """,
+            [local, customer_ids],
+        )
+
+
+@transaction.atomic
+def customers_unmerge(*, log: MergeLog, actor) -> Customer:
+    """Undoes a merge: the identifiers and events that came with the merged customer go back to it."""
+    if log.undone_at is not None:
+        raise MergeConflict("This merge was undone already.")
+    customers = {
+        customer.pk: customer
+        for customer in Customer.objects.select_for_update()
+        .filter(pk__in=[log.survivor_id, log.merged_id])
+        .order_by("pk")
+    }
+    survivor, merged = customers[log.survivor_id], customers[log.merged_id]
+    if merged.merged_into_id != survivor.pk:
+        raise MergeConflict("The survivor was itself merged since; undo that merge first.")
+    Identity.objects.filter(pk__in=log.identity_ids, customer=survivor).update(customer=merged)
+    Event.objects.filter(customer=survivor, origin_customer_id__in=_absorbed_ids(merged.pk)).update(
+        customer=merged
+    )
+    merged.merged_into = None
+    merged.save(update_fields=["merged_into", "updated_at"])
+    rollups_rebuild(customer_ids=[survivor.pk, merged.pk])
+    log.undone_at = timezone.now()
+    log.save(update_fields=["undone_at"])
+    audit_record(actor=actor, action="customer.unmerge", target=survivor, details={"restored": merged.pk})
+    MergeReview.objects.filter(
+        first_id__in=[survivor.pk, merged.pk], second_id__in=[survivor.pk, merged.pk]
+    ).update(status=MergeReview.Status.KEPT_APART, resolved_by=actor, resolved_at=timezone.now())
+    return merged
+
+
+def customers_merge_by_hand(*, customer: Customer, other: Customer, actor) -> MergeLog:
+    """Staff merge two profiles they know are one person; the older profile survives."""
+    survivor_id, merged_id = sorted((customer_survivor(customer.pk), customer_survivor(other.pk)))
+    if survivor_id == merged_id:
+        raise MergeConflict("These are already the same customer.")
+    log = customers_merge(survivor_id=survivor_id, merged_id=merged_id, reason="manual", actor=actor)
+    audit_record(actor=actor, action="customer.merge", target=log.survivor, details={"merged": merged_id})
+    return log

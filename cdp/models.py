@@ -333,3 +333,45 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return self.text[:50]
+
+
+class IdentityRule(models.Model):
+    """An admin's override of an identity type's merge rule (the defaults live in cdp.identity)."""
+
+    type = models.CharField(max_length=40, unique=True)
+    priority = models.PositiveSmallIntegerField()
+    max_per_customer = models.PositiveSmallIntegerField(null=True, blank=True)
+    blocked_values = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.type
+
+
+class MergeReview(models.Model):
+    """Two customers that share an identifier but may not merge under the rules: staff decide."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        MERGED = "merged", _("Merged")
+        KEPT_APART = "kept_apart", _("Kept apart")
+
+    first = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=300)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["first", "second"], condition=models.Q(status="open"), name="merge_review_open_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.first_id} ~ {self.second_id}"

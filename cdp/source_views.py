@@ -10,6 +10,8 @@ from django.views.decorators.http import require_POST
 from cdp import services
 from cdp.access import capability_required
 from cdp.customers import source_list
+from cdp.identity import IDENTITY_TYPES
+from cdp.identity_rules import rules_list, rules_save
 from cdp.models import Source
 
 
@@ -62,3 +64,26 @@ def source_toggle(request, source_id: int):
             request, _("“%(name)s” is disabled: its events are refused with 403.") % {"name": source.name}
         )
     return redirect("settings_sources")
+
+
+@capability_required("manage_data")
+def identity_rules(request):
+    errors = {}
+    if request.method == "POST":
+        rows = {
+            name: {
+                field: request.POST.get(f"{name}.{field}", "")
+                for field in ("priority", "max_per_customer", "blocked_values")
+            }
+            for name in IDENTITY_TYPES
+        }
+        try:
+            rules_save(rows=rows, actor=request.user)
+        except ValidationError as error:
+            errors = error.message_dict
+        else:
+            messages.success(request, _("Identity rules saved; new events follow them within seconds."))
+            return redirect("settings_identity_rules")
+    return render(
+        request, "settings/identity_rules.html", {"tab": "identity", "rules": rules_list(), "errors": errors}
+    )

@@ -25,6 +25,16 @@ urlpatterns = [
     path("customers/<int:customer_id>/timeline/", customer_views.customer_timeline, name="customer_timeline"),
     path("customers/<int:customer_id>/notes/", customer_views.customer_note_add, name="customer_note"),
     path("customers/<int:customer_id>/owner/", customer_views.customer_owner_assign, name="customer_owner"),
+    path("customers/<int:customer_id>/merge/", customer_views.customer_merge, name="customer_merge"),
+    path(
+        "customers/<int:customer_id>/merges/<int:log_id>/undo/",
+        customer_views.customer_unmerge,
+        name="customer_unmerge",
+    ),
+    path("customers/reviews/", customer_views.merge_reviews, name="merge_reviews"),
+    path(
+        "customers/reviews/<int:review_id>/", customer_views.merge_review_resolve, name="merge_review_resolve"
+    ),
     path("segments/", segment_views.segments, name="segments"),
     path("tags/", segment_views.tags, name="tags"),
     path("journeys/", journey_views.journeys, name="journeys"),
@@ -43,6 +53,7 @@ urlpatterns = [
     ),
     path("settings/roles/", views.settings_roles, name="settings_roles"),
     path("settings/sources/", source_views.sources, name="settings_sources"),
+    path("settings/identity-rules/", source_views.identity_rules, name="settings_identity_rules"),
     path(
         "settings/sources/<int:source_id>/rotate/", source_views.source_rotate, name="settings_source_rotate"
     ),
