@@ -224,6 +224,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "cdp.tasks.heartbeat": {"queue": "default"},
     "cdp.tasks.ingest_batches": {"queue": "ingest"},
+    "cdp.tasks.import_run": {"queue": "ingest"},
 }
 HEARTBEAT_INTERVAL_SECONDS = env.number("HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
 CELERY_BEAT_SCHEDULE = {

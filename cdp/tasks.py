@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from cdp.imports import import_run as run_import
 from cdp.ingest import batches_process
 from cdp.services import heartbeat_record
 
@@ -14,3 +15,9 @@ def heartbeat() -> None:
 def ingest_batches(batch_id: int | None = None) -> int:
     """Processes one accepted request's batch (or, from beat, whatever is still pending)."""
     return batches_process(batch_ids=[batch_id] if batch_id is not None else None)
+
+
+@shared_task
+def import_run(job_id: int) -> None:
+    """Loads an uploaded CSV in the background (progress shows on the import page)."""
+    run_import(job_id=job_id)

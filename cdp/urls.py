@@ -3,7 +3,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog, set_language
 
-from cdp import customer_views, source_views, tracking_views, views
+from cdp import customer_views, import_views, source_views, tracking_views, views
 from connectors import views as connector_views
 from journeys import views as journey_views
 from segments import views as segment_views
@@ -32,6 +32,8 @@ urlpatterns = [
         name="customer_unmerge",
     ),
     path("customers/reviews/", customer_views.merge_reviews, name="merge_reviews"),
+    path("customers/import/", import_views.imports, name="imports"),
+    path("customers/import/<int:job_id>/rejects.csv", import_views.import_rejects, name="import_rejects"),
     path(
         "customers/reviews/<int:review_id>/", customer_views.merge_review_resolve, name="merge_review_resolve"
     ),

@@ -72,3 +72,22 @@ def test_sales_searches_a_customer_and_sees_new_events_arrive_live(new_page, app
     expect(sales.locator("#timeline .event").first).to_contain_text("Order Completed", timeout=10_000)
     expect(sales.locator("#timeline .event")).to_have_count(2)
     screenshot(sales, "customer-profile")
+
+
+def test_admin_imports_a_csv_and_watches_it_finish(new_page, app_server, tmp_path):
+    app_server.start("worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "ingest")
+    rows = "\n".join(f"1390000{index:04d},客户{index},杭州" for index in range(1200))
+    csv_file = tmp_path / "customers.csv"
+    csv_file.write_text("phone,name,city\n" + rows + "\nnot-a-phone,坏数据,\n", encoding="utf-8")
+
+    admin = new_page("en")
+    log_in(admin, app_server.url, "admin", "demo-admin")
+    admin.goto(f"{app_server.url}/customers/import/")
+    admin.set_input_files("input[name=file]", str(csv_file))
+    admin.get_by_role("button", name="Start import").click()
+    expect(admin.locator(".flash--success")).to_contain_text("1201 rows")
+    job = admin.locator("#import-jobs tr[data-job]").first
+    expect(job).to_have_attribute("data-status", "done", timeout=60_000)  # the page polls while it runs
+    expect(job).to_contain_text("1201 / 1201")
+    expect(job.get_by_role("link", name="download the report")).to_be_visible()
+    assert Customer.objects.filter(merged_into=None).count() == 1200
