@@ -43,6 +43,10 @@ def audit_summary(entry: AuditEntry) -> str:
         if details.get("merged"):
             return _("merged customer #%(other)s after review") % {"other": details.get("other")}
         return _("kept customer #%(other)s apart after review") % {"other": details.get("other")}
+    if entry.action == "customer_role.save":
+        return _("saved the customer role")
+    if entry.action == "customer_role.delete":
+        return _("removed the customer role")
     if entry.action == "identity.rules":
         return _("changed the identity rules")
     if entry.action == "customer.owner":

@@ -18,6 +18,7 @@ from cdp import services
 from cdp.access import capability_required, user_can
 from cdp.merge import MergeConflict, customers_merge_by_hand, customers_unmerge, review_open, review_resolve
 from cdp.models import MergeLog, MergeReview, Source
+from cdp.roles import customer_roles
 
 User = get_user_model()
 LIST_PAGE = 50
@@ -73,7 +74,7 @@ def customer_profile(request, customer_id: int):
     context = {
         "customer": customer,
         "phone": selectors.customer_primary_phone(customer=customer, show_pii=show_pii),
-        "roles": [role for role in str(customer.traits.get("role", "")).replace(",", " ").split() if role],
+        "roles": customer_roles(customer=customer),
         "identities": selectors.customer_identities(customer=customer, show_pii=show_pii),
         "consents": selectors.customer_consents(customer=customer),
         "notes": customer.notes.select_related("author")[:20],

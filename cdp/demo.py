@@ -12,12 +12,20 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 
 from cdp.access import ROLE_ADMIN, ROLE_ANALYST, ROLE_MARKETER, ROLE_SALES, sync_role_groups
+from cdp.models import CustomerRole
 from cdp.services import audit_record, organization_ensure
 
 User = get_user_model()
 
 DEMO_COMPANY = "弱电优选 Ruodian Select"
 DEMO_INDUSTRY = "B2B e-commerce: low-voltage and smart-home equipment"
+
+
+# The case study's two kinds of customer, each with the figures its account managers watch.
+DEMO_CUSTOMER_ROLES = (
+    ("buyer", "采购商 Buyer", ["Order Completed", "Product Added", "Product Viewed"]),
+    ("supplier", "供应商 Supplier", ["Product Listed", "Message Delivered"]),
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,10 @@ def demo_load() -> list[DemoUser]:
     """Creates or restores the demo company and its staff; running it again changes nothing else."""
     organization_ensure(name=DEMO_COMPANY, industry=DEMO_INDUSTRY)
     sync_role_groups(Group, Permission, ContentType)
+    for position, (key, label, metrics) in enumerate(DEMO_CUSTOMER_ROLES):
+        CustomerRole.objects.update_or_create(
+            key=key, defaults={"label": label, "key_metrics": metrics, "position": position}
+        )
     for demo in DEMO_USERS:
         user, created = User.objects.get_or_create(
             username=demo.username,

@@ -417,3 +417,20 @@ class ImportJob(models.Model):
     @property
     def percent(self) -> int:
         return int(100 * self.processed_rows / self.total_rows) if self.total_rows else 0
+
+
+class CustomerRole(models.Model):
+    """A role a customer can hold (a person may be both supplier and buyer), with the metrics the
+    profile shows for it. A customer holds a role when its ``role`` trait names the role's key."""
+
+    key = models.SlugField(max_length=40, unique=True)
+    label = models.CharField(max_length=100)
+    # Event names whose count (and amount, when they carry one) the profile shows for this role.
+    key_metrics = models.JSONField(default=list, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "key"]
+
+    def __str__(self) -> str:
+        return self.label

@@ -12,7 +12,8 @@ from cdp.access import capability_required
 from cdp.customers import source_list
 from cdp.identity import IDENTITY_TYPES
 from cdp.identity_rules import rules_list, rules_save
-from cdp.models import Source
+from cdp.models import CustomerRole, Source
+from cdp.roles import role_delete, role_save
 
 
 @capability_required("manage_data")
@@ -87,3 +88,33 @@ def identity_rules(request):
     return render(
         request, "settings/identity_rules.html", {"tab": "identity", "rules": rules_list(), "errors": errors}
     )
+
+
+@capability_required("manage_data")
+def customer_roles(request):
+    errors, posted = {}, {}
+    if request.method == "POST":
+        posted = request.POST
+        if request.POST.get("delete"):
+            role_delete(role=get_object_or_404(CustomerRole, pk=request.POST["delete"]), actor=request.user)
+            messages.success(request, _("Role removed; customers keep their role attribute."))
+            return redirect("settings_customer_roles")
+        try:
+            role_save(
+                key=request.POST.get("key", ""),
+                label=request.POST.get("label", ""),
+                key_metrics=request.POST.get("key_metrics", ""),
+                actor=request.user,
+            )
+        except ValidationError as error:
+            errors = error.message_dict
+        else:
+            messages.success(request, _("Role saved."))
+            return redirect("settings_customer_roles")
+    context = {
+        "tab": "roles_customer",
+        "roles": CustomerRole.objects.all(),
+        "errors": errors,
+        "posted": posted,
+    }
+    return render(request, "settings/customer_roles.html", context)

@@ -20,6 +20,10 @@ PAGES = {
     "settings_roles": {"Admin"},
     "settings_audit": {"Admin"},
     "settings_sources": {"Admin"},
+    "settings_customer_roles": {"Admin"},
+    "settings_identity_rules": {"Admin"},
+    "imports": {"Admin"},
+    "merge_reviews": {"Admin", "Marketer", "Sales"},
 }
 
 
