@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from cdp.identity import NormalisedIdentity, identities_of, identity_type_of
 from cdp.merge import MergeConflict, MergeRetry, customers_merge, review_open
-from cdp.models import Customer, Event, Identity, IngestBatch, Source
+from cdp.models import Consent, Customer, Event, Identity, IngestBatch, Source
 from cdp.realtime import publish_customers_changed
 
 log = logging.getLogger(__name__)
@@ -350,6 +350,35 @@ def _update_rollups(source: Source, items: list[Incoming]) -> None:
         )
 
 
+# Events that change consent, with the channel in properties.channel (e.g. "sms", "email", "wechat").
+CONSENT_EVENTS = {"Subscribed": Consent.Status.SUBSCRIBED, "Unsubscribed": Consent.Status.UNSUBSCRIBED}
+
+
+def _record_consents(source: Source, items: list[Incoming]) -> None:
+    """The latest consent event per customer and channel wins (by event time)."""
+    latest: dict[tuple[int, str], Incoming] = {}
+    for item in items:
+        channel = item.message["properties"].get("channel")
+        if item.message["name"] not in CONSENT_EVENTS or not isinstance(channel, str) or not channel.strip():
+            continue
+        key = (item.customer_id, channel.strip().lower()[:20])
+        if key not in latest or latest[key].timestamp <= item.timestamp:
+            latest[key] = item
+    for (customer_id, channel), item in sorted(latest.items()):
+        current = Consent.objects.filter(customer_id=customer_id, channel=channel).first()
+        if current is not None and current.changed_at > item.timestamp:
+            continue  # a newer decision is already recorded
+        Consent.objects.update_or_create(
+            customer_id=customer_id,
+            channel=channel,
+            defaults={
+                "status": CONSENT_EVENTS[item.message["name"]],
+                "changed_at": item.timestamp,
+                "origin": str(item.message["properties"].get("origin") or source.name)[:200],
+            },
+        )
+
+
 def _touch_customers(items: list[Incoming]) -> None:
     seen: dict[int, tuple[dt.datetime, dt.datetime]] = {}
     for item in items:
@@ -399,6 +428,7 @@ def _process(batch: IngestBatch) -> list[int]:
     _store_events(source, items, batch.received_at)
     _update_rollups(source, items)
     _touch_customers(items)
+    _record_consents(source, items)
     Source.objects.filter(pk=source.pk).update(
         event_count=F("event_count") + len(items), last_event_at=timezone.now()
     )

@@ -158,3 +158,35 @@ def test_id_numbers_sent_as_traits_are_never_stored_in_clear(source):
     customer = Customer.objects.get()
     assert customer.traits == {"city": "北京"}
     assert customer.identities.get(type="id_number").value.startswith("h:")
+
+
+def test_subscribe_and_unsubscribe_events_set_consent_per_channel(source):
+    send(
+        source,
+        {
+            "userId": "c-1",
+            "event": "Subscribed",
+            "properties": {"channel": "sms"},
+            "timestamp": "2026-11-01T10:00:00Z",
+        },
+        {
+            "userId": "c-1",
+            "event": "Unsubscribed",
+            "properties": {"channel": "SMS", "origin": "回复TD"},
+            "timestamp": "2026-11-02T10:00:00Z",
+        },
+        {"userId": "c-1", "event": "Subscribed", "properties": {"channel": "email"}},
+    )
+    # A late-arriving older event does not undo the newer decision.
+    send(
+        source,
+        {
+            "userId": "c-1",
+            "event": "Subscribed",
+            "properties": {"channel": "sms"},
+            "timestamp": "2026-10-01T10:00:00Z",
+        },
+    )
+    consents = {consent.channel: consent for consent in Customer.objects.get().consents.all()}
+    assert consents["sms"].status == "unsubscribed" and consents["sms"].origin == "回复TD"
+    assert consents["email"].status == "subscribed"
