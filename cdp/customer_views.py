@@ -32,10 +32,8 @@ def customer_list(request):
         request.GET.get("page")
     )
     show_pii = user_can(request.user, "view_pii")
-    rows = [
-        (customer, selectors.customer_primary_phone(customer=customer, show_pii=show_pii))
-        for customer in page
-    ]
+    phones = selectors.primary_phones(customer_ids=[customer.pk for customer in page], show_pii=show_pii)
+    rows = [(customer, phones.get(customer.pk, "")) for customer in page]
     context = {
         "page": page,
         "rows": rows,
@@ -55,6 +53,12 @@ def _customer_or_404(customer_id: int):
     return customer
 
 
+def _shown(events: list, show_pii: bool) -> list:
+    for event in events:
+        event.shown_properties = selectors.redact(event.properties, show_pii=show_pii)
+    return events
+
+
 def _cursor(value: str) -> tuple[dt.datetime, int] | None:
     try:
         moment, event_id = value.rsplit("_", 1)
@@ -70,20 +74,17 @@ def customer_profile(request, customer_id: int):
         return redirect("customer", customer_id=customer.pk)
     show_pii = user_can(request.user, "view_pii")
     channel, kind = request.GET.get("channel", ""), request.GET.get("kind", "")
-    events = selectors.customer_timeline(customer=customer, channel=channel, kind=kind)
+    events = _shown(selectors.customer_timeline(customer=customer, channel=channel, kind=kind), show_pii)
     context = {
         "customer": customer,
         "phone": selectors.customer_primary_phone(customer=customer, show_pii=show_pii),
+        "show_pii": show_pii,
         "roles": customer_roles(customer=customer),
         "identities": selectors.customer_identities(customer=customer, show_pii=show_pii),
         "consents": selectors.customer_consents(customer=customer),
         "notes": customer.notes.select_related("author")[:20],
         "stats": selectors.customer_stats(customer=customer),
-        "traits": sorted(
-            (key, value)
-            for key, value in customer.traits.items()
-            if key not in {"phone", "email", "id_number"}
-        ),
+        "traits": sorted(selectors.redact(customer.traits, show_pii=show_pii).items()),
         "events": events,
         "more": len(events) == selectors.TIMELINE_PAGE,
         "filters": {"channel": channel, "kind": kind},
@@ -101,14 +102,17 @@ def customer_profile(request, customer_id: int):
 
 @capability_required("view_customers")
 def customer_timeline(request, customer_id: int):
-    """More of the timeline: older events (``before``) as the page scrolls, newer ones (``since``) live."""
+    """More of the timeline: older events (``before``) as the page scrolls, and live the events stored
+    after the newest one shown (``since``: an event id, so late-dated events still appear)."""
     customer = _customer_or_404(customer_id)
     channel, kind = request.GET.get("channel", ""), request.GET.get("kind", "")
     before = _cursor(request.GET.get("before", ""))
-    events = selectors.customer_timeline(customer=customer, channel=channel, kind=kind, before=before)
-    since = _cursor(request.GET.get("since", ""))
-    if since is not None:
-        events = [event for event in events if (event.timestamp, event.pk) > since]
+    since = request.GET.get("since", "")
+    since = int(since) if since.isdigit() else None
+    events = selectors.customer_timeline(
+        customer=customer, channel=channel, kind=kind, before=before, after_id=since
+    )
+    events = _shown(events, user_can(request.user, "view_pii"))
     context = {
         "customer": customer,
         "events": events,
@@ -150,9 +154,7 @@ def customer_merge(request, customer_id: int):
     """Merge this profile with another one staff know to be the same person (found by id, phone, email)."""
     customer = _customer_or_404(customer_id)
     query = request.POST.get("other", "").strip()
-    other = selectors.customer_search(query=query).exclude(pk=customer.pk).first() if query else None
-    if other is None and query.lstrip("#").isdigit():
-        other = selectors.customer_resolve(customer_id=int(query.lstrip("#")))
+    other = selectors.customer_by_identifier(query=query, excluding=customer)
     if other is None or other.pk == customer.pk:
         messages.error(request, _("No other customer matches “%(query)s”.") % {"query": query})
         return redirect("customer", customer_id=customer.pk)

@@ -20,6 +20,44 @@ def mask_phone(phone: str) -> str:
     return phone[:-6] + "****" + phone[-2:] if len(phone) > 8 else "****"
 
 
+PHONE_KEYS = frozenset({"phone", "mobile", "tel", "telephone"})
+SECRET_KEYS = frozenset({"id_number", "idNumber"})
+
+
+def redact(value, *, show_pii: bool):
+    """A copy of traits, properties or context with phones masked and ID numbers hidden, for roles
+    without ``view_pii``; unchanged for those with it."""
+    if show_pii:
+        return value
+    if isinstance(value, list):
+        return [redact(item, show_pii=False) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if value.get("type") in ("phone", "id_number") and "id" in value:  # context.externalIds entries
+        return {**value, "id": "••••"}
+    cleaned = {}
+    for key, item in value.items():
+        if key in SECRET_KEYS:
+            cleaned[key] = "••••"
+        elif key in PHONE_KEYS and isinstance(item, (str, int)):
+            normalised = normalise_phone(str(item))
+            cleaned[key] = mask_phone(normalised) if normalised else "••••"
+        else:
+            cleaned[key] = redact(item, show_pii=False)
+    return cleaned
+
+
+def primary_phones(*, customer_ids: list[int], show_pii: bool) -> dict[int, str]:
+    """The first phone of each customer, in one query (for lists)."""
+    rows = (
+        Identity.objects.filter(customer_id__in=customer_ids, type="phone")
+        .order_by("customer_id", "first_seen_at")
+        .distinct("customer_id")
+        .values_list("customer_id", "value")
+    )
+    return {customer_id: phone if show_pii else mask_phone(phone) for customer_id, phone in rows}
+
+
 def customer_search(*, query: str = "", channel: str = "", role: str = "") -> QuerySet:
     """Active customers matching a phone, email, WeChat or user id exactly, or a name prefix."""
     customers = Customer.objects.filter(merged_into__isnull=True)
@@ -37,8 +75,24 @@ def customer_search(*, query: str = "", channel: str = "", role: str = "") -> Qu
             pk__in=Identity.objects.filter(source__kind=channel).values("customer_id")
         )
     if role:
-        customers = customers.filter(traits__role=role)
+        # A person can hold several roles: "supplier buyer", or a list.
+        customers = customers.filter(
+            Q(traits__role=role) | Q(traits__role__icontains=role) | Q(traits__role__contains=[role])
+        )
     return customers.order_by("-last_seen_at", "-id")
+
+
+def customer_by_identifier(*, query: str, excluding: Customer | None = None) -> Customer | None:
+    """The one other customer an exact identifier or ``#id`` names; None when none or several do
+    (merging by a name would pick an arbitrary namesake)."""
+    query = query.strip()
+    if query.startswith("#") and query[1:].isdigit():
+        return customer_resolve(customer_id=int(query[1:]))
+    candidates = {query} | {value for value in (normalise_phone(query), normalise_email(query)) if value}
+    owners = set(Identity.objects.filter(value__in=candidates).values_list("customer_id", flat=True))
+    if excluding is not None:
+        owners.discard(excluding.pk)
+    return customer_resolve(customer_id=owners.pop()) if len(owners) == 1 else None
 
 
 def customer_resolve(*, customer_id: int) -> Customer | None:
@@ -99,7 +153,12 @@ def customer_consents(*, customer: Customer) -> list[Consent]:
 
 
 def customer_timeline(
-    *, customer: Customer, channel: str = "", kind: str = "", before: tuple[dt.datetime, int] | None = None
+    *,
+    customer: Customer,
+    channel: str = "",
+    kind: str = "",
+    before: tuple[dt.datetime, int] | None = None,
+    after_id: int | None = None,
 ) -> list[Event]:
     """One page of the customer's events, newest first, after ``before``: the last shown (time, id)."""
     events = Event.objects.filter(customer=customer).select_related("source")
@@ -107,6 +166,8 @@ def customer_timeline(
         events = events.filter(channel=channel)
     if kind:
         events = events.filter(kind=kind)
+    if after_id is not None:  # live updates: whatever arrived since, whatever its event time
+        events = events.filter(pk__gt=after_id)
     if before is not None:
         moment, event_id = before
         events = events.filter(Q(timestamp__lt=moment) | Q(timestamp=moment, pk__lt=event_id))

@@ -200,14 +200,14 @@ def identities_of(message: dict) -> list[NormalisedIdentity]:
         for key, identity_type in TRAIT_IDENTIFIERS.items():
             add(identity_type, traits.get(key))
         openid = traits.get("wechat_openid") or traits.get("openid")
-        appid = (
-            traits.get("wechat_appid")
-            or traits.get("appid")
-            or (context.get("app") or {}).get("wechat_appid")
-        )
-        if openid and appid:
+        app = context.get("app") if isinstance(context.get("app"), dict) else {}
+        appid = traits.get("wechat_appid") or traits.get("appid") or app.get("wechat_appid")
+        # The type column holds "wechat_openid:" and the app id: WeChat app ids are 18 characters.
+        if openid and isinstance(appid, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,26}", appid):
             add(f"wechat_openid:{appid}", openid)
-    for external in context.get("externalIds") or []:
-        if isinstance(external, dict) and external.get("type") in IDENTITY_TYPES:
-            add(external["type"], external.get("id"))
+    external_ids = context.get("externalIds")
+    for external in external_ids if isinstance(external_ids, list) else []:
+        kind = external.get("type") if isinstance(external, dict) else None
+        if isinstance(kind, str) and kind in IDENTITY_TYPES:
+            add(kind, external.get("id"))
     return list(found.values())

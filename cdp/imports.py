@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from cdp.identity import IDENTITY_TYPES, normalise
 from cdp.ingest import batches_process, inbox_store
 from cdp.models import ImportJob, Source
+from cdp.services import internal_source
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 CHUNK_ROWS = 500
@@ -131,9 +132,7 @@ def import_run(*, job_id: int) -> ImportJob:
 
 
 def _run(job: ImportJob) -> ImportJob:
-    source, _created = Source.objects.get_or_create(
-        name=IMPORT_SOURCE_NAME, kind=Source.Kind.IMPORT, defaults={"write_key": f"internal-import-{job.pk}"}
-    )
+    source = internal_source(name=IMPORT_SOURCE_NAME, kind=Source.Kind.IMPORT)
     job.status, job.processed_rows, job.accepted_rows, job.rejected_rows = ImportJob.Status.RUNNING, 0, 0, 0
     job.save(update_fields=["status", "processed_rows", "accepted_rows", "rejected_rows"])
     rejects = io.StringIO()

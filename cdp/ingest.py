@@ -23,24 +23,27 @@ from django.db.models import F
 from django.utils import timezone
 
 from cdp.identity import NormalisedIdentity, identities_of, identity_type_of
-from cdp.merge import MergeConflict, MergeRetry, customers_merge, review_open
+from cdp.merge import MergeConflict, MergeRetry, customer_survivor, customers_merge, review_open
 from cdp.models import Consent, Customer, Event, Identity, IngestBatch, Source
 from cdp.realtime import publish_customers_changed
+from cdp.services import internal_source
 
 log = logging.getLogger(__name__)
 AMOUNT_PROPERTIES = ("revenue", "total", "amount", "value")
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 10
 
 
-def inbox_store(*, source: Source, events: list[dict]) -> IngestBatch:
-    """Commits the accepted events; processing is queued once the commit is done."""
+def inbox_store(*, source: Source, events: list[dict], enqueue: bool = True) -> IngestBatch:
+    """Commits the accepted events; processing is queued once the commit is done (unless the caller
+    processes the batch itself)."""
     from cdp.tasks import ingest_batches
 
     with transaction.atomic():
         batch = IngestBatch.objects.create(
             source=source, received_at=timezone.now(), events=events, event_count=len(events)
         )
-        transaction.on_commit(lambda: ingest_batches.delay(batch.pk), robust=True)
+        if enqueue:
+            transaction.on_commit(lambda: ingest_batches.delay(batch.pk), robust=True)
     return batch
 
 
@@ -396,6 +399,21 @@ def _touch_customers(items: list[Incoming]) -> None:
         )
 
 
+def _lock_customers(customer_ids: list[int]) -> None:
+    """Locks the customers this batch's identities name, in id order; if another worker merged one of
+    them away since we read the identities, start over (the identities now name the survivor)."""
+    if not customer_ids:
+        return
+    rows = list(
+        Customer.objects.select_for_update()
+        .filter(pk__in=customer_ids)
+        .order_by("pk")
+        .values_list("merged_into_id", flat=True)
+    )
+    if len(rows) != len(customer_ids) or any(rows):
+        raise MergeRetry("a customer of this batch was merged by another worker meanwhile")
+
+
 def _process(batch: IngestBatch) -> list[int]:
     """Processes one claimed batch inside the caller's transaction; returns the customer id of each
     new event (replayed ones are skipped)."""
@@ -410,7 +428,8 @@ def _process(batch: IngestBatch) -> list[int]:
             Incoming(
                 message=message,
                 identities=identities_of(message),
-                timestamp=dt.datetime.fromisoformat(message["timestamp"]),
+                # In UTC, so that trait freshness compares like with like.
+                timestamp=dt.datetime.fromisoformat(message["timestamp"]).astimezone(dt.UTC),
                 traits=_traits_of(message),
             )
         )
@@ -418,6 +437,7 @@ def _process(batch: IngestBatch) -> list[int]:
         return []
     resolver = _Resolver(source, timezone.now())
     resolver.load(items)
+    _lock_customers(sorted(set(resolver.owner.values())))
     created: list[Customer] = []
     for item in items:
         resolver.resolve(item, created)
@@ -435,17 +455,19 @@ def _process(batch: IngestBatch) -> list[int]:
     return [item.customer_id for item in items]
 
 
-def batches_process(*, batch_ids: list[int] | None = None, limit: int = 20) -> int:
-    """Claims pending batches (the given ones, else the oldest) and processes each in its own
-    transaction; a batch that races another worker on a customer is retried. Returns events stored."""
+def batches_process(*, batch_ids: list[int] | None = None, limit: int = 20, wait: bool = False) -> int:
+    """Claims pending batches (the given ones, else those tried least, oldest first) and processes
+    each in its own transaction. A batch that raced another worker, or failed, counts an attempt and
+    goes behind the others; after MAX_ATTEMPTS it stays pending with its error for people to see.
+    ``wait`` waits for a batch another worker holds instead of skipping it. Returns events stored."""
     stored = 0
     while True:
         with transaction.atomic():
-            pending = IngestBatch.objects.select_for_update(skip_locked=True).select_related("source")
-            pending = pending.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS).order_by("pk")
+            pending = IngestBatch.objects.select_for_update(skip_locked=not wait).select_related("source")
+            pending = pending.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
             if batch_ids is not None:
                 pending = pending.filter(pk__in=batch_ids)
-            batch = pending.first()
+            batch = pending.order_by("attempts", "pk").first()
             if batch is None:
                 return stored
             try:
@@ -453,18 +475,26 @@ def batches_process(*, batch_ids: list[int] | None = None, limit: int = 20) -> i
                     touched = _process(batch)
                     stored += len(touched)
             except (IntegrityError, OperationalError, MergeRetry) as exc:
-                # Another worker changed the same customers first: count the attempt and redo.
-                IngestBatch.objects.filter(pk=batch.pk).update(
-                    attempts=F("attempts") + 1, error=str(exc)[:2000]
-                )
+                _count_attempt(batch, exc)
                 log.info("batch %s raced another worker (%s); retrying", batch.pk, type(exc).__name__)
                 continue
-            batch.processed_at = timezone.now()
-            batch.save(update_fields=["processed_at"])
+            except Exception as exc:
+                _count_attempt(batch, exc)
+                log.exception("batch %s failed", batch.pk)
+                continue
+            # Done: the raw payload (it may hold personal data) is no longer needed.
+            batch.processed_at, batch.events = timezone.now(), []
+            batch.save(update_fields=["processed_at", "events"])
             transaction.on_commit(lambda ids=touched: publish_customers_changed(ids))
         limit -= 1
         if limit <= 0:
             return stored
+
+
+def _count_attempt(batch: IngestBatch, exc: Exception) -> None:
+    IngestBatch.objects.filter(pk=batch.pk).update(
+        attempts=F("attempts") + 1, error=f"{type(exc).__name__}: {exc}"[:2000]
+    )
 
 
 API_SOURCE_NAME = "Open API"
@@ -491,14 +521,22 @@ def customer_upsert(
     keys = [identity.key for identity in identities_of(message)]
     if not keys:
         raise ValueError("None of these identifiers is usable (empty, malformed or a placeholder).")
-    existed = Identity.objects.filter(type=keys[0][0], value=keys[0][1]).exists()
-    source, _created = Source.objects.get_or_create(
-        name=API_SOURCE_NAME, kind=Source.Kind.SERVER, defaults={"write_key": f"internal-{uuid.uuid4()}"}
-    )
-    batch = inbox_store(source=source, events=[message])
-    batches_process(batch_ids=[batch.pk])
-    owner_id = (
-        Identity.objects.filter(type=keys[0][0], value=keys[0][1]).values_list("customer_id", flat=True).get()
-    )
-    customer = Customer.objects.get(pk=owner_id)
+    existed = Identity.objects.filter(
+        type__in=[key[0] for key in keys], value__in=[key[1] for key in keys]
+    ).exists()
+    source = internal_source(name=API_SOURCE_NAME, kind=Source.Kind.SERVER)
+    batch = inbox_store(source=source, events=[message], enqueue=False)
+    batches_process(batch_ids=[batch.pk], wait=True)
+    event = Event.objects.filter(source=source, message_id=message["messageId"]).first()
+    if event is not None:
+        owner_id = event.customer_id
+    else:  # a retried call: its event exists under the first call's batch, found by identity
+        owner_id = (
+            Identity.objects.filter(type__in=[k[0] for k in keys], value__in=[k[1] for k in keys])
+            .values_list("customer_id", flat=True)
+            .first()
+        )
+    if owner_id is None:
+        raise ValueError("The identifiers could not be stored; try again.")
+    customer = Customer.objects.get(pk=customer_survivor(owner_id))
     return customer, not existed

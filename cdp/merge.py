@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from cdp.identity import identity_type_of
-from cdp.models import Customer, Event, Identity, MergeLog, MergeReview
+from cdp.models import Consent, Customer, Event, Identity, MergeLog, MergeReview, Note
 from cdp.services import audit_record
 
 
@@ -47,6 +47,23 @@ def _merge_traits(survivor: Customer, merged: Customer) -> None:
     survivor.first_seen_at = min(firsts) if firsts else None
     survivor.last_seen_at = max(lasts) if lasts else None
     survivor.owner_id = survivor.owner_id or merged.owner_id
+
+
+def _merge_consents(survivor_id: int, merged_id: int) -> None:
+    """Per channel the newest decision wins: an unsubscribe on either profile is never lost."""
+    for consent in Consent.objects.filter(customer_id=merged_id):
+        current = Consent.objects.filter(customer_id=survivor_id, channel=consent.channel).first()
+        if current is None or current.changed_at < consent.changed_at:
+            Consent.objects.update_or_create(
+                customer_id=survivor_id,
+                channel=consent.channel,
+                defaults={
+                    "status": consent.status,
+                    "changed_at": consent.changed_at,
+                    "origin": consent.origin,
+                },
+            )
+    Consent.objects.filter(customer_id=merged_id).delete()
 
 
 def _merge_rollups(survivor_id: int, merged_id: int) -> None:
@@ -101,6 +118,8 @@ def customers_merge(
     identity_ids = list(Identity.objects.filter(customer_id=merged_id).values_list("pk", flat=True))
     Identity.objects.filter(customer_id=merged_id).update(customer_id=survivor_id)
     Event.objects.filter(customer_id=merged_id).update(customer_id=survivor_id)
+    Note.objects.filter(customer_id=merged_id).update(customer_id=survivor_id)
+    _merge_consents(survivor_id, merged_id)
     _merge_rollups(survivor_id, merged_id)
     _merge_traits(survivor, merged)
     survivor.save()
@@ -213,7 +232,7 @@ def customers_unmerge(*, log: MergeLog, actor) -> Customer:
         .order_by("pk")
     }
     survivor, merged = customers[log.survivor_id], customers[log.merged_id]
-    if merged.merged_into_id != survivor.pk:
+    if merged.merged_into_id != survivor.pk or survivor.merged_into_id is not None:
         raise MergeConflict("The survivor was itself merged since; undo that merge first.")
     Identity.objects.filter(pk__in=log.identity_ids, customer=survivor).update(customer=merged)
     Event.objects.filter(customer=survivor, origin_customer_id__in=_absorbed_ids(merged.pk)).update(

@@ -187,6 +187,14 @@ def source_create(*, name: str, kind: str, actor=None) -> Source:
     return source
 
 
+def internal_source(*, name: str, kind: str) -> Source:
+    """The source the product itself writes through (imports, the open API), with an unguessable key."""
+    source = Source.objects.filter(name=name, kind=kind).order_by("pk").first()
+    if source is None:
+        source = Source.objects.create(name=name, kind=kind, write_key=f"internal-{_new_write_key()}")
+    return source
+
+
 @transaction.atomic
 def source_rotate_key(*, source: Source, actor=None) -> Source:
     """A new write key at once; clients still sending the old one get 401 from now on."""

@@ -7,15 +7,17 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import gzip
 import json
 import uuid
+import zlib
 from dataclasses import dataclass
 
 from django.utils import timezone
 
 from cdp.models import Source
 
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 KINDS = ("identify", "track", "page", "screen", "group", "alias")
@@ -67,23 +69,39 @@ def source_for(request, body: dict | None) -> Source:
     return source
 
 
+def _too_large(size: int) -> TrackingError:
+    return TrackingError(413, f"The request is {size} bytes; the limit is {MAX_BATCH_BYTES} bytes.")
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def read_body(request) -> dict:
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    gzipped = request.headers.get("Content-Encoding", "").lower() == "gzip"
+    if declared > MAX_BATCH_BYTES:  # checked before reading, so a huge body is never loaded
+        raise _too_large(declared)
     raw = request.body
-    if len(raw) > MAX_BATCH_BYTES and request.headers.get("Content-Encoding", "").lower() != "gzip":
-        raise TrackingError(413, f"The request is {len(raw)} bytes; the limit is {MAX_BATCH_BYTES} bytes.")
-    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+    if gzipped:
+        # Inflate at most one byte past the limit: a small "gzip bomb" cannot fill the memory.
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError):
+            raw = inflater.decompress(raw, MAX_BATCH_BYTES + 1)
+        except zlib.error:
             raise TrackingError(400, "The body is not valid gzip.") from None
-        if len(raw) > MAX_BATCH_BYTES:
-            raise TrackingError(
-                413, f"The request is {len(raw)} bytes; the limit is {MAX_BATCH_BYTES} bytes."
-            )
+        if len(raw) > MAX_BATCH_BYTES or inflater.unconsumed_tail:
+            raise _too_large(len(raw))
+    elif len(raw) > MAX_BATCH_BYTES:
+        raise _too_large(len(raw))
+    if b"\\u0000" in raw or b"\x00" in raw:
+        raise TrackingError(400, "The body contains a NUL character, which cannot be stored.")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise TrackingError(400, f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise TrackingError(400, "The body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise TrackingError(400, "The body must be a JSON object.")
     return body
@@ -98,7 +116,10 @@ def _parse_time(value, field: str) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise TrackingError(400, f"{field} is not an ISO 8601 date-time: {value!r}.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    if not EARLIEST <= moment <= LATEST:
+        raise TrackingError(400, f"{field} is out of range (2000 to 2100): {value!r}.")
+    return moment
 
 
 def _clean_message(message, kind: str, where: str, sent_at: dt.datetime | None, now: dt.datetime) -> dict:

@@ -69,6 +69,13 @@ class EventOutput(serializers.ModelSerializer):
             "context",
         ]
 
+    def to_representation(self, event):
+        data = super().to_representation(event)
+        show_pii = user_can(self.context["request"].user, "view_pii")
+        data["properties"] = selectors.redact(data["properties"], show_pii=show_pii)
+        data["context"] = selectors.redact(data["context"], show_pii=show_pii)
+        return data
+
 
 class CustomerUpsertInput(serializers.Serializer):
     identities = serializers.DictField(
@@ -91,12 +98,14 @@ class CustomerUpsertInput(serializers.Serializer):
         return identities
 
 
-def _summary(customer: Customer, show_pii: bool) -> dict:
+def _summary(customer: Customer, show_pii: bool, phone: str | None = None) -> dict:
+    if phone is None:
+        phone = selectors.customer_primary_phone(customer=customer, show_pii=show_pii)
     return {
         "id": customer.pk,
         "name": customer.name,
-        "phone": selectors.customer_primary_phone(customer=customer, show_pii=show_pii),
-        "traits": customer.traits,
+        "phone": phone,
+        "traits": selectors.redact(customer.traits, show_pii=show_pii),
         "first_seen_at": customer.first_seen_at,
         "last_seen_at": customer.last_seen_at,
     }
@@ -147,9 +156,9 @@ class CustomerListView(APIView):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(customers, request, view=self)
         show_pii = user_can(request.user, "view_pii")
-        return paginator.get_paginated_response(
-            CustomerSummaryOutput([_summary(customer, show_pii) for customer in page], many=True).data
-        )
+        phones = selectors.primary_phones(customer_ids=[customer.pk for customer in page], show_pii=show_pii)
+        summaries = [_summary(customer, show_pii, phone=phones.get(customer.pk, "")) for customer in page]
+        return paginator.get_paginated_response(CustomerSummaryOutput(summaries, many=True).data)
 
     @extend_schema(request=CustomerUpsertInput, responses={200: CustomerOutput, 201: CustomerOutput})
     def post(self, request):

@@ -134,7 +134,7 @@ def test_the_timeline_pages_older_events_and_fetches_newer_ones(client, user_in_
     names = [line for line in older.content.decode().split("<strong>")[1:]]
     assert len(names) == 50 and names[0].startswith("Step 059")
 
-    newest = first_page.split('data-event="')[1].split('"')[0]
+    newest = max(int(part.split('"')[0]) for part in first_page.split('data-id="')[1:])
     send(source, {"userId": "b-1", "event": "Brand New", "timestamp": "2026-11-23T10:00:00+08:00"})
     newer = client.get(reverse("customer_timeline", args=[buyer.pk]), {"since": newest}).content.decode()
     assert "Brand New" in newer and "Order Completed" not in newer

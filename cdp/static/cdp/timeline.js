@@ -1,5 +1,5 @@
 // Keeps an open profile's timeline live: when the server says this customer got new events,
-// fetch just the rows newer than the newest one shown and put them on top.
+// fetch the rows stored after the last one shown (by id, so late-dated events appear too).
 (function () {
   const list = document.getElementById("timeline");
   if (!list || !("WebSocket" in window)) return;
@@ -11,8 +11,8 @@
     if (fetching) return;
     fetching = true;
     try {
-      const newest = list.querySelector("[data-event]");
-      const url = list.dataset.liveUrl + (newest ? "&since=" + encodeURIComponent(newest.dataset.event) : "");
+      const shown = [...list.querySelectorAll("[data-id]")].map((row) => Number(row.dataset.id));
+      const url = list.dataset.liveUrl + (shown.length ? "&since=" + Math.max(...shown) : "&since=0");
       const response = await fetch(url, { headers: { "HX-Request": "true" } });
       if (!response.ok) return;
       const template = document.createElement("template");
