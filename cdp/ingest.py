@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from cdp.identity import NormalisedIdentity, identities_of, identity_type_of
@@ -121,14 +121,17 @@ class _Resolver:
         keys = {identity.key for item in incoming for identity in item.identities}
         if not keys:
             return
-        types = sorted({key[0] for key in keys})
-        values = sorted({key[1] for key in keys})
-        rows = Identity.objects.filter(type__in=types, value__in=values).values_list(
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for identity_type, value in keys:
+            by_type[identity_type].append(value)
+        # One index lookup per type (type = ... AND value = ANY(...)), flat however big the table.
+        lookups = Q()
+        for identity_type, values in by_type.items():
+            lookups |= Q(type=identity_type, value__in=values)
+        for identity_type, value, customer_id in Identity.objects.filter(lookups).values_list(
             "type", "value", "customer_id"
-        )
-        for identity_type, value, customer_id in rows:
-            if (identity_type, value) in keys:
-                self.owner[(identity_type, value)] = customer_id
+        ):
+            self.owner[(identity_type, value)] = customer_id
         self._load_held(set(self.owner.values()))
 
     def _load_held(self, customer_ids: set[int]) -> None:
@@ -295,7 +298,18 @@ def _store_events(source: Source, items: list[Incoming], received_at: dt.datetim
     )
 
 
-def _update_rollups(source: Source, items: list[Incoming]) -> None:
+@dataclass
+class SharedCounts:
+    """Counters every batch touches (per source, channel and day, hour of week): written after the
+    batch commits, in a short transaction of their own, so batches do not queue on these rows."""
+
+    source_id: int
+    events: int
+    channel_daily: dict
+    hours: dict
+
+
+def _update_rollups(source: Source, items: list[Incoming]) -> SharedCounts:
     local = zoneinfo.ZoneInfo(settings.TIME_ZONE)
     stats: dict[tuple[int, str], list] = {}
     daily: dict[tuple[int, str, dt.date], int] = defaultdict(int)
@@ -335,13 +349,19 @@ def _update_rollups(source: Source, items: list[Incoming]) -> None:
             """,
             [(*key, count) for key, count in sorted(daily.items())],
         )
+    return SharedCounts(source.pk, len(items), dict(channel_daily), dict(hours))
+
+
+@transaction.atomic
+def shared_counts_add(counts: SharedCounts) -> None:
+    with connection.cursor() as cursor:
         cursor.executemany(
             """
             INSERT INTO cdp_channeleventdaily (day, channel, name, count) VALUES (%s, %s, %s, %s)
             ON CONFLICT (day, channel, name) DO UPDATE
             SET count = cdp_channeleventdaily.count + EXCLUDED.count
             """,
-            [(*key, count) for key, count in sorted(channel_daily.items())],
+            [(*key, count) for key, count in sorted(counts.channel_daily.items())],
         )
         cursor.executemany(
             """
@@ -349,8 +369,11 @@ def _update_rollups(source: Source, items: list[Incoming]) -> None:
             ON CONFLICT (channel, hour_of_week) DO UPDATE
             SET count = cdp_channelhourofweek.count + EXCLUDED.count
             """,
-            [(*key, count) for key, count in sorted(hours.items())],
+            [(*key, count) for key, count in sorted(counts.hours.items())],
         )
+    Source.objects.filter(pk=counts.source_id).update(
+        event_count=F("event_count") + counts.events, last_event_at=timezone.now()
+    )
 
 
 # Events that change consent, with the channel in properties.channel (e.g. "sms", "email", "wechat").
@@ -414,7 +437,7 @@ def _lock_customers(customer_ids: list[int]) -> None:
         raise MergeRetry("a customer of this batch was merged by another worker meanwhile")
 
 
-def _process(batch: IngestBatch) -> list[int]:
+def _process(batch: IngestBatch) -> tuple[list[int], SharedCounts | None]:
     """Processes one claimed batch inside the caller's transaction; returns the customer id of each
     new event (replayed ones are skipped)."""
     source = batch.source
@@ -434,7 +457,7 @@ def _process(batch: IngestBatch) -> list[int]:
             )
         )
     if not items:
-        return []
+        return [], None
     resolver = _Resolver(source, timezone.now())
     resolver.load(items)
     _lock_customers(sorted(set(resolver.owner.values())))
@@ -446,13 +469,10 @@ def _process(batch: IngestBatch) -> list[int]:
     resolver.save_identities()
     _apply_traits(items)
     _store_events(source, items, batch.received_at)
-    _update_rollups(source, items)
+    shared = _update_rollups(source, items)
     _touch_customers(items)
     _record_consents(source, items)
-    Source.objects.filter(pk=source.pk).update(
-        event_count=F("event_count") + len(items), last_event_at=timezone.now()
-    )
-    return [item.customer_id for item in items]
+    return [item.customer_id for item in items], shared
 
 
 def batches_process(*, batch_ids: list[int] | None = None, limit: int = 20, wait: bool = False) -> int:
@@ -463,7 +483,9 @@ def batches_process(*, batch_ids: list[int] | None = None, limit: int = 20, wait
     stored = 0
     while True:
         with transaction.atomic():
-            pending = IngestBatch.objects.select_for_update(skip_locked=not wait).select_related("source")
+            # OF self: lock the batch row only, not its source (which every API commit checks).
+            pending = IngestBatch.objects.select_for_update(skip_locked=not wait, of=("self",))
+            pending = pending.select_related("source")
             pending = pending.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
             if batch_ids is not None:
                 pending = pending.filter(pk__in=batch_ids)
@@ -472,7 +494,7 @@ def batches_process(*, batch_ids: list[int] | None = None, limit: int = 20, wait
                 return stored
             try:
                 with transaction.atomic():
-                    touched = _process(batch)
+                    touched, shared = _process(batch)
                     stored += len(touched)
             except (IntegrityError, OperationalError, MergeRetry) as exc:
                 _count_attempt(batch, exc)
@@ -486,6 +508,11 @@ def batches_process(*, batch_ids: list[int] | None = None, limit: int = 20, wait
             batch.processed_at, batch.events = timezone.now(), []
             batch.save(update_fields=["processed_at", "events"])
             transaction.on_commit(lambda ids=touched: publish_customers_changed(ids))
+        if shared is not None:  # the batch is committed; the shared counters follow in their own
+            try:
+                shared_counts_add(shared)
+            except Exception:  # report counters only: never fail or redo the batch for them
+                log.exception("could not add batch %s to the shared counters", batch.pk)
         limit -= 1
         if limit <= 0:
             return stored
