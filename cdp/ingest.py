@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from cdp.identity import NormalisedIdentity, identities_of, identity_type_of
 from cdp.merge import MergeConflict, MergeRetry, customer_survivor, customers_merge, review_open
@@ -275,27 +276,45 @@ def _apply_traits(items: list[Incoming]) -> None:
     Customer.objects.bulk_update(changed, ["traits", "traits_updated_at", "name"])
 
 
+EVENT_COLUMNS = (
+    "customer_id",
+    "origin_customer_id",
+    "source_id",
+    "kind",
+    "name",
+    "channel",
+    "timestamp",
+    "received_at",
+    "message_id",
+    "properties",
+    "context",
+    "amount",
+)
+
+
 def _store_events(source: Source, items: list[Incoming], received_at: dt.datetime) -> None:
-    Event.objects.bulk_create(
-        [
-            Event(
-                customer_id=item.customer_id,
-                origin_customer_id=item.customer_id,
-                source=source,
-                kind=item.message["kind"],
-                name=item.message["name"],
-                channel=source.kind,
-                timestamp=item.timestamp,
-                received_at=received_at,
-                message_id=item.message["messageId"],
-                properties=item.message["properties"],
-                context=item.message["context"],
-                amount=_amount(item.message["properties"]),
+    """COPY, not INSERT: several times faster for the JSON columns, and inside the batch's transaction."""
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {Event._meta.db_table} ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for item in items:
+            copy.write_row(
+                (
+                    item.customer_id,
+                    item.customer_id,
+                    source.pk,
+                    item.message["kind"],
+                    item.message["name"],
+                    source.kind,
+                    item.timestamp,
+                    received_at,
+                    item.message["messageId"],
+                    Jsonb(item.message["properties"]),
+                    Jsonb(item.message["context"]),
+                    _amount(item.message["properties"]),
+                )
             )
-            for item in items
-        ],
-        batch_size=1000,
-    )
 
 
 @dataclass
