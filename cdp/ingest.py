@@ -347,26 +347,42 @@ def _update_rollups(source: Source, items: list[Incoming]) -> SharedCounts:
         channel_daily[(local_moment.date(), source.kind, name)] += 1
         hours[(source.kind, local_moment.weekday() * 24 + local_moment.hour)] += 1
     with connection.cursor() as cursor:
-        # Sorted, so concurrent batches take the row locks in one order and never deadlock on them.
-        cursor.executemany(
+        # One statement each, from arrays; sorted, so concurrent batches lock rows in one order.
+        rows = sorted(stats.items())
+        cursor.execute(
             """
             INSERT INTO cdp_customereventstats (customer_id, name, first_at, last_at, count, amount_sum)
-            VALUES (%s, %s, %s, %s, %s, %s)
+            SELECT * FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[],
+                                 %s::bigint[], %s::numeric[])
             ON CONFLICT (customer_id, name) DO UPDATE SET
                 first_at = LEAST(cdp_customereventstats.first_at, EXCLUDED.first_at),
                 last_at = GREATEST(cdp_customereventstats.last_at, EXCLUDED.last_at),
                 count = cdp_customereventstats.count + EXCLUDED.count,
                 amount_sum = cdp_customereventstats.amount_sum + EXCLUDED.amount_sum
             """,
-            [(customer, name, *values) for (customer, name), values in sorted(stats.items())],
+            [
+                [customer for (customer, _name), _values in rows],
+                [name for (_customer, name), _values in rows],
+                [values[0] for _key, values in rows],
+                [values[1] for _key, values in rows],
+                [values[2] for _key, values in rows],
+                [values[3] for _key, values in rows],
+            ],
         )
-        cursor.executemany(
+        days = sorted(daily.items())
+        cursor.execute(
             """
-            INSERT INTO cdp_customereventdaily (customer_id, name, day, count) VALUES (%s, %s, %s, %s)
+            INSERT INTO cdp_customereventdaily (customer_id, name, day, count)
+            SELECT * FROM unnest(%s::bigint[], %s::text[], %s::date[], %s::int[])
             ON CONFLICT (customer_id, name, day) DO UPDATE
             SET count = cdp_customereventdaily.count + EXCLUDED.count
             """,
-            [(*key, count) for key, count in sorted(daily.items())],
+            [
+                [key[0] for key, _n in days],
+                [key[1] for key, _n in days],
+                [key[2] for key, _n in days],
+                [count for _key, count in days],
+            ],
         )
     return SharedCounts(source.pk, len(items), dict(channel_daily), dict(hours))
 
@@ -429,15 +445,21 @@ def _touch_customers(items: list[Incoming]) -> None:
     for item in items:
         first, last = seen.get(item.customer_id, (item.timestamp, item.timestamp))
         seen[item.customer_id] = (min(first, item.timestamp), max(last, item.timestamp))
+    ordered = sorted(seen.items())
     with connection.cursor() as cursor:
-        cursor.executemany(
+        cursor.execute(
             """
-            UPDATE cdp_customer SET
-                first_seen_at = LEAST(COALESCE(first_seen_at, %s), %s),
-                last_seen_at = GREATEST(COALESCE(last_seen_at, %s), %s)
-            WHERE id = %s
+            UPDATE cdp_customer AS customer SET
+                first_seen_at = LEAST(COALESCE(customer.first_seen_at, seen.first_at), seen.first_at),
+                last_seen_at = GREATEST(COALESCE(customer.last_seen_at, seen.last_at), seen.last_at)
+            FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS seen(id, first_at, last_at)
+            WHERE customer.id = seen.id
             """,
-            [(first, first, last, last, customer_id) for customer_id, (first, last) in sorted(seen.items())],
+            [
+                [customer_id for customer_id, _times in ordered],
+                [times[0] for _id, times in ordered],
+                [times[1] for _id, times in ordered],
+            ],
         )
 
 
