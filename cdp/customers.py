@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 
 from cdp.identity import decrypt_sensitive, normalise_email, normalise_phone
+from cdp.merge import customer_survivor
 from cdp.models import Consent, Customer, Event, Identity, Source
 
 TIMELINE_PAGE = 50
@@ -76,9 +77,7 @@ def customer_search(*, query: str = "", channel: str = "", role: str = "") -> Qu
         )
     if role:
         # A person can hold several roles: "supplier buyer", or a list.
-        customers = customers.filter(
-            Q(traits__role=role) | Q(traits__role__icontains=role) | Q(traits__role__contains=[role])
-        )
+        customers = customers.filter(Q(traits__role__icontains=role) | Q(traits__role__contains=[role]))
     return customers.order_by("-last_seen_at", "-id")
 
 
@@ -97,12 +96,7 @@ def customer_by_identifier(*, query: str, excluding: Customer | None = None) -> 
 
 def customer_resolve(*, customer_id: int) -> Customer | None:
     """The customer, or the one it was merged into (links to merged customers keep working)."""
-    customer = Customer.objects.filter(pk=customer_id).first()
-    hops = 0
-    while customer is not None and customer.merged_into_id and hops < 20:
-        customer = Customer.objects.filter(pk=customer.merged_into_id).first()
-        hops += 1
-    return customer
+    return Customer.objects.filter(pk=customer_survivor(customer_id)).first()
 
 
 @dataclass(frozen=True)
@@ -137,15 +131,7 @@ def _decrypted(identity: Identity) -> str:
 
 
 def customer_primary_phone(*, customer: Customer, show_pii: bool) -> str:
-    phone = (
-        customer.identities.filter(type="phone")
-        .order_by("first_seen_at")
-        .values_list("value", flat=True)
-        .first()
-    )
-    if not phone:
-        return ""
-    return phone if show_pii else mask_phone(phone)
+    return primary_phones(customer_ids=[customer.pk], show_pii=show_pii).get(customer.pk, "")
 
 
 def customer_consents(*, customer: Customer) -> list[Consent]:

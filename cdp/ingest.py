@@ -27,7 +27,7 @@ from cdp.identity import NormalisedIdentity, identities_of, identity_type_of
 from cdp.merge import MergeConflict, MergeRetry, customer_survivor, customers_merge, review_open
 from cdp.models import Consent, Customer, Event, Identity, IngestBatch, Source
 from cdp.realtime import publish_customers_changed
-from cdp.services import internal_source
+from cdp.services import consent_record, internal_source
 
 log = logging.getLogger(__name__)
 AMOUNT_PROPERTIES = ("revenue", "total", "amount", "value")
@@ -426,17 +426,12 @@ def _record_consents(source: Source, items: list[Incoming]) -> None:
         if key not in latest or latest[key].timestamp <= item.timestamp:
             latest[key] = item
     for (customer_id, channel), item in sorted(latest.items()):
-        current = Consent.objects.filter(customer_id=customer_id, channel=channel).first()
-        if current is not None and current.changed_at > item.timestamp:
-            continue  # a newer decision is already recorded
-        Consent.objects.update_or_create(
+        consent_record(
             customer_id=customer_id,
             channel=channel,
-            defaults={
-                "status": CONSENT_EVENTS[item.message["name"]],
-                "changed_at": item.timestamp,
-                "origin": str(item.message["properties"].get("origin") or source.name)[:200],
-            },
+            status=CONSENT_EVENTS[item.message["name"]],
+            changed_at=item.timestamp,
+            origin=str(item.message["properties"].get("origin") or source.name),
         )
 
 

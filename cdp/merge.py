@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from cdp.identity import identity_type_of
 from cdp.models import Consent, Customer, Event, Identity, MergeLog, MergeReview, Note
-from cdp.services import audit_record
+from cdp.services import audit_record, consent_record
 
 
 class MergeConflict(Exception):
@@ -52,17 +52,13 @@ def _merge_traits(survivor: Customer, merged: Customer) -> None:
 def _merge_consents(survivor_id: int, merged_id: int) -> None:
     """Per channel the newest decision wins: an unsubscribe on either profile is never lost."""
     for consent in Consent.objects.filter(customer_id=merged_id):
-        current = Consent.objects.filter(customer_id=survivor_id, channel=consent.channel).first()
-        if current is None or current.changed_at < consent.changed_at:
-            Consent.objects.update_or_create(
-                customer_id=survivor_id,
-                channel=consent.channel,
-                defaults={
-                    "status": consent.status,
-                    "changed_at": consent.changed_at,
-                    "origin": consent.origin,
-                },
-            )
+        consent_record(
+            customer_id=survivor_id,
+            channel=consent.channel,
+            status=consent.status,
+            changed_at=consent.changed_at,
+            origin=consent.origin,
+        )
     Consent.objects.filter(customer_id=merged_id).delete()
 
 

@@ -235,16 +235,25 @@ def customer_assign_owner(*, customer: Customer, owner, actor) -> Customer:
 
 @transaction.atomic
 def consent_set(*, customer: Customer, channel: str, subscribed: bool, origin: str) -> Consent:
-    consent, _created = Consent.objects.update_or_create(
-        customer=customer,
-        channel=channel,
-        defaults={
-            "status": Consent.Status.SUBSCRIBED if subscribed else Consent.Status.UNSUBSCRIBED,
-            "changed_at": timezone.now(),
-            "origin": origin[:200],
-        },
+    status = Consent.Status.SUBSCRIBED if subscribed else Consent.Status.UNSUBSCRIBED
+    consent_record(
+        customer_id=customer.pk, channel=channel, status=status, changed_at=timezone.now(), origin=origin
     )
-    return consent
+    return Consent.objects.get(customer=customer, channel=channel)
+
+
+def consent_record(*, customer_id: int, channel: str, status: str, changed_at, origin: str) -> bool:
+    """Records a consent decision unless a newer one is already recorded for that channel (late
+    events and merges never undo a newer decision). Returns whether it was recorded."""
+    current = Consent.objects.filter(customer_id=customer_id, channel=channel).first()
+    if current is not None and current.changed_at > changed_at:
+        return False
+    Consent.objects.update_or_create(
+        customer_id=customer_id,
+        channel=channel,
+        defaults={"status": status, "changed_at": changed_at, "origin": origin[:200]},
+    )
+    return True
 
 
 @transaction.atomic
