@@ -187,6 +187,8 @@ def identities_of(message: dict) -> list[NormalisedIdentity]:
     found: dict[tuple[str, str], NormalisedIdentity] = {}
 
     def add(identity_type: str, raw) -> None:
+        if raw is None:
+            return
         identity = normalise(identity_type, raw)
         if identity is not None:
             found.setdefault(identity.key, identity)
@@ -197,8 +199,9 @@ def identities_of(message: dict) -> list[NormalisedIdentity]:
     for traits in (message.get("traits"), context.get("traits")):
         if not isinstance(traits, dict):
             continue
-        for key, identity_type in TRAIT_IDENTIFIERS.items():
-            add(identity_type, traits.get(key))
+        for key, value in traits.items():
+            if key in TRAIT_IDENTIFIERS:
+                add(TRAIT_IDENTIFIERS[key], value)
         openid = traits.get("wechat_openid") or traits.get("openid")
         app = context.get("app") if isinstance(context.get("app"), dict) else {}
         appid = traits.get("wechat_appid") or traits.get("appid") or app.get("wechat_appid")

@@ -13,8 +13,9 @@ def heartbeat() -> None:
 
 @shared_task
 def ingest_batches(batch_id: int | None = None) -> int:
-    """Processes one accepted request's batch (or, from beat, whatever is still pending)."""
-    return batches_process(batch_ids=[batch_id] if batch_id is not None else None)
+    """Processes what is pending, oldest first and many requests at a time: sent after each accepted
+    request (``batch_id`` names it, for the logs) and by beat's sweep."""
+    return batches_process()
 
 
 @shared_task

@@ -80,6 +80,42 @@ def test_a_failing_batch_counts_attempts_and_does_not_block_the_others(source):
     assert broken.processed_at is None and broken.attempts >= 1 and "KeyError" in broken.error
 
 
+def test_one_bad_request_in_a_group_costs_only_itself_an_attempt(source):
+    def good(number):
+        return inbox_store(
+            source=source,
+            enqueue=False,
+            events=[
+                {
+                    "kind": "track",
+                    "name": "Works",
+                    "messageId": f"good-{number}",
+                    "userId": f"person-{number % 3}",
+                    "anonymousId": None,
+                    "timestamp": "2026-11-20T10:00:00+08:00",
+                    "properties": {},
+                    "context": {},
+                    "traits": {},
+                }
+            ],
+        )
+
+    goods = [good(number) for number in range(3)]
+    broken = inbox_store(source=source, enqueue=False, events=[{"kind": "track", "messageId": "bad"}])
+    goods += [good(number) for number in range(3, 6)]
+
+    assert batches_process() == 6
+    assert Event.objects.filter(name="Works").count() == 6
+    assert Customer.objects.filter(merged_into=None).count() == 3
+    assert all(
+        batch.processed_at and batch.attempts == 0
+        for batch in IngestBatch.objects.filter(pk__in=[b.pk for b in goods])
+    )
+    broken.refresh_from_db()
+    assert (broken.processed_at, broken.attempts) == (None, 1)
+    assert "KeyError" in broken.error
+
+
 def test_processed_batches_drop_their_raw_payload(source):
     send(source, {"userId": "u", "event": "X", "context": {"traits": {"id_number": "110105194912310021"}}})
     assert IngestBatch.objects.get().events == []

@@ -10,7 +10,8 @@ from cdp.ingest import batches_process, inbox_store
 from cdp.models import Customer, CustomerEventStats, Event, EventKey, IngestBatch
 from tests.processes import ProcessGroup, current_database_url, wait_until
 
-BATCHES, PER_BATCH = 60, 100
+# Enough that the worker is still busy when it is killed (it commits groups of GROUP_BATCHES).
+BATCHES, PER_BATCH = 200, 100
 
 
 def accepted_batches(source, prefix: str, count: int, per_batch: int) -> None:
