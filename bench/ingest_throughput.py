@@ -526,6 +526,10 @@ class VisibilityProbe(threading.Thread):
     def run(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as connection:
             self.backend_pid = connection.info.backend_pid
+            # Not prepared: a generic plan made while the table was small scans all of it (once per
+            # waiting sample) and costs the database more CPU than the pipeline itself.
+            connection.prepare_threshold = None
+            connection.execute("SET enable_seqscan = off")
             while not self.stop.is_set():
                 with self.lock:
                     waiting = list(self.waiting)

@@ -12,6 +12,7 @@ the inbox's own rate, and (with ``--profile``) where the time went.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import datetime as dt
 import os
@@ -36,6 +37,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--profile", action="store_true", help="print the 25 costliest functions")
+    parser.add_argument("--sort", default="cumulative", help="profile order: cumulative or tottime")
+    parser.add_argument("--statements", action="store_true", help="print time spent per SQL statement")
+    parser.add_argument("--phases", action="store_true", help="print wall time per processing phase")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
@@ -72,11 +76,55 @@ def main() -> int:
         inbox_store(source=source, events=cleaned, enqueue=False)
     stored_in = time.perf_counter() - began
 
+    phases: dict[str, float] = {}
+    if args.phases:
+        import cdp.ingest as ingest
+
+        def timed_phase(name, function):
+            def wrapper(*args, **kwargs):
+                started = time.perf_counter()
+                try:
+                    return function(*args, **kwargs)
+                finally:
+                    phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
+
+            return wrapper
+
+        for name in (
+            "_claim",
+            "_prepare",
+            "_new_message_ids",
+            "_lock_customers",
+            "_write_customers",
+            "_store_events",
+            "_update_rollups",
+            "_record_consents",
+            "shared_counts_add",
+            "publish_customers_changed",
+            "customers_merge",
+            "review_open",
+        ):
+            setattr(ingest, name, timed_phase(name, getattr(ingest, name)))
+        for name in ("load", "resolve", "save_identities"):
+            setattr(ingest._Resolver, name, timed_phase(name, getattr(ingest._Resolver, name)))
     profiler = cProfile.Profile() if args.profile else None
     began, cpu_began = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
-    stored = batches_process(limit=10**9)
+    timings: dict[str, list[float]] = {}
+
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            key = " ".join(sql.split())[:90]
+            timings.setdefault(key, []).append(time.perf_counter() - started)
+
+    from django.db import connection
+
+    with connection.execute_wrapper(timed) if args.statements else contextlib.nullcontext():
+        stored = batches_process(limit=10**9)
     if profiler:
         profiler.disable()
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
@@ -87,8 +135,12 @@ def main() -> int:
         f"worker CPU {cpu:.1f} s ({cpu / stored * 1e6:.0f} µs an event); waiting on PostgreSQL"
         f" {elapsed - cpu:.1f} s ({(elapsed - cpu) / stored * 1e6:.0f} µs an event)"
     )
+    for name, spent in sorted(phases.items(), key=lambda item: -item[1]):
+        print(f"{spent:7.2f} s  {spent / stored * 1e6:5.0f} µs an event  {name}")
+    for key, spent in sorted(timings.items(), key=lambda item: -sum(item[1]))[:15]:
+        print(f"{sum(spent):7.2f} s {len(spent):6} × {key}")
     if profiler:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(40)
     return 0 if stored == len(events) else 1
 
 

@@ -14,7 +14,7 @@ import hmac
 import re
 import time
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import phonenumbers
 from cryptography.fernet import Fernet
@@ -89,6 +89,7 @@ def is_blocked(raw: str) -> bool:
     return raw.strip().lower() in _current("blocked")
 
 
+@lru_cache(maxsize=65536)  # parsing is the costliest step of ingestion, and people come back
 def normalise_phone(raw: str, region: str = "CN") -> str | None:
     try:
         number = phonenumbers.parse(raw, region)

@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from cdp.imports import import_run as run_import
-from cdp.ingest import batches_process
+from cdp.ingest import WAKE_INTERVAL, batches_process
 from cdp.services import heartbeat_record
 
 
@@ -12,10 +12,11 @@ def heartbeat() -> None:
 
 
 @shared_task
-def ingest_batches(batch_id: int | None = None) -> int:
-    """Processes what is pending, oldest first and many requests at a time: sent after each accepted
-    request (``batch_id`` names it, for the logs) and by beat's sweep."""
-    return batches_process()
+def ingest_batches(batch_id: int | None = None, sent_at: float | None = None) -> int:
+    """Processes what is pending, oldest first and many requests at a time: sent by the tracking API
+    (at most every WAKE_INTERVAL per process, ``sent_at`` saying when) and by beat's sweep."""
+    settle_until = sent_at + WAKE_INTERVAL + 0.05 if sent_at is not None else None
+    return batches_process(settle_until=settle_until)
 
 
 @shared_task

@@ -7,13 +7,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import json
 import uuid
 import zlib
 from dataclasses import dataclass
 
 from django.utils import timezone
 
+from cdp import json_codec
 from cdp.models import Source
 
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -73,10 +73,6 @@ def _too_large(size: int) -> TrackingError:
     return TrackingError(413, f"The request is {size} bytes; the limit is {MAX_BATCH_BYTES} bytes.")
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def read_body(request) -> dict:
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
     gzipped = request.headers.get("Content-Encoding", "").lower() == "gzip"
@@ -97,7 +93,7 @@ def read_body(request) -> dict:
     if b"\\u0000" in raw or b"\x00" in raw:
         raise TrackingError(400, "The body contains a NUL character, which cannot be stored.")
     try:
-        body = json.loads(raw, parse_constant=_refuse_constant)
+        body = json_codec.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise TrackingError(400, f"The body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -125,7 +121,7 @@ def _parse_time(value, field: str) -> dt.datetime | None:
 def _clean_message(message, kind: str, where: str, sent_at: dt.datetime | None, now: dt.datetime) -> dict:
     if not isinstance(message, dict):
         raise TrackingError(400, f"{where} must be a JSON object.")
-    size = len(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode())
+    size = len(json_codec.dumps(message))
     if size > MAX_EVENT_BYTES:
         raise TrackingError(
             400, f"{where} is {size} bytes; one event may be at most {MAX_EVENT_BYTES} bytes."
