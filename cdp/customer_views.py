@@ -5,7 +5,6 @@ import datetime as dt
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -28,8 +27,10 @@ LIST_PAGE = 50
 @vary_on_headers("HX-Request")
 def customer_list(request):
     query, channel, role = (request.GET.get(key, "").strip() for key in ("q", "channel", "role"))
-    page = Paginator(selectors.customer_search(query=query, channel=channel, role=role), LIST_PAGE).get_page(
-        request.GET.get("page")
+    page = selectors.list_page(
+        selectors.customer_search(query=query, channel=channel, role=role),
+        number=request.GET.get("page"),
+        size=LIST_PAGE,
     )
     show_pii = user_can(request.user, "view_pii")
     phones = selectors.primary_phones(customer_ids=[customer.pk for customer in page], show_pii=show_pii)
@@ -186,7 +187,11 @@ def customer_unmerge(request, customer_id: int, log_id: int):
 
 @capability_required("edit_customers")
 def merge_reviews(request):
-    reviews = MergeReview.objects.filter(status=MergeReview.Status.OPEN).select_related("first", "second")
+    reviews = MergeReview.objects.filter(status=MergeReview.Status.OPEN)
+    shown = reviews.select_related("first", "second").prefetch_related(
+        selectors.identities_prefetch("first__identities"),
+        selectors.identities_prefetch("second__identities"),
+    )
     show_pii = user_can(request.user, "view_pii")
     rows = [
         {
@@ -194,12 +199,14 @@ def merge_reviews(request):
             "sides": [
                 {
                     "customer": side,
-                    "identities": selectors.customer_identities(customer=side, show_pii=show_pii),
+                    "identities": selectors.identity_rows(
+                        identities=side.identities.all(), show_pii=show_pii
+                    ),
                 }
                 for side in (review.first, review.second)
             ],
         }
-        for review in reviews.order_by("created_at")[:50]
+        for review in shown.order_by("created_at")[:50]
     ]
     return render(request, "cdp/merge_reviews.html", {"rows": rows, "open_count": reviews.count()})
 

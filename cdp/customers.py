@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.contrib.postgres.fields import ArrayField
+from django.db.models import Func, Prefetch, Q, QuerySet, TextField
 
 from cdp.identity import decrypt_sensitive, normalise_email, normalise_phone
 from cdp.merge import customer_survivor
@@ -59,6 +60,44 @@ def primary_phones(*, customer_ids: list[int], show_pii: bool) -> dict[int, str]
     return {customer_id: phone if show_pii else mask_phone(phone) for customer_id, phone in rows}
 
 
+class RoleKeys(Func):
+    """``cdp_role_keys(traits)``: the customer's role keys, as the index ``customer_role_keys`` has them."""
+
+    function = "cdp_role_keys"
+    output_field = ArrayField(TextField())
+
+
+@dataclass
+class ListPage:
+    """One page of a long list for infinite scrolling: whether more follow is told by reading one
+    row past the page, never by counting the whole list (a COUNT over a million customers costs more
+    than the page itself)."""
+
+    rows: list
+    number: int
+    has_next: bool
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+
+def list_page(queryset: QuerySet, *, number, size: int) -> ListPage:
+    try:
+        number = max(1, int(number))
+    except (TypeError, ValueError):
+        number = 1
+    start = (number - 1) * size
+    rows = list(queryset[start : start + size + 1])
+    return ListPage(rows=rows[:size], number=number, has_next=len(rows) > size)
+
+
 def customer_search(*, query: str = "", channel: str = "", role: str = "") -> QuerySet:
     """Active customers matching a phone, email, WeChat or user id exactly, or a name prefix."""
     customers = Customer.objects.filter(merged_into__isnull=True)
@@ -76,8 +115,9 @@ def customer_search(*, query: str = "", channel: str = "", role: str = "") -> Qu
             pk__in=Identity.objects.filter(source__kind=channel).values("customer_id")
         )
     if role:
-        # A person can hold several roles: "supplier buyer", or a list.
-        customers = customers.filter(Q(traits__role__icontains=role) | Q(traits__role__contains=[role]))
+        # A person can hold several roles ("supplier buyer", or a list): matched by the role index.
+        customers = customers.filter(traits__has_key="role").annotate(role_keys=RoleKeys("traits"))
+        customers = customers.filter(role_keys__contains=[role.strip().lower()])
     return customers.order_by("-last_seen_at", "-id")
 
 
@@ -107,9 +147,24 @@ class IdentityRow:
     first_seen_at: dt.datetime
 
 
+IDENTITY_ORDER = ("type", "first_seen_at")
+
+
 def customer_identities(*, customer: Customer, show_pii: bool) -> list[IdentityRow]:
+    return identity_rows(
+        identities=customer.identities.select_related("source").order_by(*IDENTITY_ORDER), show_pii=show_pii
+    )
+
+
+def identities_prefetch(lookup: str) -> Prefetch:
+    """For lists of customers: their identities (and sources) in one query, in display order."""
+    return Prefetch(lookup, queryset=Identity.objects.select_related("source").order_by(*IDENTITY_ORDER))
+
+
+def identity_rows(*, identities, show_pii: bool) -> list[IdentityRow]:
+    """Identities as shown to people: phones masked and ID numbers hidden unless they may see them."""
     rows = []
-    for identity in customer.identities.select_related("source").order_by("type", "first_seen_at"):
+    for identity in identities:
         value = identity.value
         if identity.type == "phone" and not show_pii:
             value = mask_phone(value)

@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import F, TextField
+from django.db.models import Count, F, Q, Sum, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 from psycopg.types.json import Jsonb
@@ -33,7 +33,7 @@ from cdp.identity import NormalisedIdentity, identities_of, identity_type_of
 from cdp.merge import MergeConflict, MergeRetry, customer_survivor, customers_merge, review_open
 from cdp.models import Consent, Customer, Event, Identity, IngestBatch, Source
 from cdp.realtime import publish_customers_changed
-from cdp.services import consent_record, internal_source
+from cdp.services import audit_record, consent_record, internal_source
 
 log = logging.getLogger(__name__)
 
@@ -781,6 +781,54 @@ def _count_attempt(batch: IngestBatch, exc: Exception) -> None:
     IngestBatch.objects.filter(pk=batch.pk).update(
         attempts=F("attempts") + 1, error=f"{type(exc).__name__}: {exc}"[:2000]
     )
+
+
+@dataclass(frozen=True)
+class Backlog:
+    waiting: int  # accepted requests not processed yet
+    waiting_events: int
+    stuck: list[IngestBatch]  # those that failed MAX_ATTEMPTS times: people decide (retry or discard)
+    stuck_count: int
+
+
+def backlog_read(*, limit: int = 50) -> Backlog:
+    """What the ingest workers still have to do, and what they gave up on (for the sources page)."""
+    pending = IngestBatch.objects.filter(processed_at__isnull=True)
+    counts = pending.aggregate(
+        waiting=Count("pk", filter=Q(attempts__lt=MAX_ATTEMPTS)),
+        waiting_events=Sum("event_count", filter=Q(attempts__lt=MAX_ATTEMPTS), default=0),
+        stuck=Count("pk", filter=Q(attempts__gte=MAX_ATTEMPTS)),
+    )
+    stuck = pending.filter(attempts__gte=MAX_ATTEMPTS).select_related("source").defer("events")
+    return Backlog(
+        counts["waiting"], counts["waiting_events"], list(stuck.order_by("pk")[:limit]), counts["stuck"]
+    )
+
+
+def ingest_batch_retry(*, batch: IngestBatch, actor) -> None:
+    """Gives a request that failed MAX_ATTEMPTS times a fresh set of attempts (after a fix, say)."""
+    with transaction.atomic():
+        updated = IngestBatch.objects.filter(pk=batch.pk, processed_at__isnull=True).update(attempts=0)
+        if updated:
+            audit_record(
+                actor=actor, action="ingest.retry", target=batch, details={"error": batch.error[:300]}
+            )
+            transaction.on_commit(_wake_workers, robust=True)
+
+
+def ingest_batch_discard(*, batch: IngestBatch, actor) -> None:
+    """Drops a request that cannot be processed: its payload is deleted, the audit log keeps why."""
+    with transaction.atomic():
+        updated = IngestBatch.objects.filter(pk=batch.pk, processed_at__isnull=True).update(
+            processed_at=timezone.now(), events=[]
+        )
+        if updated:
+            audit_record(
+                actor=actor,
+                action="ingest.discard",
+                target=batch,
+                details={"events": batch.event_count, "error": batch.error[:300]},
+            )
 
 
 API_SOURCE_NAME = "Open API"

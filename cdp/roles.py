@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from django.core.exceptions import ValidationError
@@ -15,9 +16,19 @@ KEY = re.compile(r"^[a-z0-9_-]{1,40}$")
 
 
 def customer_role_keys(customer: Customer) -> list[str]:
-    raw = customer.traits.get("role", "")
-    values = raw if isinstance(raw, list) else str(raw).replace(",", " ").split()
-    return [str(value).strip().lower() for value in values if str(value).strip()]
+    raw = customer.traits.get("role")
+    if raw is None:
+        return []
+    if isinstance(raw, list):
+        values = [json_text(value).strip() for value in raw if value is not None]
+    else:
+        values = json_text(raw).replace(",", " ").split()
+    return [value.lower() for value in values if value]
+
+
+def json_text(value) -> str:
+    """A JSON value as PostgreSQL's ``->>`` gives it (true, not True), as the role index reads it."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def customer_roles(*, customer: Customer) -> list[dict]:

@@ -12,7 +12,8 @@ from cdp.access import capability_required
 from cdp.customers import source_list
 from cdp.identity import IDENTITY_TYPES
 from cdp.identity_rules import rules_list, rules_save
-from cdp.models import CustomerRole, Source
+from cdp.ingest import MAX_ATTEMPTS, backlog_read, ingest_batch_discard, ingest_batch_retry
+from cdp.models import CustomerRole, IngestBatch, Source
 from cdp.roles import role_delete, role_save
 
 
@@ -39,6 +40,8 @@ def sources(request):
         "form_errors": form_errors,
         "posted": request.POST,
         "endpoint": f"{settings.SITE_URL}/v1/batch",
+        "backlog": backlog_read(),
+        "max_attempts": MAX_ATTEMPTS,
     }
     return render(request, "settings/sources.html", context)
 
@@ -64,6 +67,27 @@ def source_toggle(request, source_id: int):
         messages.success(
             request, _("“%(name)s” is disabled: its events are refused with 403.") % {"name": source.name}
         )
+    return redirect("settings_sources")
+
+
+@capability_required("manage_data")
+@require_POST
+def batch_retry(request, batch_id: int):
+    ingest_batch_retry(batch=get_object_or_404(IngestBatch, pk=batch_id), actor=request.user)
+    messages.success(request, _("The request goes back to the workers; watch this page for the result."))
+    return redirect("settings_sources")
+
+
+@capability_required("manage_data")
+@require_POST
+def batch_discard(request, batch_id: int):
+    batch = get_object_or_404(IngestBatch, pk=batch_id)
+    ingest_batch_discard(batch=batch, actor=request.user)
+    messages.success(
+        request,
+        _("The request and its %(count)s events were discarded; the audit log keeps the reason.")
+        % {"count": batch.event_count},
+    )
     return redirect("settings_sources")
 
 

@@ -56,6 +56,16 @@ urlpatterns = [
     path("settings/roles/", views.settings_roles, name="settings_roles"),
     path("settings/sources/", source_views.sources, name="settings_sources"),
     path("settings/identity-rules/", source_views.identity_rules, name="settings_identity_rules"),
+    path(
+        "settings/sources/requests/<int:batch_id>/retry/",
+        source_views.batch_retry,
+        name="settings_batch_retry",
+    ),
+    path(
+        "settings/sources/requests/<int:batch_id>/discard/",
+        source_views.batch_discard,
+        name="settings_batch_discard",
+    ),
     path("settings/customer-roles/", source_views.customer_roles, name="settings_customer_roles"),
     path(
         "settings/sources/<int:source_id>/rotate/", source_views.source_rotate, name="settings_source_rotate"

@@ -48,6 +48,32 @@ def test_the_empty_list_says_how_customers_arrive(client, user_in_role):
     assert "Data sources" in html
 
 
+def test_the_list_scrolls_in_pages_without_counting_every_customer(
+    client, user_in_role, django_assert_max_num_queries
+):
+    from django.utils import timezone
+
+    from cdp.customer_views import LIST_PAGE
+
+    now = timezone.now()
+    Customer.objects.bulk_create(
+        Customer(name=f"客户{number:03d}", last_seen_at=now - timezone.timedelta(minutes=number))
+        for number in range(LIST_PAGE + 5)
+    )
+    login(client, user_in_role, "Sales")
+    with django_assert_max_num_queries(20) as queries:
+        first = client.get(reverse("customers"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert not any("COUNT(" in query["sql"].upper() for query in queries.captured_queries)
+    assert "客户000" in first and f"客户{LIST_PAGE - 1:03d}" in first and f"客户{LIST_PAGE:03d}" not in first
+    assert "page=2" in first
+
+    second = client.get(reverse("customers"), {"page": 2}, HTTP_HX_REQUEST="true").content.decode()
+    assert f"客户{LIST_PAGE:03d}" in second and f"客户{LIST_PAGE + 4:03d}" in second
+    assert "page=3" not in second
+    malformed = client.get(reverse("customers"), {"page": "x2"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "客户000" in malformed  # a malformed page number shows the first page
+
+
 @pytest.mark.parametrize("query", ["13800138000", "+86 138 0013 8000", "ZJ@example.com", "周", "o-77", "b-1"])
 def test_search_finds_a_customer_by_phone_email_name_or_wechat_id(client, user_in_role, buyer, query):
     html = login(client, user_in_role, "Sales").get(reverse("customers"), {"q": query}).content.decode()

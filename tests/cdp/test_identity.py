@@ -1,5 +1,7 @@
 """Identities are normalised and merge customers under the rules; merges move everything, once."""
 
+import uuid
+
 import pytest
 
 from cdp.identity import decrypt_sensitive, identities_of, normalise
@@ -64,7 +66,7 @@ def send(source, *messages):
             {
                 "kind": kind,
                 "name": message.pop("event", KIND_EVENT_NAMES.get(kind, "Viewed")),
-                "messageId": message.pop("messageId", f"{id(message)}-{index}"),
+                "messageId": message.pop("messageId", f"{uuid.uuid4()}-{index}"),
                 "timestamp": message.pop("timestamp", "2026-11-20T10:00:00+08:00"),
                 "properties": message.pop("properties", {}),
                 "context": message.pop("context", {}),

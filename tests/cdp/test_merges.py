@@ -126,3 +126,45 @@ def test_bad_rule_input_names_the_type_and_field(client, admin_user):
     )
     html = response.content.decode()
     assert "phone.priority" in html and "Use a whole number from 0 to 1000." in html
+
+
+def test_the_review_queue_reads_in_the_same_few_queries_however_long(
+    client, user_in_role, source, django_assert_max_num_queries
+):
+    def pairs(count, offset):
+        for number in range(offset, offset + count):
+            send(
+                source,
+                {
+                    "kind": "identify",
+                    "userId": f"a{number}",
+                    "traits": {"id_number": f"11010519491231{number:04d}"},
+                },
+            )
+            send(
+                source,
+                {
+                    "kind": "identify",
+                    "userId": f"b{number}",
+                    "traits": {"id_number": f"31010519800101{number:04d}"},
+                },
+            )
+            send(
+                source,
+                {
+                    "userId": f"a{number}",
+                    "event": "X",
+                    "context": {"externalIds": [{"type": "user_id", "id": f"b{number}"}]},
+                },
+            )
+
+    client.force_login(user_in_role("Sales"))
+    pairs(1, 0)
+    with django_assert_max_num_queries(12) as one:
+        client.get(reverse("merge_reviews"))
+    pairs(5, 1)
+    assert MergeReview.objects.filter(status="open").count() == 6
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        page = client.get(reverse("merge_reviews"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert page.count("Same person: merge") == 6
+    assert "a5" in page and "b5" in page
