@@ -5,9 +5,25 @@ from cdp.access import user_can
 from cdp.realtime import CUSTOMERS_LIVE_GROUP, user_group
 
 UNAUTHENTICATED_CLOSE_CODE = 4401
+SESSION_ENDED_CLOSE_CODE = 4403
 
 
-class NotificationConsumer(AsyncJsonWebsocketConsumer):
+class UserSocket(AsyncJsonWebsocketConsumer):
+    """A socket that belongs to a signed-in user: closed when that user is deactivated."""
+
+    async def join_user_group(self, user) -> None:
+        self.user_group = user_group(user.pk)
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
+
+    async def disconnect(self, code):
+        if hasattr(self, "user_group"):
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
+
+    async def session_ended(self, event):
+        await self.close(code=SESSION_ENDED_CLOSE_CODE)
+
+
+class NotificationConsumer(UserSocket):
     """A signed-in user's stream of notifications (role changes now; tasks and alerts later)."""
 
     async def connect(self):
@@ -15,19 +31,14 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_active:
             await self.close(code=UNAUTHENTICATED_CLOSE_CODE)
             return
-        self.group = user_group(user.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join_user_group(user)
         await self.accept()
-
-    async def disconnect(self, code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def notification(self, event):
         await self.send_json({"kind": event["kind"], "text": event["text"], "data": event["data"]})
 
 
-class CustomersLiveConsumer(AsyncJsonWebsocketConsumer):
+class CustomersLiveConsumer(UserSocket):
     """Open profile pages learn which customers just got new events, and fetch their new rows."""
 
     async def connect(self):
@@ -35,10 +46,12 @@ class CustomersLiveConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not await database_sync_to_async(user_can)(user, "view_customers"):
             await self.close(code=UNAUTHENTICATED_CLOSE_CODE)
             return
+        await self.join_user_group(user)
         await self.channel_layer.group_add(CUSTOMERS_LIVE_GROUP, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code):
+        await super().disconnect(code)
         await self.channel_layer.group_discard(CUSTOMERS_LIVE_GROUP, self.channel_name)
 
     async def customers_changed(self, event):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
 from collections import defaultdict
 
@@ -112,9 +113,16 @@ def customers_merge(
         raise MergeConflict(f"both customers hold a different {', '.join(violations)}")
     survivor, merged = locked[survivor_id], locked[merged_id]
     identity_ids = list(Identity.objects.filter(customer_id=merged_id).values_list("pk", flat=True))
+    note_ids = list(Note.objects.filter(customer_id=merged_id).values_list("pk", flat=True))
+    consents = [
+        {**consent, "changed_at": consent["changed_at"].isoformat()}
+        for consent in Consent.objects.filter(customer_id=merged_id).values(
+            "channel", "status", "changed_at", "origin"
+        )
+    ]
     Identity.objects.filter(customer_id=merged_id).update(customer_id=survivor_id)
     Event.objects.filter(customer_id=merged_id).update(customer_id=survivor_id)
-    Note.objects.filter(customer_id=merged_id).update(customer_id=survivor_id)
+    Note.objects.filter(pk__in=note_ids).update(customer_id=survivor_id)
     _merge_consents(survivor_id, merged_id)
     _merge_rollups(survivor_id, merged_id)
     _merge_traits(survivor, merged)
@@ -122,7 +130,13 @@ def customers_merge(
     merged.merged_into_id = survivor_id
     merged.save(update_fields=["merged_into", "updated_at"])
     return MergeLog.objects.create(
-        survivor_id=survivor_id, merged_id=merged_id, identity_ids=identity_ids, reason=reason, actor=actor
+        survivor_id=survivor_id,
+        merged_id=merged_id,
+        identity_ids=identity_ids,
+        note_ids=note_ids,
+        consents=consents,
+        reason=reason,
+        actor=actor,
     )
 
 
@@ -231,6 +245,15 @@ def customers_unmerge(*, log: MergeLog, actor) -> Customer:
     if merged.merged_into_id != survivor.pk or survivor.merged_into_id is not None:
         raise MergeConflict("The survivor was itself merged since; undo that merge first.")
     Identity.objects.filter(pk__in=log.identity_ids, customer=survivor).update(customer=merged)
+    Note.objects.filter(pk__in=log.note_ids, customer=survivor).update(customer=merged)
+    for consent in log.consents:  # its own decisions, as they stood when it was merged
+        consent_record(
+            customer_id=merged.pk,
+            channel=consent["channel"],
+            status=consent["status"],
+            changed_at=dt.datetime.fromisoformat(consent["changed_at"]),
+            origin=consent["origin"],
+        )
     Event.objects.filter(customer=survivor, origin_customer_id__in=_absorbed_ids(merged.pk)).update(
         customer=merged
     )

@@ -299,6 +299,9 @@ class MergeLog(models.Model):
     survivor = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="merges_in")
     merged = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="merges_out")
     identity_ids = models.JSONField(default=list)
+    # What else came with the merged customer, so that undoing the merge gives it back.
+    note_ids = models.JSONField(default=list)
+    consents = models.JSONField(default=list)  # [{channel, status, changed_at, origin}]
     reason = models.CharField(max_length=200)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -23,6 +23,11 @@ def notify_user(*, user_id: int, kind: str, text: str, data: dict | None = None)
     )
 
 
+def sessions_end(*, user_id: int) -> None:
+    """Closes every open socket of this user (deactivated: their pages must stop receiving data)."""
+    async_to_sync(get_channel_layer().group_send)(user_group(user_id), {"type": "session.ended"})
+
+
 CUSTOMERS_LIVE_GROUP = "customers-live"
 
 

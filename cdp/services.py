@@ -163,7 +163,17 @@ def user_set_active(*, actor, user, active: bool) -> User:
     audit_record(actor=actor, action="user.activate" if active else "user.deactivate", target=user)
     if not active:
         security_log.info("user %s deactivated by %s", user.username, actor)
+        transaction.on_commit(lambda: _sessions_end_quietly(user.pk))
     return user
+
+
+def _sessions_end_quietly(user_id: int) -> None:
+    from cdp.realtime import sessions_end
+
+    try:
+        sessions_end(user_id=user_id)
+    except Exception:  # the realtime layer being down must not undo a deactivation
+        security_log.warning("could not close the open pages of user %s", user_id, exc_info=True)
 
 
 def _new_write_key() -> str:

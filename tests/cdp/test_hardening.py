@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from cdp.imports import import_run
 from cdp.ingest import batches_process, inbox_store
-from cdp.merge import customers_merge
+from cdp.merge import customers_merge, customers_unmerge
 from cdp.models import Consent, Customer, Event, ImportJob, IngestBatch, Note
 from cdp.services import api_token_rotate, consent_set
 from tests.cdp.test_identity import send
@@ -130,6 +130,25 @@ def test_merging_keeps_notes_and_the_newest_consent(source, admin_user):
     customers_merge(survivor_id=first.pk, merged_id=second.pk, reason="manual")
     assert Consent.objects.get(customer=first, channel="sms").status == "unsubscribed"
     assert Note.objects.get().customer == first
+
+
+def test_undoing_a_merge_gives_back_the_notes_and_consent_that_came_with_it(source, admin_user):
+    send(source, {"userId": "a", "event": "X"}, {"userId": "b", "event": "Y"})
+    first, second = Customer.objects.order_by("pk")
+    consent_set(customer=first, channel="sms", subscribed=True, origin="form")
+    consent_set(customer=second, channel="sms", subscribed=False, origin="回复TD")
+    consent_set(customer=second, channel="email", subscribed=True, origin="newsletter")
+    note = Note.objects.create(customer=second, author=admin_user, text="老客户")
+    log = customers_merge(survivor_id=first.pk, merged_id=second.pk, reason="manual")
+    assert set(Consent.objects.filter(customer=second).values_list("channel", flat=True)) == set()
+
+    customers_unmerge(log=log, actor=admin_user)
+    note.refresh_from_db()
+    assert note.customer == second
+    restored = {c.channel: (c.status, c.origin) for c in Consent.objects.filter(customer=second)}
+    assert restored == {"sms": ("unsubscribed", "回复TD"), "email": ("subscribed", "newsletter")}
+    # The survivor keeps the newest decisions it saw while the two were one.
+    assert Consent.objects.get(customer=first, channel="sms").status == "unsubscribed"
 
 
 def test_manual_merge_refuses_a_name_or_an_ambiguous_identifier(client, user_in_role, source):

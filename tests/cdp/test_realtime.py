@@ -74,3 +74,28 @@ def test_sockets_from_a_foreign_origin_are_refused(client, user_in_role, channel
         return connected
 
     assert asyncio.run(connect()) is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deactivating_a_user_closes_their_open_pages_sockets(client, user_in_role, admin_user, channel_layer):
+    from cdp.services import user_set_active
+
+    user = user_in_role("Sales")
+    headers = session_headers(client, user)
+
+    async def open_then_deactivate():
+        sockets = [
+            WebsocketCommunicator(application, path, headers=headers)
+            for path in ("/ws/notifications/", "/ws/customers/live/")
+        ]
+        for socket in sockets:
+            connected, _code = await socket.connect(timeout=5)
+            assert connected
+        await sync_to_async(user_set_active)(actor=admin_user, user=user, active=False)
+        closed = [await socket.receive_output(timeout=5) for socket in sockets]
+        for socket in sockets:
+            await socket.disconnect()
+        return closed
+
+    closed = asyncio.run(open_then_deactivate())
+    assert closed == [{"type": "websocket.close", "code": 4403}] * 2

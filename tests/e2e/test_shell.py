@@ -45,6 +45,7 @@ def test_admin_invites_a_colleague_who_sets_a_password_and_logs_in(new_page, app
     log_in(admin, app_server.url, "admin", "demo-admin")
     admin.locator("nav.nav").get_by_role("link", name="Settings").click()
     expect(admin.locator("#user-rows tr")).to_have_count(4)
+    admin.wait_for_load_state()  # htmx binds the live filter once the page has loaded
     admin.fill("input[name=q]", "sales")
     expect(admin.locator("#user-rows tr")).to_have_count(1)
     admin.fill("input[name=q]", "")
