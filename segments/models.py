@@ -1,0 +1,101 @@
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from cdp.models import Customer
+
+
+class TagGroup(models.Model):
+    """Tags in groups ("Interests", "Channel"), optionally meant for some customer roles only."""
+
+    name = models.CharField(max_length=100, unique=True)
+    color = models.CharField(max_length=7, default="#64748b")
+    # Customer role keys (supplier, buyer, ...) whose profiles show this group; empty: every profile.
+    roles = models.JSONField(default=list, blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    class Kind(models.TextChoices):
+        STATIC = "static", _("Set by people, imports, API and journeys")
+        DYNAMIC = "dynamic", _("Defined by a rule")
+
+    # Rules refer to tags by key, so a tag can be renamed without touching them.
+    key = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100)
+    group = models.ForeignKey(TagGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="tags")
+    color = models.CharField(max_length=7, blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.STATIC)
+    rule = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomerTag(models.Model):
+    class Origin(models.TextChoices):
+        STAFF = "staff", _("Staff")
+        IMPORT = "import", _("Import")
+        API = "api", _("API")
+        JOURNEY = "journey", _("Journey")
+        RULE = "rule", _("Rule")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="tags")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="holders")
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.STAFF)
+    added_at = models.DateTimeField(auto_now_add=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "tag"], name="customer_tag_unique")]
+        # The unique index answers "the tags of this customer"; rules ask "who has this tag".
+        indexes = [models.Index(fields=["tag", "customer"], name="customer_tag_by_tag")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}:{self.tag_id}"
+
+
+class Segment(models.Model):
+    class Kind(models.TextChoices):
+        DYNAMIC = "dynamic", _("Kept up to date by its rule")
+        STATIC = "static", _("A fixed list (uploaded)")
+
+    key = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DYNAMIC)
+    rule = models.JSONField(null=True, blank=True)
+    member_count = models.PositiveIntegerField(default=0)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentMember(models.Model):
+    """Materialised membership: who is in a segment now, and since when."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="members")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="segment_memberships")
+    entered_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["segment", "customer"], name="segment_member_unique")]
+        indexes = [models.Index(fields=["customer"], name="segment_member_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id}:{self.customer_id}"

@@ -1,0 +1,410 @@
+"""The rule language shared by segments, dynamic tags, lifecycle stages and scores.
+
+A rule is a JSON tree: ``{"and": [...]}``, ``{"or": [...]}`` and ``{"not": {...}}`` to any depth,
+over leaves that test a trait, an event, a tag, a segment, a role or a consent (see docs/rules.md).
+``rule_parse`` validates a tree and returns every problem with its JSON path; the SQL compiler
+(``segments.compiler``) and the in-memory evaluator (``segments.evaluator``) both read the parsed
+models, and a property test keeps them in agreement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+Scalar = Union[str, int, float, bool]  # noqa: UP007 (pydantic reads the union at run time)
+MAX_DAYS = 3660
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaysAgo(_Node):
+    """A date relative to today: ``{"days_ago": 30}``."""
+
+    days_ago: int = Field(ge=0, le=MAX_DAYS)
+
+
+DateValue = Union[dt.date, DaysAgo]  # noqa: UP007
+
+
+class Comparison(_Node):
+    """A test of one JSON value (a trait, or an event property): the shared grammar of both."""
+
+    op: Literal[
+        "eq",
+        "ne",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "between",
+        "contains",
+        "in",
+        "exists",
+        "not_exists",
+        "within_last_days",
+        "before",
+        "after",
+    ]
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Comparison:
+        op, value = self.op, self.value
+        if op in ("exists", "not_exists"):
+            if value is not None:
+                raise ValueError(f"“{op}” takes no value")
+        elif op in ("eq", "ne", "contains"):
+            _scalar(value, op)
+        elif op in ("gt", "gte", "lt", "lte"):
+            _orderable(value, op)
+        elif op == "between":
+            if not isinstance(value, list) or len(value) != 2:
+                raise ValueError("“between” takes a list of two values, lowest first")
+            for item in value:
+                _orderable(item, op)
+            if type(value[0]) is not type(value[1]) and not all(_is_number(item) for item in value):
+                raise ValueError("“between” takes two values of the same kind (two numbers, or two texts)")
+        elif op == "in":
+            if not isinstance(value, list) or not value:
+                raise ValueError("“in” takes a non-empty list of values")
+            for item in value:
+                _scalar(item, op)
+        elif op == "within_last_days":
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_DAYS:
+                raise ValueError(f"“within_last_days” takes a whole number of days from 1 to {MAX_DAYS}")
+        elif op in ("before", "after"):
+            object.__setattr__(self, "value", _date_value(value, op))
+        return self
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _scalar(value, op: str) -> None:
+    if not isinstance(value, (str, int, float, bool)) or value is None:
+        raise ValueError(f"“{op}” takes a text, a number or true/false")
+
+
+def _orderable(value, op: str) -> None:
+    if not (_is_number(value) or isinstance(value, str)):
+        raise ValueError(f"“{op}” takes a number or a text")
+
+
+def _date_value(value, op: str) -> dt.date | DaysAgo:
+    if isinstance(value, dict):
+        return DaysAgo.model_validate(value)
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    if isinstance(value, (dt.date, DaysAgo)):
+        return value
+    raise ValueError(f'“{op}” takes a date (2026-01-31) or {{"days_ago": N}}')
+
+
+class TraitRule(_Node):
+    trait: str = Field(min_length=1, max_length=200)
+    op: str
+    value: Any = None
+
+    def comparison(self) -> Comparison:
+        return Comparison(op=self.op, value=self.value)
+
+    @model_validator(mode="after")
+    def _check(self) -> TraitRule:
+        self.comparison()  # validates op and value
+        return self
+
+
+class PropertyFilter(_Node):
+    property: str = Field(min_length=1, max_length=200)
+    op: str
+    value: Any = None
+
+    def comparison(self) -> Comparison:
+        return Comparison(op=self.op, value=self.value)
+
+    @model_validator(mode="after")
+    def _check(self) -> PropertyFilter:
+        if self.op in ("within_last_days", "before", "after"):
+            raise ValueError("event properties take eq, ne, gt, gte, lt, lte, between, contains, in, exists")
+        self.comparison()
+        return self
+
+
+class CountTest(_Node):
+    op: Literal["gte", "lte", "eq"] = "gte"
+    value: int = Field(default=1, ge=0, le=1_000_000)
+
+
+class MomentTest(_Node):
+    """When the customer did the event the first or last time (within the event's filters)."""
+
+    op: Literal["within_last_days", "before", "after"]
+    value: Any
+
+    @model_validator(mode="after")
+    def _check(self) -> MomentTest:
+        Comparison(op=self.op, value=self.value)
+        if self.op != "within_last_days":
+            object.__setattr__(self, "value", _date_value(self.value, self.op))
+        return self
+
+
+class EventRule(_Node):
+    event: str = Field(min_length=1, max_length=200)
+    did: bool = True
+    count: CountTest | None = None
+    within_days: int | None = Field(default=None, ge=1, le=MAX_DAYS)
+    between: tuple[dt.date, dt.date] | None = None
+    where: list[PropertyFilter] = Field(default_factory=list, max_length=10)
+    first_time: MomentTest | None = None
+    last_time: MomentTest | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> EventRule:
+        if self.within_days is not None and self.between is not None:
+            raise ValueError("give either within_days or between, not both")
+        if self.between is not None and self.between[0] > self.between[1]:
+            raise ValueError("between: the first date must not be after the second")
+        if not self.did and self.count is not None:
+            raise ValueError("“did”: false already means a count of 0; leave out count")
+        if (self.first_time or self.last_time) and (self.count is not None or not self.did):
+            raise ValueError("first_time / last_time test when the event happened; leave out count and did")
+        if (self.first_time or self.last_time) and (self.within_days or self.between):
+            raise ValueError(
+                "first_time / last_time carry their own dates; leave out within_days and between"
+            )
+        return self
+
+    @property
+    def count_test(self) -> CountTest:
+        """What the event leaf asks of the number of matching events."""
+        if not self.did:
+            return CountTest(op="eq", value=0)
+        return self.count or CountTest()
+
+
+class TagRule(_Node):
+    tag: str = Field(min_length=1, max_length=100)
+
+
+class SegmentRule(_Node):
+    segment: str = Field(min_length=1, max_length=100)
+
+
+class RoleRule(_Node):
+    role: str = Field(min_length=1, max_length=40)
+
+    @field_validator("role")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+
+class ConsentRule(_Node):
+    consent: str = Field(min_length=1, max_length=20)
+    status: Literal["subscribed", "unsubscribed"] = "subscribed"
+
+
+class AndRule(_Node):
+    and_: list[Rule] = Field(alias="and", min_length=1, max_length=50)
+
+
+class OrRule(_Node):
+    or_: list[Rule] = Field(alias="or", min_length=1, max_length=50)
+
+
+class NotRule(_Node):
+    not_: Rule = Field(alias="not")
+
+
+Rule = Annotated[
+    Union[AndRule, OrRule, NotRule, TraitRule, EventRule, TagRule, SegmentRule, RoleRule, ConsentRule],  # noqa: UP007
+    Field(union_mode="left_to_right"),
+]
+for _model in (AndRule, OrRule, NotRule):
+    _model.model_rebuild()
+
+LEAF_KEYS = {
+    "and": AndRule,
+    "or": OrRule,
+    "not": NotRule,
+    "trait": TraitRule,
+    "event": EventRule,
+    "tag": TagRule,
+    "segment": SegmentRule,
+    "role": RoleRule,
+    "consent": ConsentRule,
+}
+
+
+class RuleError(ValueError):
+    """Every problem of a rule, each as {"path": "$.and[1].count.value", "message": "..."}."""
+
+    def __init__(self, problems: list[dict]):
+        super().__init__("; ".join(f"{problem['path']}: {problem['message']}" for problem in problems))
+        self.problems = problems
+
+
+def _path(location: tuple) -> str:
+    path = "$"
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _unknown_fields(data: dict, kind: str, location: tuple, problems: list[dict]) -> None:
+    extra = sorted(set(data) - {kind})
+    if extra:
+        problems.append({"path": _path(location), "message": f"unknown field(s): {', '.join(extra)}"})
+
+
+def _parse_node(data, location: tuple, problems: list[dict]):
+    """Picks the node type by its key (so errors speak of the node the marketer meant, not of every
+    alternative), then validates it; children are parsed the same way, recursively."""
+    if not isinstance(data, dict):
+        problems.append({"path": _path(location), "message": 'must be an object such as {"and": [...]}'})
+        return None
+    kinds = [key for key in data if key in LEAF_KEYS]
+    if len(kinds) != 1:
+        known = ", ".join(LEAF_KEYS)
+        message = (
+            f"must have exactly one of: {known}"
+            if not kinds
+            else f"has both {kinds[0]} and {kinds[1]}: one per node (combine them with and/or)"
+        )
+        problems.append({"path": _path(location), "message": message})
+        return None
+    kind = kinds[0]
+    if kind in ("and", "or"):
+        children = data[kind]
+        if not isinstance(children, list) or not children:
+            problems.append(
+                {"path": _path((*location, kind)), "message": "must be a non-empty list of rules"}
+            )
+            return None
+        extra = set(data) - {kind}
+        if extra:
+            problems.append(
+                {"path": _path(location), "message": f"unknown field(s): {', '.join(sorted(extra))}"}
+            )
+        parsed = [_parse_node(child, (*location, kind, i), problems) for i, child in enumerate(children)]
+        return None if None in parsed else LEAF_KEYS[kind].model_validate({kind: parsed})
+    if kind == "not":
+        extra = set(data) - {kind}
+        if extra:
+            problems.append(
+                {"path": _path(location), "message": f"unknown field(s): {', '.join(sorted(extra))}"}
+            )
+        child = _parse_node(data["not"], (*location, "not"), problems)
+        return None if child is None else NotRule.model_validate({"not": child})
+    try:
+        return LEAF_KEYS[kind].model_validate(data)
+    except ValidationError as error:
+        for detail in error.errors():
+            where = tuple(part for part in detail["loc"] if not str(part).startswith("function-"))
+            message = detail["msg"].removeprefix("Value error, ")
+            problems.append({"path": _path((*location, *where)), "message": message})
+        return None
+
+
+def rule_parse(data) -> Rule:
+    """The validated rule, or RuleError listing every problem with its JSON path."""
+    problems: list[dict] = []
+    rule = _parse_node(data, (), problems)
+    if problems:
+        raise RuleError(problems)
+    return rule
+
+
+def rule_leaves(rule) -> list:
+    """Every leaf of a rule (for the names it refers to)."""
+    if isinstance(rule, AndRule):
+        return [leaf for child in rule.and_ for leaf in rule_leaves(child)]
+    if isinstance(rule, OrRule):
+        return [leaf for child in rule.or_ for leaf in rule_leaves(child)]
+    if isinstance(rule, NotRule):
+        return rule_leaves(rule.not_)
+    return [rule]
+
+
+RULE_ADAPTER = TypeAdapter(Rule)
+
+
+# --------------------------------------------------------------------------------------------------
+# Meanings both evaluators share (the SQL compiler writes the same in SQL).
+
+MISSING = object()
+ISO_DATE_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only, as in SQL
+
+
+def json_equal(left, right) -> bool:
+    """Equality of two JSON values as PostgreSQL's jsonb has it: 1 equals 1.0, true does not equal 1."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return isinstance(left, bool) and isinstance(right, bool) and left == right
+    if _is_number(left) and _is_number(right):
+        return left == right
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(json_equal(a, b) for a, b in zip(left, right, strict=True))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(json_equal(left[key], right[key]) for key in left)
+    return type(left) is type(right) and left == right
+
+
+def json_date(value) -> dt.date | None:
+    """The date a JSON value holds ("2026-03-01", or a date-time starting so), else None."""
+    if (
+        not isinstance(value, str)
+        or len(value) < 10
+        or not all(
+            (char.isascii() and char.isdigit()) if i not in (4, 7) else char == "-"
+            for i, char in enumerate(value[:10])
+        )
+    ):
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def date_of(value: dt.date | DaysAgo, today: dt.date) -> dt.date:
+    return today - dt.timedelta(days=value.days_ago) if isinstance(value, DaysAgo) else value
+
+
+def last_days(days: int, today: dt.date) -> tuple[dt.date, dt.date]:
+    """ "Within the last N days": today and the N - 1 days before it."""
+    return today - dt.timedelta(days=days - 1), today
+
+
+def event_window(rule: EventRule, today: dt.date) -> tuple[dt.date, dt.date] | None:
+    if rule.within_days is not None:
+        return last_days(rule.within_days, today)
+    if rule.between is not None:
+        return rule.between
+    return None
+
+
+def count_passes(count: int, test: CountTest) -> bool:
+    if test.op == "gte":
+        return count >= test.value
+    if test.op == "lte":
+        return count <= test.value
+    return count == test.value
