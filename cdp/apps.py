@@ -7,4 +7,4 @@ class CdpConfig(AppConfig):
     verbose_name = _("Customer data")
 
     def ready(self):
-        from cdp import signals  # noqa: F401 (connects the login log)
+        from cdp import signals  # noqa: F401 (connects the login log and the source cache)

@@ -1,7 +1,10 @@
 import logging
 
 from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+
+from cdp.models import Source
 
 security_log = logging.getLogger("cdp.security")
 
@@ -20,3 +23,11 @@ def log_failed_login(sender, credentials, request=None, **kwargs):
 @receiver(user_logged_in)
 def log_login(sender, request, user, **kwargs):
     security_log.info("login username=%r from %s", user.get_username(), _client_address(request))
+
+
+@receiver([post_save, post_delete], sender=Source)
+def forget_cached_sources(sender, **kwargs):
+    """Rotated keys and disabled sources take effect at once in this process (others within seconds)."""
+    from cdp.tracking import sources_forget
+
+    sources_forget()

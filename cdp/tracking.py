@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import time
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -57,11 +58,34 @@ def _write_key(request, body: dict | None) -> str | None:
     return None
 
 
+# Sources by write key, read once per process every few seconds rather than on every request: a
+# new key, a rotation or a disabled source takes effect everywhere within SOURCE_CACHE_SECONDS (and
+# at once in the process that made the change).
+SOURCE_CACHE_SECONDS = 2.0
+_sources: dict[str, tuple[float, Source | None]] = {}
+
+
+def sources_forget() -> None:
+    _sources.clear()
+
+
+def _source_by_key(write_key: str) -> Source | None:
+    now = time.monotonic()
+    cached = _sources.get(write_key)
+    if cached is not None and now - cached[0] < SOURCE_CACHE_SECONDS:
+        return cached[1]
+    if len(_sources) > 10_000:  # unknown keys from a scanner must not grow it without bound
+        _sources.clear()
+    source = Source.objects.filter(write_key=write_key).first()
+    _sources[write_key] = (now, source)
+    return source
+
+
 def source_for(request, body: dict | None) -> Source:
     write_key = _write_key(request, body)
     if not write_key:
         raise TrackingError(401, "No write key: send it as the Basic auth user name or as writeKey.")
-    source = Source.objects.filter(write_key=write_key).first()
+    source = _source_by_key(write_key)
     if source is None:
         raise TrackingError(401, "Unknown write key.")
     if not source.enabled:

@@ -192,3 +192,18 @@ def test_subscribe_and_unsubscribe_events_set_consent_per_channel(source):
     consents = {consent.channel: consent for consent in Customer.objects.get().consents.all()}
     assert consents["sms"].status == "unsubscribed" and consents["sms"].origin == "回复TD"
     assert consents["email"].status == "subscribed"
+
+
+def test_an_anonymous_visitor_identified_in_the_same_request_becomes_the_known_customer(source):
+    send(source, {"kind": "identify", "userId": "member-1", "traits": {"name": "李雷"}})
+    known = Customer.objects.get()
+    send(
+        source,
+        {"anonymousId": "device-9", "event": "Product Viewed"},
+        {"anonymousId": "device-9", "event": "Cart Viewed"},
+        {"kind": "identify", "anonymousId": "device-9", "userId": "member-1"},
+    )
+    assert Customer.objects.count() == 1  # the visitor never became a customer of its own
+    assert not MergeLog.objects.exists()
+    assert set(known.identities.values_list("value", flat=True)) == {"member-1", "device-9"}
+    assert known.events.filter(name__in=["Product Viewed", "Cart Viewed"]).count() == 2
