@@ -987,7 +987,9 @@ def _drain(sources: dict[str, Source], timeout: float = 600.0) -> None:
         before = pending.count()
         if not before:
             return
-        batches_process(limit=DRAIN_BATCHES)
+        # One request per transaction, as when they arrive over 90 days: a visitor is stored before
+        # the login that links them, so the merges are real ones, with history (and undo).
+        batches_process(limit=DRAIN_BATCHES, group=1)
         if pending.count() < before:
             waited_since = None
             continue

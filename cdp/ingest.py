@@ -683,7 +683,7 @@ def _process(batches: list[IngestBatch]) -> tuple[list[int], SharedCounts | None
     return [item.customer_id for item in items], shared
 
 
-def _claim(batch_ids: list[int] | None, wait: bool, skip: set[int]) -> list[IngestBatch]:
+def _claim(batch_ids: list[int] | None, wait: bool, skip: set[int], group: int) -> list[IngestBatch]:
     """Locks the next group of pending batches (the given ones, else those tried least, oldest first,
     leaving out ``skip``); in the caller's transaction."""
     # OF self: lock the batch rows only, not their source (which every API commit checks).
@@ -694,7 +694,7 @@ def _claim(batch_ids: list[int] | None, wait: bool, skip: set[int]) -> list[Inge
     if skip:
         pending = pending.exclude(pk__in=skip)
     # Ids first: selecting the payloads here would read every pending payload for the sort.
-    claimed = list(pending.order_by("attempts", "pk").values_list("pk", flat=True)[:GROUP_BATCHES])
+    claimed = list(pending.order_by("attempts", "pk").values_list("pk", flat=True)[:group])
     # The payloads as text, decoded with the faster codec (not by the model field).
     batches = list(
         IngestBatch.objects.filter(pk__in=claimed)
@@ -761,17 +761,18 @@ def batches_process(
     limit: int = 200,
     wait: bool = False,
     settle_until: float | None = None,
+    group: int = GROUP_BATCHES,
 ) -> int:
     """Claims pending batches in groups and processes each group in one transaction. A batch that
     failed goes behind the others, and after MAX_ATTEMPTS it stays pending with its error for people
     to see; one call tries a batch once at most (the next sweep tries again). ``wait`` waits for
     batches another worker holds instead of skipping them. When nothing is pending before the moment
-    ``settle_until`` (``time.time()``), looks once more then. Processes about ``limit`` batches at
-    most; returns the events stored."""
+    ``settle_until`` (``time.time()``), looks once more then. ``group``: requests per transaction.
+    Processes about ``limit`` batches at most; returns the events stored."""
     stored, failed = 0, set()
     while limit > 0:
         with transaction.atomic():
-            batches = _claim(batch_ids, wait, failed)
+            batches = _claim(batch_ids, wait, failed, group)
             done = _process_claimed(batches) if batches else []
             failed |= {batch.pk for batch in batches} - {batch.pk for group, _ in done for batch in group}
             touched = [customer_id for _group, (ids, _shared) in done for customer_id in ids]

@@ -1,13 +1,23 @@
-"""Rules checked against the data: a rule that names an event, trait, tag or segment nobody has is
-refused with the closest names that do exist (a typo would otherwise select no one, silently)."""
+"""Segments and the rules behind them. Rules are checked against the data: a rule that names an
+event, trait, tag or segment nobody has is refused with the closest names that do exist (a typo
+would otherwise select no one, silently). Membership is materialised and changed as a diff."""
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
+import json
+import re
+from dataclasses import dataclass
 
-from django.db import connection
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from cdp.models import ChannelEventDaily, CustomerRole
+from cdp.models import ChannelEventDaily, Customer, CustomerRole
+from cdp.services import audit_record
+from segments.compiler import rule_customer_ids_sql, rule_customers
 from segments.models import Segment, Tag
 from segments.rules import (
     AndRule,
@@ -19,6 +29,7 @@ from segments.rules import (
     SegmentRule,
     TagRule,
     TraitRule,
+    rule_leaves,
     rule_parse,
 )
 
@@ -103,3 +114,174 @@ def _leaf_paths(rule, path: str):
         yield from _leaf_paths(rule.not_, f"{path}.not")
     else:
         yield path, rule
+
+
+# --------------------------------------------------------------------------------------------------
+# Segments: preview while editing, save, and materialised membership kept as a diff.
+
+PREVIEW_SAMPLE = 10
+KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class Preview:
+    count: int
+    sample: list[Customer]
+
+
+def segment_preview(*, rule_data) -> Preview:
+    """How many customers a rule selects now, and a few of them (the most recently active)."""
+    rule = rule_validate(rule_data)
+    customers = rule_customers(rule, today=timezone.localdate())
+    return Preview(customers.count(), list(customers.order_by("-last_seen_at", "-id")[:PREVIEW_SAMPLE]))
+
+
+def _segment_references(rule_data) -> set[str]:
+    rule = rule_parse(rule_data)
+    return {leaf.segment for leaf in rule_leaves(rule) if isinstance(leaf, SegmentRule)}
+
+
+def _refuse_cycles(key: str, references: set[str]) -> None:
+    """A segment may build on others, never on itself through them: the path is shown."""
+    rules = {segment.key: segment.rule for segment in Segment.objects.exclude(rule=None).exclude(key=key)}
+
+    def walk(current: str, path: list[str]) -> list[str] | None:
+        if current == key:
+            return path
+        if current in path[:-1] or current not in rules:
+            return None
+        for child in sorted(_segment_references(rules[current])):
+            found = walk(child, [*path, child])
+            if found:
+                return found
+        return None
+
+    for reference in sorted(references):
+        cycle = walk(reference, [key, reference])
+        if cycle:
+            raise RuleError([{"path": "$", "message": "refers back to itself: " + " → ".join(cycle)}])
+
+
+@transaction.atomic
+def segment_save(*, key: str, name: str, rule_data, actor, description: str = "") -> Segment:
+    """Creates or changes a dynamic segment and brings its membership up to date at once."""
+    key, name = key.strip(), name.strip()
+    errors = {}
+    if not KEY.match(key):
+        errors["key"] = [_("Use lower-case letters, digits, - and _ (up to 100), e.g. lapsed-buyers.")]
+    if not name:
+        errors["name"] = [_("Give the segment a name.")]
+    if errors:
+        raise ValidationError(errors)
+    rule = rule_validate(rule_data)
+    _refuse_cycles(key, {leaf.segment for leaf in rule_leaves(rule) if isinstance(leaf, SegmentRule)})
+    segment, created = Segment.objects.select_for_update().get_or_create(
+        key=key, defaults={"name": name, "description": description, "rule": rule_data, "created_by": actor}
+    )
+    if not created:
+        segment.name, segment.description, segment.rule = name, description, rule_data
+        segment.save(update_fields=["name", "description", "rule", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="segment.create" if created else "segment.change",
+        target=segment,
+        details={"rule": rule_data},
+    )
+    segment_refresh(segment=segment)
+    segment.refresh_from_db()
+    return segment
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    entered: int
+    exited: int
+
+
+@transaction.atomic
+def segment_refresh(*, segment: Segment, today: dt.date | None = None) -> MembershipChange:
+    """Applies the rule as a diff, in one transaction: customers who now match enter, those who no
+    longer do exit, each with a ``segment_entered`` / ``segment_exited`` event on their timeline."""
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    rule = rule_parse(segment.rule)
+    selected, params = rule_customer_ids_sql(rule, today=today or timezone.localdate())
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        # Dropped at commit; dropped here too, for a second refresh in the same transaction.
+        cursor.execute("DROP TABLE IF EXISTS segment_now, segment_change")
+        cursor.execute("CREATE TEMP TABLE segment_now (id bigint PRIMARY KEY) ON COMMIT DROP")
+        cursor.execute(f"INSERT INTO segment_now {selected}", params)
+        cursor.execute(
+            """
+            CREATE TEMP TABLE segment_change ON COMMIT DROP AS
+            SELECT now.id AS customer_id, 'segment_entered'::text AS name
+            FROM segment_now AS now
+            WHERE NOT EXISTS (SELECT 1 FROM segments_segmentmember AS m
+                              WHERE m.segment_id = %s AND m.customer_id = now.id)
+            UNION ALL
+            SELECT m.customer_id, 'segment_exited'
+            FROM segments_segmentmember AS m
+            WHERE m.segment_id = %s
+              AND NOT EXISTS (SELECT 1 FROM segment_now AS now WHERE now.id = m.customer_id)
+            """,
+            [segment.pk, segment.pk],
+        )
+        cursor.execute(
+            """
+            DELETE FROM segments_segmentmember AS m USING segment_change AS change
+            WHERE m.segment_id = %s AND m.customer_id = change.customer_id AND change.name = 'segment_exited'
+            """,
+            [segment.pk],
+        )
+        cursor.execute(
+            """
+            INSERT INTO segments_segmentmember (segment_id, customer_id, entered_at)
+            SELECT %s, customer_id, %s FROM segment_change WHERE name = 'segment_entered'
+            """,
+            [segment.pk, now],
+        )
+        _membership_events(cursor, segment, now)
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE name = 'segment_entered'),"
+            " count(*) FILTER (WHERE name = 'segment_exited') FROM segment_change"
+        )
+        entered, exited = cursor.fetchone()
+        cursor.execute("SELECT count(*) FROM segment_now")
+        segment.member_count = cursor.fetchone()[0]
+    segment.refreshed_at = now
+    segment.save(update_fields=["member_count", "refreshed_at"])
+    return MembershipChange(entered, exited)
+
+
+def _membership_events(cursor, segment: Segment, now: dt.datetime) -> None:
+    """The changes as events on each customer's timeline, with their rollups, so that rules and
+    journeys can use them ("entered segment X in the last 7 days")."""
+    properties = json.dumps({"segment": segment.key, "segment_name": segment.name}, ensure_ascii=False)
+    cursor.execute(
+        """
+        INSERT INTO cdp_event (customer_id, origin_customer_id, source_id, kind, name, channel, timestamp,
+                               received_at, message_id, properties, context, amount)
+        SELECT customer_id, customer_id, NULL, 'segment', name, 'system', %s, %s,
+               'segment-' || %s || '-' || customer_id || '-' || %s, %s::jsonb, '{}'::jsonb, NULL
+        FROM segment_change
+        """,
+        [now, now, segment.pk, int(now.timestamp() * 1000), properties],
+    )
+    cursor.execute(
+        """
+        INSERT INTO cdp_customereventstats (customer_id, name, first_at, last_at, count, amount_sum)
+        SELECT customer_id, name, %s, %s, 1, 0 FROM segment_change ORDER BY customer_id, name
+        ON CONFLICT (customer_id, name) DO UPDATE SET
+            last_at = GREATEST(cdp_customereventstats.last_at, EXCLUDED.last_at),
+            count = cdp_customereventstats.count + 1
+        """,
+        [now, now],
+    )
+    cursor.execute(
+        """
+        INSERT INTO cdp_customereventdaily (customer_id, name, day, count)
+        SELECT customer_id, name, %s, 1 FROM segment_change ORDER BY customer_id, name
+        ON CONFLICT (customer_id, name, day) DO UPDATE SET count = cdp_customereventdaily.count + 1
+        """,
+        [timezone.localdate(now)],
+    )

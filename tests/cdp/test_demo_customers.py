@@ -33,7 +33,9 @@ def counts() -> dict[str, int]:
 
 @pytest.fixture
 def loaded(db):
-    return demo_customers_load(people=PEOPLE, now=NOW)
+    # Requests of a few dozen events, as clients send them: a visitor is stored before the request
+    # with their login arrives, so merges are real ones (within one request they happen in memory).
+    return demo_customers_load(people=PEOPLE, now=NOW, chunk_size=25)
 
 
 def test_the_load_goes_through_the_inbox_into_the_five_demo_sources(loaded):

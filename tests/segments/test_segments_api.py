@@ -1,0 +1,108 @@
+"""Segments through the API: a live preview while editing, saved segments whose membership changes
+as a diff with events on each customer's timeline, and refusals that say what is wrong and where."""
+
+import pytest
+
+from cdp.models import CustomerEventStats, Event
+from segments.models import Segment, SegmentMember
+from tests.cdp.test_open_api import api  # noqa: F401 (fixture)
+from tests.segments.test_rule_agreement import store
+
+LAPSED = {
+    "and": [{"event": "Order Completed"}, {"event": "Order Completed", "did": False, "within_days": 30}]
+}
+
+
+def buyer(days_ago):
+    return {
+        "traits": {"city": "深圳"},
+        "role": None,
+        "events": [("Order Completed", days_ago, 12, {"revenue": 99})],
+        "tags": set(),
+        "segments": set(),
+        "consent": None,
+    }
+
+
+@pytest.fixture
+def buyers(source):
+    return store(source, [buyer(3), buyer(40), buyer(50)])
+
+
+def test_the_preview_counts_and_shows_who_matches_while_editing(api, user_in_role, buyers):  # noqa: F811
+    client = api(user_in_role("Analyst"))
+    response = client.post("/api/segments/preview/", {"rule": LAPSED}, content_type="application/json")
+    assert response.status_code == 200
+    assert response.json()["count"] == 2
+    assert {row["id"] for row in response.json()["sample"]} == {buyers[1].pk, buyers[2].pk}
+
+    response = client.post(
+        "/api/segments/preview/",
+        {"rule": {"and": [{"event": "Order Complete"}, {"event": "Order Completed", "within_days": 0}]}},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    problems = {problem["path"]: problem["message"] for problem in response.json()["errors"]}
+    assert problems == {"$.and[1].within_days": "Input should be greater than or equal to 1"}
+
+
+def test_a_saved_segment_holds_its_members_and_changes_by_diff(api, user_in_role, buyers):  # noqa: F811
+    client = api(user_in_role("Marketer"))
+    response = client.post(
+        "/api/segments/",
+        {"key": "lapsed", "name": "30 天未下单", "rule": LAPSED},
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["member_count"] == 2
+    segment = Segment.objects.get(key="lapsed")
+    assert set(SegmentMember.objects.filter(segment=segment).values_list("customer_id", flat=True)) == {
+        buyers[1].pk,
+        buyers[2].pk,
+    }
+    entered = Event.objects.filter(name="segment_entered", properties__segment="lapsed")
+    assert set(entered.values_list("customer_id", flat=True)) == {buyers[1].pk, buyers[2].pk}
+    assert CustomerEventStats.objects.get(customer=buyers[1], name="segment_entered").count == 1
+
+    # Narrowed to 45 days: one stays, one leaves, nobody enters twice.
+    narrowed = {"and": [*LAPSED["and"], {"event": "Order Completed", "within_days": 45}]}
+    response = client.post(
+        "/api/segments/",
+        {"key": "lapsed", "name": "30 天未下单", "rule": narrowed},
+        content_type="application/json",
+    )
+    assert response.json()["member_count"] == 1
+    assert list(SegmentMember.objects.filter(segment=segment).values_list("customer_id", flat=True)) == [
+        buyers[1].pk
+    ]
+    assert Event.objects.filter(name="segment_exited", customer=buyers[2]).count() == 1
+    assert Event.objects.filter(name="segment_entered").count() == 2
+
+    response = client.post(f"/api/segments/{segment.pk}/refresh/")
+    assert response.json() == {"entered": 0, "exited": 0, "member_count": 1}
+
+
+def test_a_segment_cannot_build_on_itself(api, user_in_role, buyers):  # noqa: F811
+    client = api(user_in_role("Marketer"))
+    for key, rule in (("a", LAPSED), ("b", {"segment": "a"})):
+        response = client.post(
+            "/api/segments/", {"key": key, "name": key, "rule": rule}, content_type="application/json"
+        )
+        assert response.status_code == 201
+    response = client.post(
+        "/api/segments/",
+        {"key": "a", "name": "a", "rule": {"and": [LAPSED, {"segment": "b"}]}},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"path": "$", "message": "refers back to itself: a → b → a"}]
+    assert Segment.objects.get(key="a").rule == LAPSED  # nothing stored
+
+
+def test_analysts_preview_but_do_not_save(api, user_in_role, buyers):  # noqa: F811
+    client = api(user_in_role("Analyst"))
+    response = client.post(
+        "/api/segments/", {"key": "x", "name": "x", "rule": LAPSED}, content_type="application/json"
+    )
+    assert response.status_code == 403
+    assert not Segment.objects.filter(key="x").exists()
