@@ -243,11 +243,18 @@ CELERY_TASK_ROUTES = {
     "cdp.tasks.heartbeat": {"queue": "default"},
     "cdp.tasks.ingest_batches": {"queue": "ingest"},
     "cdp.tasks.import_run": {"queue": "ingest"},
+    "segments.tasks.membership_events": {"queue": "segments"},
+    "segments.tasks.membership_events_sweep": {"queue": "segments"},
 }
 HEARTBEAT_INTERVAL_SECONDS = env.number("HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     # Batches whose task was lost (a broker restart, a killed worker) are picked up here.
     "ingest-sweep": {"task": "cdp.tasks.ingest_batches", "schedule": 5.0, "options": {"expires": 5}},
+    "segment-events-sweep": {
+        "task": "segments.tasks.membership_events_sweep",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
     "heartbeat": {
         "task": "cdp.tasks.heartbeat",
         "schedule": HEARTBEAT_INTERVAL_SECONDS,

@@ -175,19 +175,35 @@ def _event(sql: _Sql, rule: EventRule) -> str:
         if rule.last_time:
             tests.append(_moment(sql, _local_day(sql, "s.last_at"), rule.last_time))
         return f"EXISTS (SELECT 1 FROM cdp_customereventstats AS s WHERE {' AND '.join(tests)})"
-    elif window:
-        count = (
-            "COALESCE((SELECT sum(d.count) FROM cdp_customereventdaily AS d"
-            f" WHERE d.customer_id = c.id AND d.name = {sql.param(rule.event)}"
-            f" AND d.day BETWEEN {sql.param(window[0])} AND {sql.param(window[1])}), 0)"
-        )
     else:
-        count = (
-            "COALESCE((SELECT s.count FROM cdp_customereventstats AS s"
-            f" WHERE s.customer_id = c.id AND s.name = {sql.param(rule.event)}), 0)"
-        )
+        return _counted(sql, rule, window)
     test = rule.count_test
     return f"({count} {COUNT_OPERATORS[test.op]} {sql.param(test.value)})"
+
+
+def _counted(sql: _Sql, rule: EventRule, window) -> str:
+    """A count test from the rollups, as set membership rather than a count per customer: the set
+    of customers whose count passes (or fails) is read once, by event name, from the rollups."""
+    test = rule.count_test
+    # count >= N, = N (N >= 1): in the set of those with such a count; count <= N, = 0: not in the
+    # set of those with more.
+    if test.op == "gte" and test.value == 0:
+        return "true"
+    inside = test.op in ("gte", "eq") and test.value >= 1
+    op = {"gte": ">=", "eq": "=", "lte": ">"}[test.op] if inside or test.op == "lte" else ">"
+    if window:
+        having = f"sum(d.count) {op} {sql.param(test.value)}"
+        members = (
+            f"SELECT d.customer_id FROM cdp_customereventdaily AS d WHERE d.name = {sql.param(rule.event)}"
+            f" AND d.day BETWEEN {sql.param(window[0])} AND {sql.param(window[1])}"
+            f" GROUP BY d.customer_id HAVING {having}"
+        )
+    else:
+        members = (
+            f"SELECT s.customer_id FROM cdp_customereventstats AS s WHERE s.name = {sql.param(rule.event)}"
+            f" AND s.count {op} {sql.param(test.value)}"
+        )
+    return f"(c.id IN ({members}))" if inside else f"(c.id NOT IN ({members}))"
 
 
 def _node(sql: _Sql, rule) -> str:

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -99,3 +100,26 @@ class SegmentMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment_id}:{self.customer_id}"
+
+
+class MembershipChange(models.Model):
+    """Who entered and who left a segment at one refresh. The membership itself changes at once; the
+    ``segment_entered`` / ``segment_exited`` events on the customers' timelines follow in chunks
+    (``events_written`` says how far), so a change of 400,000 customers commits in seconds."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes")
+    changed_at = models.DateTimeField()
+    entered = ArrayField(models.BigIntegerField(), default=list)
+    exited = ArrayField(models.BigIntegerField(), default=list)
+    events_written = models.PositiveIntegerField(default=0)
+    events_done = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["id"], name="membership_change_pending", condition=models.Q(events_done=False)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id} +{len(self.entered)} -{len(self.exited)}"

@@ -17,8 +17,8 @@ from django.utils.translation import gettext as _
 
 from cdp.models import ChannelEventDaily, Customer, CustomerRole
 from cdp.services import audit_record
-from segments.compiler import rule_customer_ids_sql, rule_customers
-from segments.models import Segment, Tag
+from segments.compiler import rule_customer_ids_sql
+from segments.models import MembershipChange, Segment, Tag
 from segments.rules import (
     AndRule,
     EventRule,
@@ -132,8 +132,22 @@ class Preview:
 def segment_preview(*, rule_data) -> Preview:
     """How many customers a rule selects now, and a few of them (the most recently active)."""
     rule = rule_validate(rule_data)
-    customers = rule_customers(rule, today=timezone.localdate())
-    return Preview(customers.count(), list(customers.order_by("-last_seen_at", "-id")[:PREVIEW_SAMPLE]))
+    selected, params = rule_customer_ids_sql(rule, today=timezone.localdate())
+    with connection.cursor() as cursor:
+        # The rule evaluated once for both the count and the sample. Fixed text around the compiled
+        # rule, whose values are all parameters.
+        cursor.execute(
+            f"""
+            WITH matched AS MATERIALIZED ({selected})
+            SELECT (SELECT count(*) FROM matched),
+                   ARRAY(SELECT c.id FROM cdp_customer AS c JOIN matched ON matched.id = c.id
+                         ORDER BY c.last_seen_at DESC NULLS LAST, c.id DESC LIMIT %s)
+            """,  # noqa: S608
+            [*params, PREVIEW_SAMPLE],
+        )
+        count, sample_ids = cursor.fetchone()
+    sample = Customer.objects.in_bulk(sample_ids)
+    return Preview(count, [sample[customer_id] for customer_id in sample_ids])
 
 
 def _segment_references(rule_data) -> set[str]:
@@ -193,15 +207,16 @@ def segment_save(*, key: str, name: str, rule_data, actor, description: str = ""
 
 
 @dataclass(frozen=True)
-class MembershipChange:
+class MembershipDiff:
     entered: int
     exited: int
 
 
 @transaction.atomic
-def segment_refresh(*, segment: Segment, today: dt.date | None = None) -> MembershipChange:
+def segment_refresh(*, segment: Segment, today: dt.date | None = None) -> MembershipDiff:
     """Applies the rule as a diff, in one transaction: customers who now match enter, those who no
-    longer do exit, each with a ``segment_entered`` / ``segment_exited`` event on their timeline."""
+    longer do exit. Each gets a ``segment_entered`` / ``segment_exited`` event on their timeline
+    right after (``membership_events_write``, queued when this commits)."""
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
     rule = rule_parse(segment.rule)
     selected, params = rule_customer_ids_sql(rule, today=today or timezone.localdate())
@@ -240,48 +255,115 @@ def segment_refresh(*, segment: Segment, today: dt.date | None = None) -> Member
             """,
             [segment.pk, now],
         )
-        _membership_events(cursor, segment, now)
         cursor.execute(
             "SELECT count(*) FILTER (WHERE name = 'segment_entered'),"
             " count(*) FILTER (WHERE name = 'segment_exited') FROM segment_change"
         )
         entered, exited = cursor.fetchone()
+        if entered or exited:
+            cursor.execute(
+                """
+                INSERT INTO segments_membershipchange (segment_id, changed_at, entered, exited,
+                                                       events_written, events_done)
+                SELECT %s, %s,
+                       ARRAY(SELECT customer_id FROM segment_change WHERE name = 'segment_entered'
+                             ORDER BY 1),
+                       ARRAY(SELECT customer_id FROM segment_change WHERE name = 'segment_exited'
+                             ORDER BY 1),
+                       0, false
+                RETURNING id
+                """,
+                [segment.pk, now],
+            )
+            change_id = cursor.fetchone()[0]
+            transaction.on_commit(lambda: _queue_events(change_id), robust=True)
         cursor.execute("SELECT count(*) FROM segment_now")
         segment.member_count = cursor.fetchone()[0]
     segment.refreshed_at = now
     segment.save(update_fields=["member_count", "refreshed_at"])
-    return MembershipChange(entered, exited)
+    return MembershipDiff(entered, exited)
 
 
-def _membership_events(cursor, segment: Segment, now: dt.datetime) -> None:
-    """The changes as events on each customer's timeline, with their rollups, so that rules and
-    journeys can use them ("entered segment X in the last 7 days")."""
+def _queue_events(change_id: int) -> None:
+    from segments.tasks import membership_events
+
+    membership_events.delay(change_id)
+
+
+EVENTS_CHUNK = 50_000
+
+
+def membership_events_write(*, change_id: int, chunk: int = EVENTS_CHUNK) -> int:
+    """Writes a membership change's ``segment_entered`` / ``segment_exited`` events and their
+    rollups, one chunk per transaction; each chunk records how far it got in the same transaction,
+    so a worker that dies resumes where the last commit left off and nothing is written twice.
+    Returns the events written by this call."""
+    written = 0
+    while True:
+        with transaction.atomic():
+            change = MembershipChange.objects.select_for_update().select_related("segment").get(pk=change_id)
+            rows = [(customer_id, "segment_entered") for customer_id in change.entered] + [
+                (customer_id, "segment_exited") for customer_id in change.exited
+            ]
+            part = rows[change.events_written : change.events_written + chunk]
+            if not part:
+                if not change.events_done:
+                    change.events_done = True
+                    change.save(update_fields=["events_done"])
+                return written
+            _events_insert(change, part)
+            change.events_written += len(part)
+            change.events_done = change.events_written >= len(rows)
+            change.save(update_fields=["events_written", "events_done"])
+            written += len(part)
+
+
+def membership_events_pending() -> int:
+    """Finishes every change whose events are not all written (beat's sweep: a lost task)."""
+    return sum(
+        membership_events_write(change_id=change_id)
+        for change_id in MembershipChange.objects.filter(events_done=False).values_list("pk", flat=True)
+    )
+
+
+def _events_insert(change: MembershipChange, rows: list[tuple[int, str]]) -> None:
+    """The events on each customer's timeline, with their rollups, so that rules and journeys can use
+    them ("entered segment X in the last 7 days")."""
+    segment, moment = change.segment, change.changed_at
     properties = json.dumps({"segment": segment.key, "segment_name": segment.name}, ensure_ascii=False)
-    cursor.execute(
-        """
-        INSERT INTO cdp_event (customer_id, origin_customer_id, source_id, kind, name, channel, timestamp,
-                               received_at, message_id, properties, context, amount)
-        SELECT customer_id, customer_id, NULL, 'segment', name, 'system', %s, %s,
-               'segment-' || %s || '-' || customer_id || '-' || %s, %s::jsonb, '{}'::jsonb, NULL
-        FROM segment_change
-        """,
-        [now, now, segment.pk, int(now.timestamp() * 1000), properties],
-    )
-    cursor.execute(
-        """
-        INSERT INTO cdp_customereventstats (customer_id, name, first_at, last_at, count, amount_sum)
-        SELECT customer_id, name, %s, %s, 1, 0 FROM segment_change ORDER BY customer_id, name
-        ON CONFLICT (customer_id, name) DO UPDATE SET
-            last_at = GREATEST(cdp_customereventstats.last_at, EXCLUDED.last_at),
-            count = cdp_customereventstats.count + 1
-        """,
-        [now, now],
-    )
-    cursor.execute(
-        """
-        INSERT INTO cdp_customereventdaily (customer_id, name, day, count)
-        SELECT customer_id, name, %s, 1 FROM segment_change ORDER BY customer_id, name
-        ON CONFLICT (customer_id, name, day) DO UPDATE SET count = cdp_customereventdaily.count + 1
-        """,
-        [timezone.localdate(now)],
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE membership_rows ON COMMIT DROP AS"
+            " SELECT * FROM unnest(%s::bigint[], %s::text[]) AS row(customer_id, name)",
+            [[row[0] for row in rows], [row[1] for row in rows]],
+        )
+        cursor.execute(
+            """
+            INSERT INTO cdp_event (customer_id, origin_customer_id, source_id, kind, name, channel,
+                                   timestamp, received_at, message_id, properties, context, amount)
+            SELECT customer_id, customer_id, NULL, 'segment', name, 'system', %s, %s,
+                   'segment-change-' || %s || '-' || customer_id, %s::jsonb, '{}'::jsonb, NULL
+            FROM membership_rows
+            """,
+            [moment, moment, change.pk, properties],
+        )
+        cursor.execute(
+            """
+            INSERT INTO cdp_customereventstats (customer_id, name, first_at, last_at, count, amount_sum)
+            SELECT customer_id, name, %s, %s, 1, 0 FROM membership_rows ORDER BY customer_id, name
+            ON CONFLICT (customer_id, name) DO UPDATE SET
+                first_at = LEAST(cdp_customereventstats.first_at, EXCLUDED.first_at),
+                last_at = GREATEST(cdp_customereventstats.last_at, EXCLUDED.last_at),
+                count = cdp_customereventstats.count + 1
+            """,
+            [moment, moment],
+        )
+        cursor.execute(
+            """
+            INSERT INTO cdp_customereventdaily (customer_id, name, day, count)
+            SELECT customer_id, name, %s, 1 FROM membership_rows ORDER BY customer_id, name
+            ON CONFLICT (customer_id, name, day) DO UPDATE SET count = cdp_customereventdaily.count + 1
+            """,
+            [timezone.localdate(moment)],
+        )
+        cursor.execute("DROP TABLE membership_rows")

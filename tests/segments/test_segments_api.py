@@ -4,7 +4,8 @@ as a diff with events on each customer's timeline, and refusals that say what is
 import pytest
 
 from cdp.models import CustomerEventStats, Event
-from segments.models import Segment, SegmentMember
+from segments.models import MembershipChange, Segment, SegmentMember
+from segments.services import membership_events_pending, membership_events_write
 from tests.cdp.test_open_api import api  # noqa: F401 (fixture)
 from tests.segments.test_rule_agreement import store
 
@@ -60,6 +61,10 @@ def test_a_saved_segment_holds_its_members_and_changes_by_diff(api, user_in_role
         buyers[1].pk,
         buyers[2].pk,
     }
+    # The timeline events follow the membership (a worker's task, queued at the commit).
+    assert not Event.objects.filter(name="segment_entered").exists()
+    assert membership_events_pending() == 2
+    assert membership_events_pending() == 0  # written once, never twice
     entered = Event.objects.filter(name="segment_entered", properties__segment="lapsed")
     assert set(entered.values_list("customer_id", flat=True)) == {buyers[1].pk, buyers[2].pk}
     assert CustomerEventStats.objects.get(customer=buyers[1], name="segment_entered").count == 1
@@ -75,6 +80,7 @@ def test_a_saved_segment_holds_its_members_and_changes_by_diff(api, user_in_role
     assert list(SegmentMember.objects.filter(segment=segment).values_list("customer_id", flat=True)) == [
         buyers[1].pk
     ]
+    membership_events_pending()
     assert Event.objects.filter(name="segment_exited", customer=buyers[2]).count() == 1
     assert Event.objects.filter(name="segment_entered").count() == 2
 
@@ -106,3 +112,39 @@ def test_analysts_preview_but_do_not_save(api, user_in_role, buyers):  # noqa: F
     )
     assert response.status_code == 403
     assert not Segment.objects.filter(key="x").exists()
+
+
+def test_membership_events_resume_where_the_last_chunk_committed(api, user_in_role, buyers):  # noqa: F811
+    client = api(user_in_role("Marketer"))
+    client.post(
+        "/api/segments/",
+        {"key": "all", "name": "all", "rule": {"trait": "city", "op": "exists"}},
+        content_type="application/json",
+    )
+    change = MembershipChange.objects.get(segment__key="all")
+    assert len(change.entered) == 3
+    # One chunk of two, then the worker "dies": the next run writes only the rest.
+    from segments import services
+
+    original = services._events_insert
+    calls = []
+
+    def fail_after_first(change, rows):
+        if calls:
+            raise RuntimeError("worker killed")
+        calls.append(rows)
+        original(change, rows)
+
+    services._events_insert = fail_after_first
+    try:
+        with pytest.raises(RuntimeError):
+            membership_events_write(change_id=change.pk, chunk=2)
+    finally:
+        services._events_insert = original
+    change.refresh_from_db()
+    assert (change.events_written, change.events_done) == (2, False)
+    assert membership_events_write(change_id=change.pk, chunk=2) == 1
+    assert Event.objects.filter(name="segment_entered", properties__segment="all").count() == 3
+    assert sorted(
+        Event.objects.filter(name="segment_entered").values_list("customer_id", flat=True)
+    ) == sorted(customer.pk for customer in buyers)
