@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -23,7 +23,6 @@ from pydantic import (
     model_validator,
 )
 
-Scalar = Union[str, int, float, bool]  # noqa: UP007 (pydantic reads the union at run time)
 MAX_DAYS = 3660
 
 
@@ -118,34 +117,37 @@ def _date_value(value, op: str) -> dt.date | DaysAgo:
     raise ValueError(f'“{op}” takes a date (2026-01-31) or {{"days_ago": N}}')
 
 
-class TraitRule(_Node):
-    trait: str = Field(min_length=1, max_length=200)
+class _Compared(_Node):
+    """A named JSON value under test: a trait, or an event property."""
+
     op: str
     value: Any = None
+    # Operators this kind of value does not take (dates make no sense for event properties).
+    refused_ops: ClassVar[tuple[str, ...]] = ()
 
     def comparison(self) -> Comparison:
         return Comparison(op=self.op, value=self.value)
 
     @model_validator(mode="after")
-    def _check(self) -> TraitRule:
+    def _check(self) -> _Compared:
+        if self.op in self.refused_ops:
+            allowed = [
+                op for op in Comparison.model_fields["op"].annotation.__args__ if op not in self.refused_ops
+            ]
+            raise ValueError(f"{self.kind_label} take {', '.join(allowed)}")
         self.comparison()  # validates op and value
         return self
 
 
-class PropertyFilter(_Node):
+class TraitRule(_Compared):
+    trait: str = Field(min_length=1, max_length=200)
+    kind_label: ClassVar[str] = "traits"
+
+
+class PropertyFilter(_Compared):
     property: str = Field(min_length=1, max_length=200)
-    op: str
-    value: Any = None
-
-    def comparison(self) -> Comparison:
-        return Comparison(op=self.op, value=self.value)
-
-    @model_validator(mode="after")
-    def _check(self) -> PropertyFilter:
-        if self.op in ("within_last_days", "before", "after"):
-            raise ValueError("event properties take eq, ne, gt, gte, lt, lte, between, contains, in, exists")
-        self.comparison()
-        return self
+    kind_label: ClassVar[str] = "event properties"
+    refused_ops: ClassVar[tuple[str, ...]] = ("within_last_days", "before", "after")
 
 
 class CountTest(_Node):
