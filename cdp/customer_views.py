@@ -18,6 +18,8 @@ from cdp.access import capability_required, user_can
 from cdp.merge import MergeConflict, customers_merge_by_hand, customers_unmerge, review_open, review_resolve
 from cdp.models import MergeLog, MergeReview, Source
 from cdp.roles import customer_roles
+from segments.models import Tag
+from segments.tags import customer_tag_groups
 
 User = get_user_model()
 LIST_PAGE = 50
@@ -81,6 +83,8 @@ def customer_profile(request, customer_id: int):
         "phone": selectors.customer_primary_phone(customer=customer, show_pii=show_pii),
         "show_pii": show_pii,
         "roles": customer_roles(customer=customer),
+        "tag_groups": customer_tag_groups(customer=customer),
+        "static_tags": Tag.objects.filter(kind=Tag.Kind.STATIC).order_by("name"),
         "identities": selectors.customer_identities(customer=customer, show_pii=show_pii),
         "consents": selectors.customer_consents(customer=customer),
         "notes": customer.notes.select_related("author")[:20],

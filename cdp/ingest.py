@@ -852,6 +852,58 @@ def ingest_batch_discard(*, batch: IngestBatch, actor) -> None:
             )
 
 
+def system_events_record(
+    *, rows: list[tuple[int, str]], kind: str, properties: dict, moment: dt.datetime, message_prefix: str
+) -> None:
+    """Events the product itself records on customers' timelines (entered a segment, got a tag), with
+    their rollups, so that rules and journeys can use them like any other event ("entered segment X
+    in the last 7 days"). ``rows`` are (customer id, event name); one statement each, any number."""
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS system_event_rows")
+        cursor.execute(
+            "CREATE TEMP TABLE system_event_rows ON COMMIT DROP AS"
+            " SELECT * FROM unnest(%s::bigint[], %s::text[]) AS row(customer_id, name)",
+            [[row[0] for row in rows], [row[1] for row in rows]],
+        )
+        cursor.execute(
+            """
+            INSERT INTO cdp_event (customer_id, origin_customer_id, source_id, kind, name, channel,
+                                   timestamp, received_at, message_id, properties, context, amount)
+            SELECT customer_id, customer_id, NULL, %s, name, 'system', %s, %s,
+                   %s || '-' || customer_id, %s::jsonb, '{}'::jsonb, NULL
+            FROM system_event_rows
+            """,
+            [kind, moment, moment, message_prefix, json_codec.dumps_text(properties)],
+        )
+        cursor.execute(
+            """
+            INSERT INTO cdp_customereventstats (customer_id, name, first_at, last_at, count, amount_sum)
+            SELECT customer_id, name, %s, %s, count(*), 0 FROM system_event_rows
+            GROUP BY customer_id, name ORDER BY customer_id, name
+            ON CONFLICT (customer_id, name) DO UPDATE SET
+                first_at = LEAST(cdp_customereventstats.first_at, EXCLUDED.first_at),
+                last_at = GREATEST(cdp_customereventstats.last_at, EXCLUDED.last_at),
+                count = cdp_customereventstats.count + EXCLUDED.count
+            """,
+            [moment, moment],
+        )
+        cursor.execute(
+            """
+            INSERT INTO cdp_customereventdaily (customer_id, name, day, count)
+            SELECT customer_id, name, %s, count(*) FROM system_event_rows
+            GROUP BY customer_id, name ORDER BY customer_id, name
+            ON CONFLICT (customer_id, name, day) DO UPDATE
+            SET count = cdp_customereventdaily.count + EXCLUDED.count
+            """,
+            [timezone.localdate(moment)],
+        )
+        cursor.execute("DROP TABLE system_event_rows")
+    touched = sorted({row[0] for row in rows})
+    transaction.on_commit(lambda: publish_customers_changed(touched))
+
+
 API_SOURCE_NAME = "Open API"
 
 

@@ -39,6 +39,13 @@ urlpatterns = [
     ),
     path("segments/", segment_views.segments, name="segments"),
     path("tags/", segment_views.tags, name="tags"),
+    path("tags/new/", segment_views.tag_create, name="tag_create"),
+    path("customers/<int:customer_id>/tags/", segment_views.customer_tag_add, name="customer_tag_add"),
+    path(
+        "customers/<int:customer_id>/tags/<int:tag_id>/remove/",
+        segment_views.customer_tag_remove,
+        name="customer_tag_remove",
+    ),
     path("journeys/", journey_views.journeys, name="journeys"),
     path("messages/", connector_views.messages_index, name="messages"),
     path("reports/", views.reports, name="reports"),

@@ -39,6 +39,10 @@ class Tag(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def display_color(self) -> str:
+        return self.color or (self.group.color if self.group else "#64748b")
+
 
 class CustomerTag(models.Model):
     class Origin(models.TextChoices):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import json
 import re
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from cdp.ingest import system_events_record
 from cdp.models import ChannelEventDaily, Customer, CustomerRole
 from cdp.services import audit_record
 from segments.compiler import rule_customer_ids_sql
@@ -327,43 +327,11 @@ def membership_events_pending() -> int:
 
 
 def _events_insert(change: MembershipChange, rows: list[tuple[int, str]]) -> None:
-    """The events on each customer's timeline, with their rollups, so that rules and journeys can use
-    them ("entered segment X in the last 7 days")."""
-    segment, moment = change.segment, change.changed_at
-    properties = json.dumps({"segment": segment.key, "segment_name": segment.name}, ensure_ascii=False)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE membership_rows ON COMMIT DROP AS"
-            " SELECT * FROM unnest(%s::bigint[], %s::text[]) AS row(customer_id, name)",
-            [[row[0] for row in rows], [row[1] for row in rows]],
-        )
-        cursor.execute(
-            """
-            INSERT INTO cdp_event (customer_id, origin_customer_id, source_id, kind, name, channel,
-                                   timestamp, received_at, message_id, properties, context, amount)
-            SELECT customer_id, customer_id, NULL, 'segment', name, 'system', %s, %s,
-                   'segment-change-' || %s || '-' || customer_id, %s::jsonb, '{}'::jsonb, NULL
-            FROM membership_rows
-            """,
-            [moment, moment, change.pk, properties],
-        )
-        cursor.execute(
-            """
-            INSERT INTO cdp_customereventstats (customer_id, name, first_at, last_at, count, amount_sum)
-            SELECT customer_id, name, %s, %s, 1, 0 FROM membership_rows ORDER BY customer_id, name
-            ON CONFLICT (customer_id, name) DO UPDATE SET
-                first_at = LEAST(cdp_customereventstats.first_at, EXCLUDED.first_at),
-                last_at = GREATEST(cdp_customereventstats.last_at, EXCLUDED.last_at),
-                count = cdp_customereventstats.count + 1
-            """,
-            [moment, moment],
-        )
-        cursor.execute(
-            """
-            INSERT INTO cdp_customereventdaily (customer_id, name, day, count)
-            SELECT customer_id, name, %s, 1 FROM membership_rows ORDER BY customer_id, name
-            ON CONFLICT (customer_id, name, day) DO UPDATE SET count = cdp_customereventdaily.count + 1
-            """,
-            [timezone.localdate(moment)],
-        )
-        cursor.execute("DROP TABLE membership_rows")
+    segment = change.segment
+    system_events_record(
+        rows=rows,
+        kind="segment",
+        properties={"segment": segment.key, "segment_name": segment.name},
+        moment=change.changed_at,
+        message_prefix=f"segment-change-{change.pk}",
+    )
