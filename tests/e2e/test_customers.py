@@ -91,3 +91,25 @@ def test_admin_imports_a_csv_and_watches_it_finish(new_page, app_server, tmp_pat
     expect(job).to_contain_text("1201 / 1201")
     expect(job.get_by_role("link", name="download the report")).to_be_visible()
     assert Customer.objects.filter(merged_into=None).count() == 1200
+
+
+def test_sales_tag_a_customer_and_the_tag_lands_on_the_timeline(new_page, app_server):
+    from segments.tags import tag_group_save, tag_save
+
+    customer = Customer.objects.create(name="周芷若", traits={"role": "buyer"})
+    group = tag_group_save(name="意向", color="#dc2626", actor=None)
+    tag_save(key="hot-lead", name="高意向", group=group, actor=None)
+
+    sales = new_page("en")
+    log_in(sales, app_server.url, "sales", "demo-sales")
+    sales.goto(f"{app_server.url}/customers/{customer.pk}/")
+    expect(sales.locator(".profile-head__tags")).to_contain_text("No tags yet")
+    sales.select_option(".tag-add select", label="高意向")
+    sales.get_by_role("button", name="Add tag").click()
+    expect(sales.locator(".profile-head__tags .badge--tag")).to_have_text("高意向×")
+    expect(sales.locator("#timeline .event").first).to_contain_text("tag_added")
+    screenshot(sales, "customer-tags")
+
+    sales.get_by_role("button", name="Remove the tag 高意向").click()
+    expect(sales.locator(".profile-head__tags")).to_contain_text("No tags yet")
+    expect(sales.locator("#timeline .event").first).to_contain_text("tag_removed")
