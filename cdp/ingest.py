@@ -34,6 +34,7 @@ from cdp.merge import MergeConflict, MergeRetry, customer_survivor, customers_me
 from cdp.models import Consent, Customer, Event, Identity, IngestBatch, Source
 from cdp.realtime import publish_customers_changed
 from cdp.services import audit_record, consent_record, internal_source
+from cdp.signals import customers_changed
 
 log = logging.getLogger(__name__)
 
@@ -781,7 +782,7 @@ def batches_process(
             IngestBatch.objects.filter(pk__in=[batch.pk for group, _ in done for batch in group]).update(
                 processed_at=timezone.now(), events=[]
             )
-            transaction.on_commit(lambda ids=touched: publish_customers_changed(ids))
+            transaction.on_commit(lambda ids=touched: _customers_changed(ids))
         if not batches:
             if settle_until is None or time.time() >= settle_until:
                 return stored
@@ -852,12 +853,27 @@ def ingest_batch_discard(*, batch: IngestBatch, actor) -> None:
             )
 
 
+def _customers_changed(customer_ids: list[int]) -> None:
+    """After a commit: open pages fetch the new rows; rules over these customers run again."""
+    publish_customers_changed(customer_ids)
+    if customer_ids:
+        customers_changed.send(sender=Customer, customer_ids=sorted(set(customer_ids)))
+
+
 def system_events_record(
-    *, rows: list[tuple[int, str]], kind: str, properties: dict, moment: dt.datetime, message_prefix: str
+    *,
+    rows: list[tuple[int, str]],
+    kind: str,
+    properties: dict,
+    moment: dt.datetime,
+    message_prefix: str,
+    rules_follow: bool = True,
 ) -> None:
     """Events the product itself records on customers' timelines (entered a segment, got a tag), with
     their rollups, so that rules and journeys can use them like any other event ("entered segment X
-    in the last 7 days"). ``rows`` are (customer id, event name); one statement each, any number."""
+    in the last 7 days"). ``rows`` are (customer id, event name); one statement each, any number.
+    ``rules_follow``: whether rules over these customers run again after the commit (not for the
+    events a segment refresh itself writes, which would start it over)."""
     if not rows:
         return
     with connection.cursor() as cursor:
@@ -901,7 +917,10 @@ def system_events_record(
         )
         cursor.execute("DROP TABLE system_event_rows")
     touched = sorted({row[0] for row in rows})
-    transaction.on_commit(lambda: publish_customers_changed(touched))
+    if rules_follow:
+        transaction.on_commit(lambda: _customers_changed(touched))
+    else:
+        transaction.on_commit(lambda: publish_customers_changed(touched))
 
 
 API_SOURCE_NAME = "Open API"

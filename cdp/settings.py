@@ -245,6 +245,7 @@ CELERY_TASK_ROUTES = {
     "cdp.tasks.import_run": {"queue": "ingest"},
     "segments.tasks.membership_events": {"queue": "segments"},
     "segments.tasks.membership_events_sweep": {"queue": "segments"},
+    "segments.tasks.refresh_customers": {"queue": "segments"},
 }
 HEARTBEAT_INTERVAL_SECONDS = env.number("HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
 CELERY_BEAT_SCHEDULE = {

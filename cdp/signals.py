@@ -2,11 +2,15 @@ import logging
 
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from cdp.models import Source
 
 security_log = logging.getLogger("cdp.security")
+
+# Sent after a commit that changed what customers did or hold (new events, tags), with their ids
+# (``customer_ids``): rules over them (segments, tags, stages) are evaluated again.
+customers_changed = Signal()
 
 
 def _client_address(request) -> str:

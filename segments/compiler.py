@@ -47,6 +47,9 @@ class _Sql:
     the text around it); ``positional`` turns them into the ``%s`` list the database wants."""
 
     today: dt.date
+    # For a few customers (a refresh after new events): counts per customer by index, rather than
+    # the set of every customer with such a count.
+    few: bool = False
     values: dict = field(default_factory=dict)
 
     def param(self, value) -> str:
@@ -183,8 +186,22 @@ def _event(sql: _Sql, rule: EventRule) -> str:
 
 def _counted(sql: _Sql, rule: EventRule, window) -> str:
     """A count test from the rollups, as set membership rather than a count per customer: the set
-    of customers whose count passes (or fails) is read once, by event name, from the rollups."""
+    of customers whose count passes (or fails) is read once, by event name, from the rollups. For a
+    few customers, their own counts instead."""
     test = rule.count_test
+    if sql.few:
+        if window:
+            count = (
+                "COALESCE((SELECT sum(d.count) FROM cdp_customereventdaily AS d"
+                f" WHERE d.customer_id = c.id AND d.name = {sql.param(rule.event)}"
+                f" AND d.day BETWEEN {sql.param(window[0])} AND {sql.param(window[1])}), 0)"
+            )
+        else:
+            count = (
+                "COALESCE((SELECT s.count FROM cdp_customereventstats AS s"
+                f" WHERE s.customer_id = c.id AND s.name = {sql.param(rule.event)}), 0)"
+            )
+        return f"({count} {COUNT_OPERATORS[test.op]} {sql.param(test.value)})"
     # count >= N, = N (N >= 1): in the set of those with such a count; count <= N, = 0: not in the
     # set of those with more.
     if test.op == "gte" and test.value == 0:
@@ -245,17 +262,24 @@ class CompiledRule:
     params: list
 
 
-def rule_compile(rule, *, today: dt.date) -> CompiledRule:
-    sql = _Sql(today=today)
+def rule_compile(rule, *, today: dt.date, few: bool = False) -> CompiledRule:
+    sql = _Sql(today=today, few=few)
     return CompiledRule(*sql.positional(_node(sql, rule)))
 
 
-def rule_customer_ids_sql(rule, *, today: dt.date) -> tuple[str, list]:
-    """``SELECT c.id FROM cdp_customer AS c WHERE ...``: the active customers the rule selects."""
-    compiled = rule_compile(rule, today=today)
+def rule_customer_ids_sql(rule, *, today: dt.date, among: list[int] | None = None) -> tuple[str, list]:
+    """``SELECT c.id FROM cdp_customer AS c WHERE ...``: the active customers the rule selects
+    (``among`` these ids only, when given)."""
+    compiled = rule_compile(rule, today=today, few=among is not None)
+    if among is None:
+        return (
+            f"SELECT c.id FROM cdp_customer AS c WHERE c.merged_into_id IS NULL AND {compiled.where}",
+            compiled.params,
+        )
     return (
-        f"SELECT c.id FROM cdp_customer AS c WHERE c.merged_into_id IS NULL AND {compiled.where}",
-        compiled.params,
+        "SELECT c.id FROM cdp_customer AS c"
+        f" WHERE c.id = ANY(%s::bigint[]) AND c.merged_into_id IS NULL AND {compiled.where}",
+        [sorted(among), *compiled.params],
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -18,7 +19,7 @@ from cdp.ingest import system_events_record
 from cdp.models import ChannelEventDaily, Customer, CustomerRole
 from cdp.services import audit_record
 from segments.compiler import rule_customer_ids_sql
-from segments.models import MembershipChange, Segment, Tag
+from segments.models import MembershipChange, Segment, SegmentMember, Tag
 from segments.rules import (
     AndRule,
     EventRule,
@@ -334,4 +335,75 @@ def _events_insert(change: MembershipChange, rows: list[tuple[int, str]]) -> Non
         properties={"segment": segment.key, "segment_name": segment.name},
         moment=change.changed_at,
         message_prefix=f"segment-change-{change.pk}",
+        rules_follow=False,
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Keeping memberships right as customers change: only the customers new events touched are
+# evaluated again, segment by segment in dependency order (a segment built on another reads its
+# refreshed membership).
+
+
+def _dependency_order(segments: list[Segment]) -> list[Segment]:
+    by_key = {segment.key: segment for segment in segments}
+    ordered, done = [], set()
+
+    def visit(segment: Segment, path: tuple[str, ...]) -> None:
+        if segment.key in done or segment.key in path:
+            return
+        for key in sorted(_segment_references(segment.rule)):
+            if key in by_key:
+                visit(by_key[key], (*path, segment.key))
+        done.add(segment.key)
+        ordered.append(segment)
+
+    for segment in segments:
+        visit(segment, ())
+    return ordered
+
+
+def segments_refresh_customers(
+    *, customer_ids: list[int], today: dt.date | None = None
+) -> dict[str, MembershipDiff]:
+    """Re-evaluates every dynamic segment for these customers only; returns who entered and who left
+    each (segments with no change are left out)."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    today = today or timezone.localdate()
+    segments = list(Segment.objects.filter(kind=Segment.Kind.DYNAMIC).exclude(rule=None))
+    changes = {}
+    for segment in _dependency_order(segments):
+        diff = _refresh_among(segment, ids, today)
+        if diff.entered or diff.exited:
+            changes[segment.key] = diff
+    return changes
+
+
+@transaction.atomic
+def _refresh_among(segment: Segment, ids: list[int], today: dt.date) -> MembershipDiff:
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    selected, params = rule_customer_ids_sql(rule_parse(segment.rule), today=today, among=ids)
+    with connection.cursor() as cursor:
+        cursor.execute(selected, params)
+        matched = {row[0] for row in cursor.fetchall()}
+    current = set(
+        SegmentMember.objects.filter(segment=segment, customer_id__in=ids).values_list(
+            "customer_id", flat=True
+        )
+    )
+    entered, exited = sorted(matched - current), sorted(current - matched)
+    if not entered and not exited:
+        return MembershipDiff(0, 0)
+    now = timezone.now()
+    SegmentMember.objects.filter(segment=segment, customer_id__in=exited).delete()
+    SegmentMember.objects.bulk_create(
+        [SegmentMember(segment=segment, customer_id=customer_id, entered_at=now) for customer_id in entered]
+    )
+    change = MembershipChange.objects.create(segment=segment, changed_at=now, entered=entered, exited=exited)
+    transaction.on_commit(lambda: _queue_events(change.pk), robust=True)
+    Segment.objects.filter(pk=segment.pk).update(
+        member_count=F("member_count") + len(entered) - len(exited), refreshed_at=now
+    )
+    return MembershipDiff(len(entered), len(exited))

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from segments.services import membership_events_pending, membership_events_write
+from segments.services import membership_events_pending, membership_events_write, segments_refresh_customers
 
 
 @shared_task
@@ -13,3 +13,9 @@ def membership_events(change_id: int) -> int:
 def membership_events_sweep() -> int:
     """Finishes changes whose task was lost (a broker restart, a killed worker)."""
     return membership_events_pending()
+
+
+@shared_task
+def refresh_customers(customer_ids: list[int]) -> int:
+    """Segments re-evaluated for the customers an ingest group (or a tag change) touched."""
+    return len(segments_refresh_customers(customer_ids=customer_ids))

@@ -83,6 +83,16 @@ def in_process_broker(monkeypatch):
 
     monkeypatch.setitem(celery_app.conf, "broker_url", "memory://")
     monkeypatch.setitem(celery_app.conf, "broker_transport_options", {})
+    # Celery keeps its connection pool from the first task a process sends: without this, a test that
+    # sets a real broker would still send to whatever broker an earlier test used.
+    _celery_pools_forget(celery_app)
+    yield
+    _celery_pools_forget(celery_app)
+
+
+def _celery_pools_forget(celery_app) -> None:
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 @pytest.fixture

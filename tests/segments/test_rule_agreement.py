@@ -4,7 +4,7 @@ data went through the real ingest path (so the rollups are the real ones)."""
 import datetime as dt
 import uuid
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from cdp.ingest import batches_process, inbox_store
 from cdp.models import Customer, Identity
 from cdp.services import consent_record
-from segments.compiler import rule_customers
+from segments.compiler import rule_customer_ids_sql, rule_customers
 from segments.evaluator import facts_load, rule_matches
 from segments.models import CustomerTag, Segment, SegmentMember, Tag
 from segments.rules import RuleError, rule_parse
@@ -213,4 +213,8 @@ def test_sql_and_memory_select_the_same_customers(source, people, candidates):
                 if rule_matches(rule, facts_load(customer=customer, rule=rule), today=today)
             }
             assert in_sql == in_memory, rule
+            # The same rule compiled for a few customers (the refresh after new events).
+            with connection.cursor() as cursor:
+                cursor.execute(*rule_customer_ids_sql(rule, today=today, among=ids))
+                assert {row[0] for row in cursor.fetchall()} == in_sql, rule
         transaction.set_rollback(True)

@@ -148,3 +148,68 @@ def test_membership_events_resume_where_the_last_chunk_committed(api, user_in_ro
     assert sorted(
         Event.objects.filter(name="segment_entered").values_list("customer_id", flat=True)
     ) == sorted(customer.pk for customer in buyers)
+
+
+def test_new_events_move_just_the_touched_customers_in_dependency_order(
+    api,  # noqa: F811
+    user_in_role,
+    buyers,
+    source,
+    django_capture_on_commit_callbacks,
+):
+    from django.utils import timezone
+
+    from cdp.ingest import batches_process, inbox_store
+    from cdp.signals import customers_changed
+    from segments.services import segments_refresh_customers
+
+    client = api(user_in_role("Marketer"))
+    built_on_lapsed = {"and": [{"segment": "lapsed"}, {"trait": "city", "op": "eq", "value": "深圳"}]}
+    # Saved first (so it comes first by id), then made to build on "lapsed": the refresh must still
+    # do "lapsed" before it.
+    for key, rule in (
+        ("lapsed-shenzhen", {"trait": "city", "op": "eq", "value": "深圳"}),
+        ("lapsed", LAPSED),
+        ("lapsed-shenzhen", built_on_lapsed),
+    ):
+        response = client.post(
+            "/api/segments/", {"key": key, "name": key, "rule": rule}, content_type="application/json"
+        )
+        assert response.status_code == 201, response.json()
+    assert Segment.objects.get(key="lapsed-shenzhen").member_count == 2
+
+    seen = []
+
+    def record(sender, customer_ids, **kwargs):
+        seen.append(customer_ids)
+
+    customers_changed.connect(record, dispatch_uid="test-record")
+    try:
+        message = {
+            "kind": "track",
+            "name": "Order Completed",
+            "messageId": "back-again",
+            "userId": buyers[2].identities.get(type="user_id").value,
+            "anonymousId": None,
+            "timestamp": timezone.now().isoformat(),
+            "properties": {},
+            "context": {},
+            "traits": {},
+        }
+        with django_capture_on_commit_callbacks(execute=True):
+            inbox_store(source=source, enqueue=False, events=[message])
+            batches_process()
+    finally:
+        customers_changed.disconnect(dispatch_uid="test-record")
+    assert seen == [[buyers[2].pk]]  # what the worker's refresh task is queued with
+
+    changes = segments_refresh_customers(customer_ids=seen[0])
+    # The segment built on "lapsed" is refreshed after it, so it sees the new membership.
+    assert {key: (diff.entered, diff.exited) for key, diff in changes.items()} == {
+        "lapsed": (0, 1),
+        "lapsed-shenzhen": (0, 1),
+    }
+    assert Segment.objects.get(key="lapsed").member_count == 1
+    assert segments_refresh_customers(customer_ids=seen[0]) == {}  # nothing left to change
+    membership_events_pending()
+    assert Event.objects.filter(name="segment_exited", customer=buyers[2]).count() == 2
