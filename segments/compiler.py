@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -156,8 +157,12 @@ def _event(sql: _Sql, rule: EventRule) -> str:
         # Property filters: only the raw events know them.
         conditions = [f"e.customer_id = c.id AND e.name = {sql.param(rule.event)}"]
         if window:
-            day = _local_day(sql, "e.timestamp")
-            conditions.append(f"{day} BETWEEN {sql.param(window[0])} AND {sql.param(window[1])}")
+            # The same days as moments, so that the timeline index (customer, time) reads only the
+            # window's events, not all of the customer's.
+            zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+            start = dt.datetime.combine(window[0], dt.time.min, zone)
+            end = dt.datetime.combine(window[1] + dt.timedelta(days=1), dt.time.min, zone)
+            conditions.append(f"e.timestamp >= {sql.param(start)} AND e.timestamp < {sql.param(end)}")
         for condition in rule.where:
             conditions.append(
                 _comparison(sql, _reader(sql, "e.properties", condition.property), condition.comparison())
@@ -267,9 +272,14 @@ def rule_compile(rule, *, today: dt.date, few: bool = False) -> CompiledRule:
     return CompiledRule(*sql.positional(_node(sql, rule)))
 
 
-def rule_customer_ids_sql(rule, *, today: dt.date, among: list[int] | None = None) -> tuple[str, list]:
+def id_array(ids) -> str:
+    """Ids as one array literal: PostgreSQL parses it in C (psycopg adapts a list id by id)."""
+    return ids if isinstance(ids, str) else "{" + ",".join(str(int(value)) for value in sorted(ids)) + "}"
+
+
+def rule_customer_ids_sql(rule, *, today: dt.date, among: list[int] | str | None = None) -> tuple[str, list]:
     """``SELECT c.id FROM cdp_customer AS c WHERE ...``: the active customers the rule selects
-    (``among`` these ids only, when given)."""
+    (``among`` these ids only, when given: a list, or an array literal from ``id_array``)."""
     compiled = rule_compile(rule, today=today, few=among is not None)
     if among is None:
         return (
@@ -279,7 +289,7 @@ def rule_customer_ids_sql(rule, *, today: dt.date, among: list[int] | None = Non
     return (
         "SELECT c.id FROM cdp_customer AS c"
         f" WHERE c.id = ANY(%s::bigint[]) AND c.merged_into_id IS NULL AND {compiled.where}",
-        [sorted(among), *compiled.params],
+        [id_array(among), *compiled.params],
     )
 
 

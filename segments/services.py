@@ -18,8 +18,8 @@ from django.utils.translation import gettext as _
 from cdp.ingest import system_events_record
 from cdp.models import ChannelEventDaily, Customer, CustomerRole
 from cdp.services import audit_record
-from segments.compiler import rule_customer_ids_sql
-from segments.models import MembershipChange, Segment, SegmentMember, Tag
+from segments.compiler import id_array, rule_compile, rule_customer_ids_sql
+from segments.models import MembershipChange, Segment, Tag
 from segments.rules import (
     AndRule,
     EventRule,
@@ -363,44 +363,84 @@ def _dependency_order(segments: list[Segment]) -> list[Segment]:
     return ordered
 
 
+@transaction.atomic
 def segments_refresh_customers(
     *, customer_ids: list[int], today: dt.date | None = None
 ) -> dict[str, MembershipDiff]:
-    """Re-evaluates every dynamic segment for these customers only; returns who entered and who left
-    each (segments with no change are left out)."""
-    ids = sorted(set(customer_ids))
-    if not ids:
+    """Re-evaluates every dynamic segment for these customers only, in one transaction; returns who
+    entered and who left each (segments with no change are left out). Segments that do not build
+    on others are evaluated together in one pass over the customers; the others follow, in
+    dependency order, each reading the memberships just written."""
+    if not customer_ids:
         return {}
+    ids = id_array(set(customer_ids))
     today = today or timezone.localdate()
-    segments = list(Segment.objects.filter(kind=Segment.Kind.DYNAMIC).exclude(rule=None))
+    segments = list(
+        Segment.objects.select_for_update()
+        .filter(kind=Segment.Kind.DYNAMIC)
+        .exclude(rule=None)
+        .order_by("pk")
+    )
+    rules = {segment.pk: rule_parse(segment.rule) for segment in segments}
+    current: dict[int, set[int]] = {}
+    with connection.cursor() as cursor:
+        for segment in segments:  # by the (segment, customer) index, one segment at a time
+            cursor.execute(
+                "SELECT customer_id FROM segments_segmentmember"
+                " WHERE segment_id = %s AND customer_id = ANY(%s::bigint[])",
+                [segment.pk, ids],
+            )
+            current[segment.pk] = {row[0] for row in cursor.fetchall()}
+    independent = [
+        s for s in segments if not any(isinstance(leaf, SegmentRule) for leaf in rule_leaves(rules[s.pk]))
+    ]
+    matched = _matched_together(independent, rules, ids, today)
     changes = {}
     for segment in _dependency_order(segments):
-        diff = _refresh_among(segment, ids, today)
+        if segment.pk not in matched:
+            selected, params = rule_customer_ids_sql(rules[segment.pk], today=today, among=ids)
+            with connection.cursor() as cursor:
+                cursor.execute(selected, params)
+                matched[segment.pk] = {row[0] for row in cursor.fetchall()}
+        diff = _membership_apply(segment, matched[segment.pk], current[segment.pk])
         if diff.entered or diff.exited:
             changes[segment.key] = diff
     return changes
 
 
-@transaction.atomic
-def _refresh_among(segment: Segment, ids: list[int], today: dt.date) -> MembershipDiff:
-    segment = Segment.objects.select_for_update().get(pk=segment.pk)
-    selected, params = rule_customer_ids_sql(rule_parse(segment.rule), today=today, among=ids)
+def _matched_together(segments: list[Segment], rules: dict, ids: str, today: dt.date) -> dict[int, set[int]]:
+    """Several segments' rules in one pass over the customers: one row per customer, a column each."""
+    if not segments:
+        return {}
+    compiled = [rule_compile(rules[segment.pk], today=today, few=True) for segment in segments]
+    columns = ", ".join(f"({rule.where})" for rule in compiled)
+    params = [param for rule in compiled for param in rule.params]
     with connection.cursor() as cursor:
-        cursor.execute(selected, params)
-        matched = {row[0] for row in cursor.fetchall()}
-    current = set(
-        SegmentMember.objects.filter(segment=segment, customer_id__in=ids).values_list(
-            "customer_id", flat=True
+        cursor.execute(
+            f"SELECT c.id, {columns} FROM cdp_customer AS c"  # noqa: S608 (compiled rules; values are parameters)
+            " WHERE c.id = ANY(%s::bigint[]) AND c.merged_into_id IS NULL",
+            [*params, ids],
         )
-    )
+        rows = cursor.fetchall()
+    return {segment.pk: {row[0] for row in rows if row[1 + index]} for index, segment in enumerate(segments)}
+
+
+def _membership_apply(segment: Segment, matched: set[int], current: set[int]) -> MembershipDiff:
+    """Among the customers looked at: who now matches enters, who no longer does exits."""
     entered, exited = sorted(matched - current), sorted(current - matched)
     if not entered and not exited:
         return MembershipDiff(0, 0)
     now = timezone.now()
-    SegmentMember.objects.filter(segment=segment, customer_id__in=exited).delete()
-    SegmentMember.objects.bulk_create(
-        [SegmentMember(segment=segment, customer_id=customer_id, entered_at=now) for customer_id in entered]
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM segments_segmentmember WHERE segment_id = %s AND customer_id = ANY(%s::bigint[])",
+            [segment.pk, id_array(exited)],
+        )
+        cursor.execute(
+            "INSERT INTO segments_segmentmember (segment_id, customer_id, entered_at)"
+            " SELECT %s, unnest(%s::bigint[]), %s",
+            [segment.pk, id_array(entered), now],
+        )
     change = MembershipChange.objects.create(segment=segment, changed_at=now, entered=entered, exited=exited)
     transaction.on_commit(lambda: _queue_events(change.pk), robust=True)
     Segment.objects.filter(pk=segment.pk).update(
