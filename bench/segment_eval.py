@@ -151,7 +151,7 @@ def main() -> int:
     from django.utils import timezone
 
     from cdp.models import CustomerRole
-    from segments.compiler import rule_customers
+    from segments.compiler import evaluation_memory, rule_customers
     from segments.models import MembershipChange
     from segments.rules import rule_parse
     from segments.services import (
@@ -164,7 +164,12 @@ def main() -> int:
     today = timezone.localdate()
 
     def compiled_count(rule_data):
-        return lambda: rule_customers(rule_parse(rule_data), today=today).count()
+        def run():
+            with transaction.atomic():
+                evaluation_memory()  # as the product's own evaluations do
+                return rule_customers(rule_parse(rule_data), today=today).count()
+
+        return run
 
     def hand_count(sql, params):
         def run():

@@ -17,6 +17,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 
@@ -297,3 +298,15 @@ def rule_customers(rule, *, today: dt.date) -> QuerySet:
     """The active customers a rule selects, as a queryset (count it, page it, take its ids)."""
     sql, params = rule_customer_ids_sql(rule, today=today)
     return Customer.objects.filter(pk__in=RawSQL(sql, params))
+
+
+# A compiled rule reads the set of customers an event leaf names ("ordered twice in 30 days") as a
+# hashed set; PostgreSQL hashes it only if the set fits in work_mem, and otherwise runs the whole
+# set's query again for every customer. A million ids need some 40 MB: give evaluations room.
+EVALUATION_WORK_MEM = "256MB"
+
+
+def evaluation_memory() -> None:
+    """Raises work_mem for the rest of the current transaction (call inside ``transaction.atomic``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL work_mem = '{EVALUATION_WORK_MEM}'")

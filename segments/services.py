@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from cdp.ingest import system_events_record
 from cdp.models import ChannelEventDaily, Customer, CustomerRole
 from cdp.services import audit_record
-from segments.compiler import id_array, rule_compile, rule_customer_ids_sql
+from segments.compiler import evaluation_memory, id_array, rule_compile, rule_customer_ids_sql
 from segments.models import MembershipChange, Segment, Tag
 from segments.rules import (
     AndRule,
@@ -134,7 +134,8 @@ def segment_preview(*, rule_data) -> Preview:
     """How many customers a rule selects now, and a few of them (the most recently active)."""
     rule = rule_validate(rule_data)
     selected, params = rule_customer_ids_sql(rule, today=timezone.localdate())
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        evaluation_memory()
         # The rule evaluated once for both the count and the sample. Fixed text around the compiled
         # rule, whose values are all parameters.
         cursor.execute(
@@ -222,6 +223,7 @@ def segment_refresh(*, segment: Segment, today: dt.date | None = None) -> Member
     rule = rule_parse(segment.rule)
     selected, params = rule_customer_ids_sql(rule, today=today or timezone.localdate())
     now = timezone.now()
+    evaluation_memory()
     with connection.cursor() as cursor:
         # Dropped at commit; dropped here too, for a second refresh in the same transaction.
         cursor.execute("DROP TABLE IF EXISTS segment_now, segment_change")
