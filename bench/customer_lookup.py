@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from benchdb import database_fresh
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASE = "cdp_bench_lookup"
@@ -28,11 +29,7 @@ SERVER = "postgres://postgres@127.0.0.1:5432"
 
 
 def build(customers: int, events: int) -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DATABASE}")
-    env = {**os.environ, "DATABASE_URL": f"{SERVER}/{DATABASE}", "DJANGO_SETTINGS_MODULE": "cdp.settings"}
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    env = database_fresh(SERVER, DATABASE)
     subprocess.run(
         [sys.executable, "manage.py", "demo_data", "--skip-customers"],
         cwd=ROOT,

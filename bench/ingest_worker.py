@@ -18,12 +18,11 @@ import datetime as dt
 import os
 import pstats
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import psycopg
+from benchdb import database_fresh
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -43,12 +42,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB_NAME}")
-    os.environ["DATABASE_URL"] = f"{args.pg}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
+    os.environ.update(database_fresh(args.pg, DB_NAME))
 
     import django
 

@@ -22,12 +22,12 @@ import argparse
 import datetime as dt
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psycopg
+from benchdb import database_fresh, database_migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASE = "cdp_bench_segments"
@@ -36,11 +36,7 @@ CHUNK = 1_000_000
 
 
 def build(customers: int, events: int) -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DATABASE}")
-    env = {**os.environ, "DATABASE_URL": f"{SERVER}/{DATABASE}", "DJANGO_SETTINGS_MODULE": "cdp.settings"}
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    database_fresh(SERVER, DATABASE)
     started = time.perf_counter()
     with psycopg.connect(f"{SERVER}/{DATABASE}", autocommit=True) as db:
         db.execute(
@@ -87,7 +83,7 @@ def build(customers: int, events: int) -> None:
                            CASE WHEN r < 0.5 THEN 'page_viewed' WHEN r < 0.85 THEN 'Product Viewed'
                                 WHEN r < 0.93 THEN 'Order Completed' ELSE 'Cart Viewed' END AS name,
                            now() - random() * interval '90 days' AS moment
-                    FROM (SELECT n, random() AS r FROM generate_series(%s, %s) AS n) AS numbered
+                    FROM (SELECT n, random() AS r FROM generate_series(%s::bigint, %s::bigint) AS n) AS numbered
                 ) AS generated
                 """,
                 [source_id, customers - 1, first + 1, first + count],
@@ -138,8 +134,7 @@ def main() -> int:
     if not args.reuse:
         build(args.customers, args.events)
     else:  # the tables of newer code, on the database an earlier run built
-        env = {**os.environ, "DATABASE_URL": f"{SERVER}/{DATABASE}", "DJANGO_SETTINGS_MODULE": "cdp.settings"}
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        database_migrate(SERVER, DATABASE)
 
     os.environ["DATABASE_URL"] = f"{SERVER}/{DATABASE}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")

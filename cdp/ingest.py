@@ -35,15 +35,9 @@ from cdp.models import Consent, Customer, Event, Identity, IngestBatch, Source
 from cdp.realtime import publish_customers_changed
 from cdp.services import audit_record, consent_record, internal_source
 from cdp.signals import customers_changed
+from cdp.sqlvalues import id_array, json_rows
 
 log = logging.getLogger(__name__)
-
-
-def json_rows(names: str, rows) -> str:
-    """Many rows as one parameter, for ``json_to_recordset``: psycopg adapts a list element by
-    element in Python, while one JSON text is encoded in C (times, dates and decimals as text)."""
-    keys = names.split()
-    return json_codec.dumps_text([dict(zip(keys, row, strict=True)) for row in rows])
 
 
 AMOUNT_PROPERTIES = ("revenue", "total", "amount", "value")
@@ -201,9 +195,8 @@ class _Resolver:
             return
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT customer_id, type, value FROM cdp_identity WHERE customer_id IN"
-                " (SELECT json_array_elements_text(%s::json)::bigint)",
-                [json_codec.dumps_text(sorted(customer_ids))],
+                "SELECT customer_id, type, value FROM cdp_identity WHERE customer_id = ANY(%s::bigint[])",
+                [id_array(customer_ids)],
             )
             rows = cursor.fetchall()
         for customer_id, identity_type, value in rows:
@@ -419,9 +412,8 @@ def _write_customers(resolver: _Resolver, items: list[Incoming]) -> None:
     if latest:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT id, traits, traits_updated_at, name FROM cdp_customer WHERE id IN"
-                " (SELECT json_array_elements_text(%s::json)::bigint)",
-                [json_codec.dumps_text(sorted(latest))],
+                "SELECT id, traits, traits_updated_at, name FROM cdp_customer WHERE id = ANY(%s::bigint[])",
+                [id_array(latest)],
             )
             for customer_id, traits_text, stamps_text, name in cursor.fetchall():
                 # Django reads jsonb as text (its JSONField decodes it itself).
@@ -621,9 +613,8 @@ def _lock_customers(customer_ids: list[int]) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT merged_into_id FROM cdp_customer WHERE id IN"
-            " (SELECT json_array_elements_text(%s::json)::bigint) ORDER BY id FOR UPDATE",
-            [json_codec.dumps_text(customer_ids)],
+            "SELECT merged_into_id FROM cdp_customer WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",
+            [id_array(customer_ids)],
         )
         rows = [merged_into for (merged_into,) in cursor.fetchall()]
     if len(rows) != len(customer_ids) or any(rows):
@@ -880,8 +871,8 @@ def system_events_record(
         cursor.execute("DROP TABLE IF EXISTS system_event_rows")
         cursor.execute(
             "CREATE TEMP TABLE system_event_rows ON COMMIT DROP AS"
-            " SELECT * FROM unnest(%s::bigint[], %s::text[]) AS row(customer_id, name)",
-            [[row[0] for row in rows], [row[1] for row in rows]],
+            " SELECT * FROM json_to_recordset(%s::json) AS row(customer_id bigint, name text)",
+            [json_rows("customer_id name", rows)],
         )
         cursor.execute(
             """

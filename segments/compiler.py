@@ -22,6 +22,7 @@ from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 
 from cdp.models import Customer
+from cdp.sqlvalues import id_array
 from segments.rules import (
     AndRule,
     Comparison,
@@ -273,14 +274,9 @@ def rule_compile(rule, *, today: dt.date, few: bool = False) -> CompiledRule:
     return CompiledRule(*sql.positional(_node(sql, rule)))
 
 
-def id_array(ids) -> str:
-    """Ids as one array literal: PostgreSQL parses it in C (psycopg adapts a list id by id)."""
-    return ids if isinstance(ids, str) else "{" + ",".join(str(int(value)) for value in sorted(ids)) + "}"
-
-
 def rule_customer_ids_sql(rule, *, today: dt.date, among: list[int] | str | None = None) -> tuple[str, list]:
     """``SELECT c.id FROM cdp_customer AS c WHERE ...``: the active customers the rule selects
-    (``among`` these ids only, when given: a list, or an array literal from ``id_array``)."""
+    (``among`` these ids only, when given: a list, or an array literal from ``cdp.sqlvalues.id_array``)."""
     compiled = rule_compile(rule, today=today, few=among is not None)
     if among is None:
         return (

@@ -336,15 +336,32 @@ def rule_parse(data) -> Rule:
     return rule
 
 
+def rule_leaf_paths(rule, path: str = "$"):
+    """Each leaf of a rule with its JSON path, as the marketer's rule spells it."""
+    if isinstance(rule, AndRule):
+        for index, child in enumerate(rule.and_):
+            yield from rule_leaf_paths(child, f"{path}.and[{index}]")
+    elif isinstance(rule, OrRule):
+        for index, child in enumerate(rule.or_):
+            yield from rule_leaf_paths(child, f"{path}.or[{index}]")
+    elif isinstance(rule, NotRule):
+        yield from rule_leaf_paths(rule.not_, f"{path}.not")
+    else:
+        yield path, rule
+
+
 def rule_leaves(rule) -> list:
     """Every leaf of a rule (for the names it refers to)."""
-    if isinstance(rule, AndRule):
-        return [leaf for child in rule.and_ for leaf in rule_leaves(child)]
-    if isinstance(rule, OrRule):
-        return [leaf for child in rule.or_ for leaf in rule_leaves(child)]
-    if isinstance(rule, NotRule):
-        return rule_leaves(rule.not_)
-    return [rule]
+    return [leaf for _path, leaf in rule_leaf_paths(rule)]
+
+
+def rule_segments(rule) -> set[str]:
+    """The keys of the segments a rule builds on."""
+    return {leaf.segment for leaf in rule_leaves(rule) if isinstance(leaf, SegmentRule)}
+
+
+# Keys of tags and segments, by which rules name them.
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 
 
 RULE_ADAPTER = TypeAdapter(Rule)

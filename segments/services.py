@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import re
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -18,20 +17,20 @@ from django.utils.translation import gettext as _
 from cdp.ingest import system_events_record
 from cdp.models import ChannelEventDaily, Customer, CustomerRole
 from cdp.services import audit_record
-from segments.compiler import evaluation_memory, id_array, rule_compile, rule_customer_ids_sql
+from cdp.sqlvalues import id_array
+from segments.compiler import evaluation_memory, rule_compile, rule_customer_ids_sql
 from segments.models import MembershipChange, Segment, Tag
 from segments.rules import (
-    AndRule,
+    KEY_PATTERN,
     EventRule,
-    NotRule,
-    OrRule,
     RoleRule,
     RuleError,
     SegmentRule,
     TagRule,
     TraitRule,
-    rule_leaves,
+    rule_leaf_paths,
     rule_parse,
+    rule_segments,
 )
 
 # Trait keys are read from the most recently active customers: enough to know the vocabulary
@@ -75,7 +74,7 @@ def rule_validate(data):
             known[kind] = load()
         return known[kind]
 
-    for path, leaf in _leaf_paths(rule, "$"):
+    for path, leaf in rule_leaf_paths(rule):
         if isinstance(leaf, EventRule) and leaf.event not in names("event", known_event_names):
             problems.append(
                 {"path": f"{path}.event", "message": _unknown("event", leaf.event, known["event"])}
@@ -103,25 +102,10 @@ def rule_validate(data):
     return rule
 
 
-def _leaf_paths(rule, path: str):
-    """Each leaf with its JSON path, as the marketer's rule spells it."""
-    if isinstance(rule, AndRule):
-        for index, child in enumerate(rule.and_):
-            yield from _leaf_paths(child, f"{path}.and[{index}]")
-    elif isinstance(rule, OrRule):
-        for index, child in enumerate(rule.or_):
-            yield from _leaf_paths(child, f"{path}.or[{index}]")
-    elif isinstance(rule, NotRule):
-        yield from _leaf_paths(rule.not_, f"{path}.not")
-    else:
-        yield path, rule
-
-
 # --------------------------------------------------------------------------------------------------
 # Segments: preview while editing, save, and materialised membership kept as a diff.
 
 PREVIEW_SAMPLE = 10
-KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -153,8 +137,7 @@ def segment_preview(*, rule_data) -> Preview:
 
 
 def _segment_references(rule_data) -> set[str]:
-    rule = rule_parse(rule_data)
-    return {leaf.segment for leaf in rule_leaves(rule) if isinstance(leaf, SegmentRule)}
+    return rule_segments(rule_parse(rule_data))
 
 
 def _refuse_cycles(key: str, references: set[str]) -> None:
@@ -183,14 +166,14 @@ def segment_save(*, key: str, name: str, rule_data, actor, description: str = ""
     """Creates or changes a dynamic segment and brings its membership up to date at once."""
     key, name = key.strip(), name.strip()
     errors = {}
-    if not KEY.match(key):
+    if not KEY_PATTERN.match(key):
         errors["key"] = [_("Use lower-case letters, digits, - and _ (up to 100), e.g. lapsed-buyers.")]
     if not name:
         errors["name"] = [_("Give the segment a name.")]
     if errors:
         raise ValidationError(errors)
     rule = rule_validate(rule_data)
-    _refuse_cycles(key, {leaf.segment for leaf in rule_leaves(rule) if isinstance(leaf, SegmentRule)})
+    _refuse_cycles(key, rule_segments(rule))
     segment, created = Segment.objects.select_for_update().get_or_create(
         key=key, defaults={"name": name, "description": description, "rule": rule_data, "created_by": actor}
     )
@@ -393,9 +376,7 @@ def segments_refresh_customers(
                 [segment.pk, ids],
             )
             current[segment.pk] = {row[0] for row in cursor.fetchall()}
-    independent = [
-        s for s in segments if not any(isinstance(leaf, SegmentRule) for leaf in rule_leaves(rules[s.pk]))
-    ]
+    independent = [segment for segment in segments if not rule_segments(rules[segment.pk])]
     matched = _matched_together(independent, rules, ids, today)
     changes = {}
     for segment in _dependency_order(segments):

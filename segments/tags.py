@@ -17,8 +17,8 @@ from cdp.models import Customer
 from cdp.roles import customer_role_keys
 from cdp.services import audit_record
 from segments.models import CustomerTag, Tag, TagGroup
+from segments.rules import KEY_PATTERN
 
-KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -43,7 +43,7 @@ def tag_group_save(*, name: str, color: str = "#64748b", roles: list[str] | None
 def tag_save(*, key: str, name: str, group: TagGroup | None = None, color: str = "", actor) -> Tag:
     key, name, color = key.strip(), name.strip(), color.strip()
     errors = {}
-    if not KEY.match(key):
+    if not KEY_PATTERN.match(key):
         errors["key"] = [_("Use lower-case letters, digits, - and _ (up to 100), e.g. new-customer.")]
     elif Tag.objects.filter(key=key).exists():
         errors["key"] = [_("A tag with this key exists already.")]
