@@ -115,6 +115,8 @@ class MembershipChange(models.Model):
     changed_at = models.DateTimeField()
     entered = ArrayField(models.BigIntegerField(), default=list)
     exited = ArrayField(models.BigIntegerField(), default=list)
+    # The segment's size right after the change: its size history.
+    member_count = models.PositiveIntegerField(null=True)
     events_written = models.PositiveIntegerField(default=0)
     events_done = models.BooleanField(default=False)
 

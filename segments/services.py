@@ -250,13 +250,13 @@ def segment_refresh(*, segment: Segment, today: dt.date | None = None) -> Member
             cursor.execute(
                 """
                 INSERT INTO segments_membershipchange (segment_id, changed_at, entered, exited,
-                                                       events_written, events_done)
+                                                       member_count, events_written, events_done)
                 SELECT %s, %s,
                        ARRAY(SELECT customer_id FROM segment_change WHERE name = 'segment_entered'
                              ORDER BY 1),
                        ARRAY(SELECT customer_id FROM segment_change WHERE name = 'segment_exited'
                              ORDER BY 1),
-                       0, false
+                       (SELECT count(*) FROM segment_now), 0, false
                 RETURNING id
                 """,
                 [segment.pk, now],
@@ -424,9 +424,12 @@ def _membership_apply(segment: Segment, matched: set[int], current: set[int]) ->
             " SELECT %s, unnest(%s::bigint[]), %s",
             [segment.pk, id_array(entered), now],
         )
-    change = MembershipChange.objects.create(segment=segment, changed_at=now, entered=entered, exited=exited)
-    transaction.on_commit(lambda: _queue_events(change.pk), robust=True)
     Segment.objects.filter(pk=segment.pk).update(
         member_count=F("member_count") + len(entered) - len(exited), refreshed_at=now
     )
+    member_count = Segment.objects.filter(pk=segment.pk).values_list("member_count", flat=True).get()
+    change = MembershipChange.objects.create(
+        segment=segment, changed_at=now, entered=entered, exited=exited, member_count=member_count
+    )
+    transaction.on_commit(lambda: _queue_events(change.pk), robust=True)
     return MembershipDiff(len(entered), len(exited))
