@@ -32,7 +32,9 @@ from segments.rules import (
     NotRule,
     OrRule,
     RoleRule,
+    ScoreRule,
     SegmentRule,
+    StageRule,
     TagRule,
     TraitRule,
     date_of,
@@ -260,6 +262,20 @@ def _node(sql: _Sql, rule) -> str:
             "EXISTS (SELECT 1 FROM cdp_consent AS k WHERE k.customer_id = c.id"
             f" AND k.channel = {sql.param(rule.consent)} AND k.status = {sql.param(rule.status)})"
         )
+    if isinstance(rule, StageRule):
+        return (
+            "EXISTS (SELECT 1 FROM segments_customerstage AS cs JOIN segments_lifecyclestage AS ls"
+            f" ON ls.id = cs.stage_id WHERE cs.customer_id = c.id AND ls.key = {sql.param(rule.stage)})"
+        )
+    if isinstance(rule, ScoreRule):
+        points = (
+            "coalesce((SELECT sc.points FROM segments_customerscore AS sc WHERE sc.customer_id = c.id), 0)"
+        )
+        test = rule.score
+        if test.op == "between":
+            return f"({points} BETWEEN {sql.param(test.value[0])} AND {sql.param(test.value[1])})"
+        op = "=" if test.op == "eq" else ORDER_OPERATORS[test.op]
+        return f"({points} {op} {sql.param(test.value)})"
     raise TypeError(f"not a rule: {rule!r}")
 
 

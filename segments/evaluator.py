@@ -15,7 +15,7 @@ from django.conf import settings
 
 from cdp.models import Consent, Customer, CustomerEventDaily, CustomerEventStats, Event
 from cdp.roles import customer_role_keys
-from segments.models import CustomerTag, SegmentMember
+from segments.models import CustomerScore, CustomerStage, CustomerTag, SegmentMember
 from segments.rules import (
     MISSING,
     AndRule,
@@ -26,7 +26,9 @@ from segments.rules import (
     NotRule,
     OrRule,
     RoleRule,
+    ScoreRule,
     SegmentRule,
+    StageRule,
     TagRule,
     TraitRule,
     count_passes,
@@ -36,6 +38,7 @@ from segments.rules import (
     json_equal,
     last_days,
     rule_leaves,
+    score_passes,
 )
 
 
@@ -51,6 +54,8 @@ class CustomerFacts:
     tags: set[str] = field(default_factory=set)
     segments: set[str] = field(default_factory=set)
     consents: dict[str, str] = field(default_factory=dict)
+    stage: str | None = None
+    score: int = 0
 
 
 def facts_load(*, customer: Customer, rule) -> CustomerFacts:
@@ -80,6 +85,14 @@ def facts_load(*, customer: Customer, rule) -> CustomerFacts:
         )
     if any(isinstance(leaf, ConsentRule) for leaf in leaves):
         facts.consents = dict(Consent.objects.filter(customer=customer).values_list("channel", "status"))
+    if any(isinstance(leaf, StageRule) for leaf in leaves):
+        facts.stage = (
+            CustomerStage.objects.filter(customer=customer).values_list("stage__key", flat=True).first()
+        )
+    if any(isinstance(leaf, ScoreRule) for leaf in leaves):
+        facts.score = (
+            CustomerScore.objects.filter(customer=customer).values_list("points", flat=True).first() or 0
+        )
     return facts
 
 
@@ -203,4 +216,8 @@ def rule_matches(rule, facts: CustomerFacts, *, today: dt.date) -> bool:
         return rule.role in facts.roles
     if isinstance(rule, ConsentRule):
         return facts.consents.get(rule.consent) == rule.status
+    if isinstance(rule, StageRule):
+        return facts.stage == rule.stage
+    if isinstance(rule, ScoreRule):
+        return score_passes(facts.score, rule.score)
     raise TypeError(f"not a rule: {rule!r}")

@@ -129,3 +129,122 @@ class MembershipChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment_id} +{len(self.entered)} -{len(self.exited)}"
+
+
+class LifecycleStage(models.Model):
+    """One step of the customer lifecycle ("prospect", "nurturing", "customer", "loyal"). Stages are
+    ordered; each customer is in the furthest stage whose rule they match, or in none."""
+
+    key = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100)
+    color = models.CharField(max_length=7, default="#2563eb")
+    position = models.PositiveIntegerField(default=0)
+    rule = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomerStage(models.Model):
+    """The stage a customer is in now, and since when (every move is a ``stage_changed`` event)."""
+
+    customer = models.OneToOneField(
+        Customer, primary_key=True, on_delete=models.CASCADE, related_name="stage"
+    )
+    stage = models.ForeignKey(LifecycleStage, on_delete=models.CASCADE, related_name="holders")
+    entered_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["stage", "-entered_at"], name="customer_stage_by_stage")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}:{self.stage_id}"
+
+
+class ScoringRule(models.Model):
+    """Points for an event ("+10 for each order over 500"), at most ``cap`` points per period and
+    customer from this rule, each award lapsing after ``expires_after_days`` (the score's decay)."""
+
+    class Period(models.TextChoices):
+        DAY = "day", _("per day")
+        WEEK = "week", _("per week")
+        MONTH = "month", _("per month")
+
+    name = models.CharField(max_length=200)
+    event = models.CharField(max_length=200)
+    where = models.JSONField(default=list, blank=True)  # property filters, as in event rules
+    points = models.IntegerField()
+    cap = models.PositiveIntegerField(null=True, blank=True)
+    cap_period = models.CharField(max_length=5, choices=Period.choices, default=Period.DAY)
+    expires_after_days = models.PositiveIntegerField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScoreEntry(models.Model):
+    """The score's ledger: points one event earned under one rule, and when they lapse."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="score_entries")
+    rule = models.ForeignKey(ScoringRule, null=True, on_delete=models.SET_NULL, related_name="entries")
+    rule_name = models.CharField(max_length=200)
+    event_id = models.BigIntegerField(null=True)
+    event_name = models.CharField(max_length=200)
+    points = models.IntegerField()
+    happened_at = models.DateTimeField()
+    awarded_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "event_id"],
+                name="score_entry_once",
+                condition=models.Q(event_id__isnull=False),
+            )
+        ]
+        indexes = [
+            models.Index(fields=["customer", "-happened_at"], name="score_entry_customer"),
+            # The beat tick finds the awards that lapsed since its last run by a range of this index.
+            models.Index(
+                fields=["expires_at"], name="score_entry_expiry", condition=models.Q(expires_at__isnull=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.points:+d} {self.rule_name}"
+
+
+class CustomerScore(models.Model):
+    customer = models.OneToOneField(
+        Customer, primary_key=True, on_delete=models.CASCADE, related_name="score"
+    )
+    points = models.IntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.points}"
+
+
+class RuleClock(models.Model):
+    """How far the beat tick has got: awards lapsed up to ``expired_until``; time-window edges
+    crossed up to ``edges_day`` (one row)."""
+
+    expired_until = models.DateTimeField()
+    edges_day = models.DateField()
+
+    def __str__(self) -> str:
+        return f"{self.expired_until} / {self.edges_day}"

@@ -1,7 +1,8 @@
 """The rule language shared by segments, dynamic tags, lifecycle stages and scores.
 
 A rule is a JSON tree: ``{"and": [...]}``, ``{"or": [...]}`` and ``{"not": {...}}`` to any depth,
-over leaves that test a trait, an event, a tag, a segment, a role or a consent (see docs/rules.md).
+over leaves that test a trait, an event, a tag, a segment, a role, a consent, the lifecycle stage or
+the score (see docs/rules.md).
 ``rule_parse`` validates a tree and returns every problem with its JSON path; the SQL compiler
 (``segments.compiler``) and the in-memory evaluator (``segments.evaluator``) both read the parsed
 models, and a property test keeps them in agreement.
@@ -225,6 +226,32 @@ class ConsentRule(_Node):
     status: Literal["subscribed", "unsubscribed"] = "subscribed"
 
 
+class StageRule(_Node):
+    """The customer's lifecycle stage now: ``{"stage": "nurturing"}``."""
+
+    stage: str = Field(min_length=1, max_length=100)
+
+
+class ScoreTest(_Node):
+    op: Literal["eq", "gt", "gte", "lt", "lte", "between"] = "gte"
+    value: int | tuple[int, int]
+
+    @model_validator(mode="after")
+    def _check(self) -> ScoreTest:
+        if self.op == "between":
+            if not isinstance(self.value, tuple) or self.value[0] > self.value[1]:
+                raise ValueError("“between” takes two whole numbers, lowest first")
+        elif not isinstance(self.value, int):
+            raise ValueError(f"“{self.op}” takes a whole number of points")
+        return self
+
+
+class ScoreRule(_Node):
+    """The customer's score now (0 for a customer who has none): ``{"score": {"op": "gte", "value": 50}}``."""
+
+    score: ScoreTest
+
+
 class AndRule(_Node):
     and_: list[Rule] = Field(alias="and", min_length=1, max_length=50)
 
@@ -238,7 +265,19 @@ class NotRule(_Node):
 
 
 Rule = Annotated[
-    Union[AndRule, OrRule, NotRule, TraitRule, EventRule, TagRule, SegmentRule, RoleRule, ConsentRule],  # noqa: UP007
+    Union[  # noqa: UP007
+        AndRule,
+        OrRule,
+        NotRule,
+        TraitRule,
+        EventRule,
+        TagRule,
+        SegmentRule,
+        RoleRule,
+        ConsentRule,
+        StageRule,
+        ScoreRule,
+    ],
     Field(union_mode="left_to_right"),
 ]
 for _model in (AndRule, OrRule, NotRule):
@@ -254,6 +293,8 @@ LEAF_KEYS = {
     "segment": SegmentRule,
     "role": RoleRule,
     "consent": ConsentRule,
+    "stage": StageRule,
+    "score": ScoreRule,
 }
 
 
@@ -360,7 +401,23 @@ def rule_segments(rule) -> set[str]:
     return {leaf.segment for leaf in rule_leaves(rule) if isinstance(leaf, SegmentRule)}
 
 
-# Keys of tags and segments, by which rules name them.
+def rule_references(rule) -> set[str]:
+    """What a rule reads that other rules maintain, as nodes of the refresh graph: ``segment:<key>``,
+    ``tag:<key>``, ``stage`` (every stage at once: one stage per customer) and ``score``."""
+    references = set()
+    for leaf in rule_leaves(rule):
+        if isinstance(leaf, SegmentRule):
+            references.add(f"segment:{leaf.segment}")
+        elif isinstance(leaf, TagRule):
+            references.add(f"tag:{leaf.tag}")
+        elif isinstance(leaf, StageRule):
+            references.add("stage")
+        elif isinstance(leaf, ScoreRule):
+            references.add("score")
+    return references
+
+
+# Keys of tags, segments and stages, by which rules name them.
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 
 
@@ -419,6 +476,18 @@ def event_window(rule: EventRule, today: dt.date) -> tuple[dt.date, dt.date] | N
     if rule.between is not None:
         return rule.between
     return None
+
+
+def score_passes(points: int, test: ScoreTest) -> bool:
+    if test.op == "between":
+        return test.value[0] <= points <= test.value[1]
+    return {
+        "eq": points == test.value,
+        "gt": points > test.value,
+        "gte": points >= test.value,
+        "lt": points < test.value,
+        "lte": points <= test.value,
+    }[test.op]
 
 
 def count_passes(count: int, test: CountTest) -> bool:

@@ -14,7 +14,15 @@ from cdp.models import Customer, Identity
 from cdp.services import consent_record
 from segments.compiler import rule_customer_ids_sql, rule_customers
 from segments.evaluator import facts_load, rule_matches
-from segments.models import CustomerTag, Segment, SegmentMember, Tag
+from segments.models import (
+    CustomerScore,
+    CustomerStage,
+    CustomerTag,
+    LifecycleStage,
+    Segment,
+    SegmentMember,
+    Tag,
+)
 from segments.rules import RuleError, rule_parse
 
 EVENTS = ["Order Completed", "Product Viewed", "page_viewed"]
@@ -48,6 +56,8 @@ person = st.fixed_dictionaries(
         "tags": st.sets(st.sampled_from(["new", "online"])),
         "segments": st.sets(st.sampled_from(["vip"])),
         "consent": st.sampled_from([None, "subscribed", "unsubscribed"]),
+        "stage": st.sampled_from([None, "prospect", "loyal"]),
+        "score": st.sampled_from([None, -5, 0, 10, 50, 51]),
     }
 )
 
@@ -126,6 +136,11 @@ leaves = st.one_of(
     st.builds(
         lambda status: {"consent": "sms", "status": status}, st.sampled_from(["subscribed", "unsubscribed"])
     ),
+    st.builds(lambda stage: {"stage": stage}, st.sampled_from(["prospect", "loyal", "gone"])),
+    st.one_of(
+        st.tuples(st.sampled_from(["eq", "gt", "gte", "lt", "lte"]), st.sampled_from([-5, 0, 10, 50])),
+        st.tuples(st.just("between"), st.sampled_from([[0, 50], [-10, 0], [11, 60]])),
+    ).map(lambda test: {"score": {"op": test[0], "value": test[1]}}),
 )
 rules = st.recursive(
     leaves,
@@ -145,6 +160,12 @@ def store(source, people) -> list[Customer]:
         key: Tag.objects.get_or_create(key=key, defaults={"name": key})[0] for key in ("new", "online")
     }
     vip = Segment.objects.get_or_create(key="vip", defaults={"name": "VIP"})[0]
+    stages = {
+        key: LifecycleStage.objects.get_or_create(
+            key=key, defaults={"name": key, "position": position, "rule": {}}
+        )[0]
+        for position, key in enumerate(["prospect", "loyal"])
+    }
     for person_data in people:
         user_id = f"p-{uuid.uuid4()}"
         traits = dict(person_data["traits"])
@@ -161,6 +182,12 @@ def store(source, people) -> list[Customer]:
             CustomerTag.objects.create(customer=customer, tag=new_tag[key])
         for _key in person_data["segments"]:
             SegmentMember.objects.create(segment=vip, customer=customer, entered_at=now)
+        if person_data.get("stage"):
+            CustomerStage.objects.create(
+                customer=customer, stage=stages[person_data["stage"]], entered_at=now
+            )
+        if person_data.get("score") is not None:
+            CustomerScore.objects.create(customer=customer, points=person_data["score"], updated_at=now)
         if person_data["consent"]:
             consent_record(
                 customer_id=customer.pk,
