@@ -148,13 +148,9 @@ def main() -> int:
     from cdp.models import CustomerRole
     from segments.compiler import evaluation_memory, rule_customers
     from segments.models import MembershipChange
+    from segments.refresh import customers_refresh
     from segments.rules import rule_parse
-    from segments.services import (
-        membership_events_write,
-        segment_preview,
-        segment_save,
-        segments_refresh_customers,
-    )
+    from segments.services import membership_events_write, segment_preview, segment_save
 
     today = timezone.localdate()
 
@@ -282,7 +278,7 @@ def main() -> int:
             cursor.execute("SELECT DISTINCT customer_id FROM new_events")
             touched = [row[0] for row in cursor.fetchall()]
         began = time.perf_counter()
-        changes = segments_refresh_customers(customer_ids=touched)
+        changes = customers_refresh(customer_ids=touched)
         spent = time.perf_counter() - began
         moved = sum(diff.entered + diff.exited for diff in changes.values())
         print(

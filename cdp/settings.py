@@ -246,6 +246,8 @@ CELERY_TASK_ROUTES = {
     "segments.tasks.membership_events": {"queue": "segments"},
     "segments.tasks.membership_events_sweep": {"queue": "segments"},
     "segments.tasks.refresh_customers": {"queue": "segments"},
+    "segments.tasks.refresh_dependents": {"queue": "segments"},
+    "segments.tasks.rules_tick": {"queue": "segments"},
 }
 HEARTBEAT_INTERVAL_SECONDS = env.number("HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
 CELERY_BEAT_SCHEDULE = {
@@ -256,6 +258,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60},
     },
+    # Scores whose points lapse, and customers crossing a time window's edge (once a day).
+    "rules-tick": {"task": "segments.tasks.rules_tick", "schedule": 60.0, "options": {"expires": 60}},
     "heartbeat": {
         "task": "cdp.tasks.heartbeat",
         "schedule": HEARTBEAT_INTERVAL_SECONDS,

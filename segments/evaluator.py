@@ -25,6 +25,7 @@ from segments.rules import (
     MomentTest,
     NotRule,
     OrRule,
+    PropertyFilter,
     RoleRule,
     ScoreRule,
     SegmentRule,
@@ -158,6 +159,18 @@ def _moment_matches(moment: dt.datetime | None, test: MomentTest, today: dt.date
     return day < limit if test.op == "before" else day > limit
 
 
+def properties_match(properties, where: list[PropertyFilter], today: dt.date) -> bool:
+    """Whether an event's properties pass every filter."""
+    return all(
+        comparison_matches(
+            properties.get(condition.property, MISSING) if isinstance(properties, dict) else MISSING,
+            condition.comparison(),
+            today,
+        )
+        for condition in where
+    )
+
+
 def _event_matches(facts: CustomerFacts, rule: EventRule, today: dt.date) -> bool:
     window = event_window(rule, today)
     if rule.where:
@@ -165,14 +178,7 @@ def _event_matches(facts: CustomerFacts, rule: EventRule, today: dt.date) -> boo
             moment
             for moment, properties in facts.events.get(rule.event, [])
             if (window is None or window[0] <= _local_day(moment) <= window[1])
-            and all(
-                comparison_matches(
-                    properties.get(condition.property, MISSING) if isinstance(properties, dict) else MISSING,
-                    condition.comparison(),
-                    today,
-                )
-                for condition in rule.where
-            )
+            and properties_match(properties, rule.where, today)
         ]
         if rule.first_time or rule.last_time:
             return all(

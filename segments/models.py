@@ -183,6 +183,8 @@ class ScoringRule(models.Model):
     cap_period = models.CharField(max_length=5, choices=Period.choices, default=Period.DAY)
     expires_after_days = models.PositiveIntegerField(null=True, blank=True)
     active = models.BooleanField(default=True)
+    # Rules do not rewrite history: only events stored after the rule was made earn its points.
+    counts_after_event_id = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -1,5 +1,5 @@
 """Segments and the rules behind them. Rules are checked against the data: a rule that names an
-event, trait, tag or segment nobody has is refused with the closest names that do exist (a typo
+event, trait, tag, segment, role or stage nobody has is refused with the closest names that do exist (a typo
 would otherwise select no one, silently). Membership is materialised and changed as a diff."""
 
 from __future__ import annotations
@@ -18,19 +18,21 @@ from cdp.ingest import system_events_record
 from cdp.models import ChannelEventDaily, Customer, CustomerRole
 from cdp.services import audit_record
 from cdp.sqlvalues import id_array
-from segments.compiler import evaluation_memory, rule_compile, rule_customer_ids_sql
-from segments.models import MembershipChange, Segment, Tag
+from segments.compiler import evaluation_memory, rule_customer_ids_sql
+from segments.graph import cycles_refuse, segment_node
+from segments.models import LifecycleStage, MembershipChange, Segment, Tag
 from segments.rules import (
     KEY_PATTERN,
     EventRule,
     RoleRule,
     RuleError,
     SegmentRule,
+    StageRule,
     TagRule,
     TraitRule,
     rule_leaf_paths,
     rule_parse,
-    rule_segments,
+    rule_references,
 )
 
 # Trait keys are read from the most recently active customers: enough to know the vocabulary
@@ -56,7 +58,7 @@ def known_trait_keys() -> set[str]:
         return {key for (key,) in cursor.fetchall()}
 
 
-def _unknown(kind: str, name: str, known: set[str]) -> str:
+def unknown_name(kind: str, name: str, known: set[str]) -> str:
     close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(f'“{option}”' for option in close)}?" if close else ""
     return f"no {kind} is called “{name}”{hint}"
@@ -77,26 +79,32 @@ def rule_validate(data):
     for path, leaf in rule_leaf_paths(rule):
         if isinstance(leaf, EventRule) and leaf.event not in names("event", known_event_names):
             problems.append(
-                {"path": f"{path}.event", "message": _unknown("event", leaf.event, known["event"])}
+                {"path": f"{path}.event", "message": unknown_name("event", leaf.event, known["event"])}
             )
         elif isinstance(leaf, TraitRule) and leaf.trait not in names("trait", known_trait_keys):
             problems.append(
-                {"path": f"{path}.trait", "message": _unknown("trait", leaf.trait, known["trait"])}
+                {"path": f"{path}.trait", "message": unknown_name("trait", leaf.trait, known["trait"])}
             )
         elif isinstance(leaf, TagRule):
             tags = names("tag", lambda: set(Tag.objects.values_list("key", flat=True)))
             if leaf.tag not in tags:
-                problems.append({"path": f"{path}.tag", "message": _unknown("tag", leaf.tag, tags)})
+                problems.append({"path": f"{path}.tag", "message": unknown_name("tag", leaf.tag, tags)})
         elif isinstance(leaf, SegmentRule):
             segments = names("segment", lambda: set(Segment.objects.values_list("key", flat=True)))
             if leaf.segment not in segments:
                 problems.append(
-                    {"path": f"{path}.segment", "message": _unknown("segment", leaf.segment, segments)}
+                    {"path": f"{path}.segment", "message": unknown_name("segment", leaf.segment, segments)}
                 )
         elif isinstance(leaf, RoleRule):
             roles = names("role", lambda: set(CustomerRole.objects.values_list("key", flat=True)))
             if leaf.role not in roles:
-                problems.append({"path": f"{path}.role", "message": _unknown("role", leaf.role, roles)})
+                problems.append({"path": f"{path}.role", "message": unknown_name("role", leaf.role, roles)})
+        elif isinstance(leaf, StageRule):
+            stages = names("stage", lambda: set(LifecycleStage.objects.values_list("key", flat=True)))
+            if leaf.stage not in stages:
+                problems.append(
+                    {"path": f"{path}.stage", "message": unknown_name("stage", leaf.stage, stages)}
+                )
     if problems:
         raise RuleError(problems)
     return rule
@@ -136,31 +144,6 @@ def segment_preview(*, rule_data) -> Preview:
     return Preview(count, [sample[customer_id] for customer_id in sample_ids])
 
 
-def _segment_references(rule_data) -> set[str]:
-    return rule_segments(rule_parse(rule_data))
-
-
-def _refuse_cycles(key: str, references: set[str]) -> None:
-    """A segment may build on others, never on itself through them: the path is shown."""
-    rules = {segment.key: segment.rule for segment in Segment.objects.exclude(rule=None).exclude(key=key)}
-
-    def walk(current: str, path: list[str]) -> list[str] | None:
-        if current == key:
-            return path
-        if current in path[:-1] or current not in rules:
-            return None
-        for child in sorted(_segment_references(rules[current])):
-            found = walk(child, [*path, child])
-            if found:
-                return found
-        return None
-
-    for reference in sorted(references):
-        cycle = walk(reference, [key, reference])
-        if cycle:
-            raise RuleError([{"path": "$", "message": "refers back to itself: " + " → ".join(cycle)}])
-
-
 @transaction.atomic
 def segment_save(*, key: str, name: str, rule_data, actor, description: str = "") -> Segment:
     """Creates or changes a dynamic segment and brings its membership up to date at once."""
@@ -173,7 +156,7 @@ def segment_save(*, key: str, name: str, rule_data, actor, description: str = ""
     if errors:
         raise ValidationError(errors)
     rule = rule_validate(rule_data)
-    _refuse_cycles(key, rule_segments(rule))
+    cycles_refuse(segment_node(key), rule_references(rule))
     segment, created = Segment.objects.select_for_update().get_or_create(
         key=key, defaults={"name": name, "description": description, "rule": rule_data, "created_by": actor}
     )
@@ -188,7 +171,14 @@ def segment_save(*, key: str, name: str, rule_data, actor, description: str = ""
     )
     segment_refresh(segment=segment)
     segment.refresh_from_db()
+    transaction.on_commit(lambda: queue_dependents(segment_node(key)), robust=True)
     return segment
+
+
+def queue_dependents(node: str) -> None:
+    from segments.tasks import refresh_dependents
+
+    refresh_dependents.delay(node)
 
 
 @dataclass(frozen=True)
@@ -324,91 +314,7 @@ def _events_insert(change: MembershipChange, rows: list[tuple[int, str]]) -> Non
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# Keeping memberships right as customers change: only the customers new events touched are
-# evaluated again, segment by segment in dependency order (a segment built on another reads its
-# refreshed membership).
-
-
-def _dependency_order(segments: list[Segment]) -> list[Segment]:
-    by_key = {segment.key: segment for segment in segments}
-    ordered, done = [], set()
-
-    def visit(segment: Segment, path: tuple[str, ...]) -> None:
-        if segment.key in done or segment.key in path:
-            return
-        for key in sorted(_segment_references(segment.rule)):
-            if key in by_key:
-                visit(by_key[key], (*path, segment.key))
-        done.add(segment.key)
-        ordered.append(segment)
-
-    for segment in segments:
-        visit(segment, ())
-    return ordered
-
-
-@transaction.atomic
-def segments_refresh_customers(
-    *, customer_ids: list[int], today: dt.date | None = None
-) -> dict[str, MembershipDiff]:
-    """Re-evaluates every dynamic segment for these customers only, in one transaction; returns who
-    entered and who left each (segments with no change are left out). Segments that do not build
-    on others are evaluated together in one pass over the customers; the others follow, in
-    dependency order, each reading the memberships just written."""
-    if not customer_ids:
-        return {}
-    ids = id_array(set(customer_ids))
-    today = today or timezone.localdate()
-    segments = list(
-        Segment.objects.select_for_update()
-        .filter(kind=Segment.Kind.DYNAMIC)
-        .exclude(rule=None)
-        .order_by("pk")
-    )
-    rules = {segment.pk: rule_parse(segment.rule) for segment in segments}
-    current: dict[int, set[int]] = {}
-    with connection.cursor() as cursor:
-        for segment in segments:  # by the (segment, customer) index, one segment at a time
-            cursor.execute(
-                "SELECT customer_id FROM segments_segmentmember"
-                " WHERE segment_id = %s AND customer_id = ANY(%s::bigint[])",
-                [segment.pk, ids],
-            )
-            current[segment.pk] = {row[0] for row in cursor.fetchall()}
-    independent = [segment for segment in segments if not rule_segments(rules[segment.pk])]
-    matched = _matched_together(independent, rules, ids, today)
-    changes = {}
-    for segment in _dependency_order(segments):
-        if segment.pk not in matched:
-            selected, params = rule_customer_ids_sql(rules[segment.pk], today=today, among=ids)
-            with connection.cursor() as cursor:
-                cursor.execute(selected, params)
-                matched[segment.pk] = {row[0] for row in cursor.fetchall()}
-        diff = _membership_apply(segment, matched[segment.pk], current[segment.pk])
-        if diff.entered or diff.exited:
-            changes[segment.key] = diff
-    return changes
-
-
-def _matched_together(segments: list[Segment], rules: dict, ids: str, today: dt.date) -> dict[int, set[int]]:
-    """Several segments' rules in one pass over the customers: one row per customer, a column each."""
-    if not segments:
-        return {}
-    compiled = [rule_compile(rules[segment.pk], today=today, few=True) for segment in segments]
-    columns = ", ".join(f"({rule.where})" for rule in compiled)
-    params = [param for rule in compiled for param in rule.params]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT c.id, {columns} FROM cdp_customer AS c"  # noqa: S608 (compiled rules; values are parameters)
-            " WHERE c.id = ANY(%s::bigint[]) AND c.merged_into_id IS NULL",
-            [*params, ids],
-        )
-        rows = cursor.fetchall()
-    return {segment.pk: {row[0] for row in rows if row[1 + index]} for index, segment in enumerate(segments)}
-
-
-def _membership_apply(segment: Segment, matched: set[int], current: set[int]) -> MembershipDiff:
+def membership_apply(segment: Segment, matched: set[int], current: set[int]) -> MembershipDiff:
     """Among the customers looked at: who now matches enters, who no longer does exits."""
     entered, exited = sorted(matched - current), sorted(current - matched)
     if not entered and not exited:

@@ -1,6 +1,8 @@
 from celery import shared_task
 
-from segments.services import membership_events_pending, membership_events_write, segments_refresh_customers
+from segments.refresh import customers_refresh, dependents_refresh, edges_cross
+from segments.scoring import scores_award, scores_expire
+from segments.services import membership_events_pending, membership_events_write
 
 
 @shared_task
@@ -17,5 +19,23 @@ def membership_events_sweep() -> int:
 
 @shared_task
 def refresh_customers(customer_ids: list[int]) -> int:
-    """Segments re-evaluated for the customers an ingest group (or a tag change) touched."""
-    return len(segments_refresh_customers(customer_ids=customer_ids))
+    """Scores, then tags, segments and stages, re-evaluated for the customers an ingest group (or a
+    tag change) touched."""
+    scores_award(customer_ids=customer_ids)
+    return len(customers_refresh(customer_ids=customer_ids))
+
+
+@shared_task
+def refresh_dependents(node: str) -> int:
+    """Everything built on a segment, tag or stage whose definition just changed."""
+    return len(dependents_refresh(node))
+
+
+@shared_task
+def rules_tick() -> int:
+    """Beat, every minute: scores whose points lapsed, and (once a day) customers at the edge of a
+    time window, re-evaluated."""
+    lapsed = scores_expire()
+    if lapsed:
+        customers_refresh(customer_ids=sorted(lapsed))
+    return len(lapsed) + edges_cross()

@@ -160,12 +160,6 @@ def store(source, people) -> list[Customer]:
         key: Tag.objects.get_or_create(key=key, defaults={"name": key})[0] for key in ("new", "online")
     }
     vip = Segment.objects.get_or_create(key="vip", defaults={"name": "VIP"})[0]
-    stages = {
-        key: LifecycleStage.objects.get_or_create(
-            key=key, defaults={"name": key, "position": position, "rule": {}}
-        )[0]
-        for position, key in enumerate(["prospect", "loyal"])
-    }
     for person_data in people:
         user_id = f"p-{uuid.uuid4()}"
         traits = dict(person_data["traits"])
@@ -183,9 +177,10 @@ def store(source, people) -> list[Customer]:
         for _key in person_data["segments"]:
             SegmentMember.objects.create(segment=vip, customer=customer, entered_at=now)
         if person_data.get("stage"):
-            CustomerStage.objects.create(
-                customer=customer, stage=stages[person_data["stage"]], entered_at=now
-            )
+            stage = LifecycleStage.objects.get_or_create(
+                key=person_data["stage"], defaults={"name": person_data["stage"], "rule": {}}
+            )[0]
+            CustomerStage.objects.create(customer=customer, stage=stage, entered_at=now)
         if person_data.get("score") is not None:
             CustomerScore.objects.create(customer=customer, points=person_data["score"], updated_at=now)
         if person_data["consent"]:

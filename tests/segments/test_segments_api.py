@@ -101,7 +101,7 @@ def test_a_segment_cannot_build_on_itself(api, user_in_role, buyers):  # noqa: F
         content_type="application/json",
     )
     assert response.status_code == 400
-    assert response.json()["errors"] == [{"path": "$", "message": "refers back to itself: a → b → a"}]
+    assert response.json()["errors"] == [{"path": "$", "message": "refers back to itself: segment:a → segment:b → segment:a"}]
     assert Segment.objects.get(key="a").rule == LAPSED  # nothing stored
 
 
@@ -161,7 +161,7 @@ def test_new_events_move_just_the_touched_customers_in_dependency_order(
 
     from cdp.ingest import batches_process, inbox_store
     from cdp.signals import customers_changed
-    from segments.services import segments_refresh_customers
+    from segments.refresh import customers_refresh
 
     client = api(user_in_role("Marketer"))
     built_on_lapsed = {"and": [{"segment": "lapsed"}, {"trait": "city", "op": "eq", "value": "深圳"}]}
@@ -203,13 +203,13 @@ def test_new_events_move_just_the_touched_customers_in_dependency_order(
         customers_changed.disconnect(dispatch_uid="test-record")
     assert seen == [[buyers[2].pk]]  # what the worker's refresh task is queued with
 
-    changes = segments_refresh_customers(customer_ids=seen[0])
+    changes = customers_refresh(customer_ids=seen[0])
     # The segment built on "lapsed" is refreshed after it, so it sees the new membership.
     assert {key: (diff.entered, diff.exited) for key, diff in changes.items()} == {
-        "lapsed": (0, 1),
-        "lapsed-shenzhen": (0, 1),
+        "segment:lapsed": (0, 1),
+        "segment:lapsed-shenzhen": (0, 1),
     }
     assert Segment.objects.get(key="lapsed").member_count == 1
-    assert segments_refresh_customers(customer_ids=seen[0]) == {}  # nothing left to change
+    assert customers_refresh(customer_ids=seen[0]) == {}  # nothing left to change
     membership_events_pending()
     assert Event.objects.filter(name="segment_exited", customer=buyers[2]).count() == 2
