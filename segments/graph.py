@@ -8,6 +8,8 @@ build on cannot be deleted while they do."""
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from segments.models import LifecycleStage, Segment, Tag
 from segments.rules import RuleError, rule_parse, rule_references
 
@@ -97,16 +99,21 @@ def dependents(node: str, graph: dict[str, set[str]]) -> list[str]:
     return dependency_order(found, graph)
 
 
+def stage_node(key: str) -> str:
+    """One stage by name, as a rule tests for it (``stage`` is the node that is refreshed)."""
+    return f"stage:{key}"
+
+
 def node_users(node: str) -> list[str]:
     """Readable names of the rules that read ``node`` directly (for refusing a deletion)."""
     users = []
     for segment in Segment.objects.exclude(rule=None).order_by("name"):
         if node in rule_references(rule_parse(segment.rule)):
-            users.append(f"segment “{segment.name}”")
+            users.append(_("segment “%(name)s”") % {"name": segment.name})
     for tag in Tag.objects.exclude(rule=None).order_by("name"):
         if node in rule_references(rule_parse(tag.rule)):
-            users.append(f"tag “{tag.name}”")
+            users.append(_("tag “%(name)s”") % {"name": tag.name})
     for stage in LifecycleStage.objects.all():
         if node in rule_references(rule_parse(stage.rule)):
-            users.append(f"stage “{stage.name}”")
+            users.append(_("stage “%(name)s”") % {"name": stage.name})
     return users

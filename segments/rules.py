@@ -403,7 +403,8 @@ def rule_segments(rule) -> set[str]:
 
 def rule_references(rule) -> set[str]:
     """What a rule reads that other rules maintain, as nodes of the refresh graph: ``segment:<key>``,
-    ``tag:<key>``, ``stage`` (every stage at once: one stage per customer) and ``score``."""
+    ``tag:<key>``, ``stage`` (every stage at once: one stage per customer), and ``score``; also
+    ``stage:<key>``, the one stage a leaf names (not a node: what a deletion must ask about)."""
     references = set()
     for leaf in rule_leaves(rule):
         if isinstance(leaf, SegmentRule):
@@ -411,7 +412,7 @@ def rule_references(rule) -> set[str]:
         elif isinstance(leaf, TagRule):
             references.add(f"tag:{leaf.tag}")
         elif isinstance(leaf, StageRule):
-            references.add("stage")
+            references |= {"stage", f"stage:{leaf.stage}"}
         elif isinstance(leaf, ScoreRule):
             references.add("score")
     return references

@@ -19,7 +19,7 @@ from cdp.models import ChannelEventDaily, Customer, CustomerRole
 from cdp.services import audit_record
 from cdp.sqlvalues import id_array
 from segments.compiler import evaluation_memory, rule_customer_ids_sql
-from segments.graph import cycles_refuse, segment_node
+from segments.graph import cycles_refuse, node_users, segment_node
 from segments.models import LifecycleStage, MembershipChange, Segment, Tag
 from segments.rules import (
     KEY_PATTERN,
@@ -173,6 +173,34 @@ def segment_save(*, key: str, name: str, rule_data, actor, description: str = ""
     segment.refresh_from_db()
     transaction.on_commit(lambda: queue_dependents(segment_node(key)), robust=True)
     return segment
+
+
+def segment_users(segment: Segment) -> list[str]:
+    """The rules that read this segment (it cannot be deleted while they do)."""
+    return node_users(segment_node(segment.key))
+
+
+@transaction.atomic
+def segment_delete(*, segment: Segment, actor) -> int:
+    """Deletes a segment no other rule reads; returns how many members it had. Its members get no
+    ``segment_exited`` event: the segment is gone, not left."""
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    users = segment_users(segment)
+    if users:
+        raise ValidationError(
+            {
+                "segment": [
+                    _("“%(segment)s” is used by %(users)s; change those first.")
+                    % {"segment": segment.name, "users": ", ".join(users)}
+                ]
+            }
+        )
+    members = segment.member_count
+    audit_record(
+        actor=actor, action="segment.delete", target=segment, details={"key": segment.key, "members": members}
+    )
+    segment.delete()
+    return members
 
 
 def queue_dependents(node: str) -> None:

@@ -18,9 +18,9 @@ from cdp.ingest import system_events_record
 from cdp.services import audit_record
 from cdp.sqlvalues import id_array
 from segments.compiler import evaluation_memory, rule_compile
-from segments.graph import STAGE, cycles_refuse, definitions_load
+from segments.graph import STAGE, cycles_refuse, node_users, stage_node
 from segments.models import CustomerStage, LifecycleStage
-from segments.rules import KEY_PATTERN, StageRule, rule_leaves, rule_parse, rule_references
+from segments.rules import KEY_PATTERN, rule_parse, rule_references
 from segments.services import MembershipDiff, queue_dependents, rule_validate
 
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -81,18 +81,7 @@ def stages_reorder(*, keys: list[str], actor) -> None:
 
 def stage_users(stage: LifecycleStage) -> list[str]:
     """The rules that test for this stage by name."""
-    users = []
-    for node, rules in definitions_load().items():
-        if node == STAGE:
-            continue
-        if any(
-            isinstance(leaf, StageRule) and leaf.stage == stage.key
-            for rule in rules
-            for leaf in rule_leaves(rule)
-        ):
-            kind, _sep, key = node.partition(":")
-            users.append(f"{kind} “{key}”")
-    return users
+    return node_users(stage_node(stage.key))
 
 
 @transaction.atomic

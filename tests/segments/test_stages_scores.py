@@ -110,7 +110,7 @@ def test_a_stage_used_by_a_segment_cannot_be_deleted_and_an_unused_one_lets_its_
     segment_save(key="buyers", name="买家", rule_data={"stage": "customer"}, actor=admin_user)
     with pytest.raises(ValidationError) as refused:
         stage_delete(stage=customer_stage, actor=admin_user)
-    assert "segment “buyers”" in str(refused.value)
+    assert "segment “买家”" in str(refused.value)
     assert CustomerStage.objects.filter(stage=customer_stage).count() == 2
 
     segment_save(key="buyers", name="买家", rule_data=ORDERED, actor=admin_user)
