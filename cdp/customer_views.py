@@ -19,6 +19,7 @@ from cdp.merge import MergeConflict, customers_merge_by_hand, customers_unmerge,
 from cdp.models import MergeLog, MergeReview, Source
 from cdp.roles import customer_roles
 from segments.models import Tag
+from segments.selectors import customer_rule_facts
 from segments.tags import customer_tag_groups
 
 User = get_user_model()
@@ -84,6 +85,7 @@ def customer_profile(request, customer_id: int):
         "show_pii": show_pii,
         "roles": customer_roles(customer=customer),
         "tag_groups": customer_tag_groups(customer=customer),
+        "rule_facts": customer_rule_facts(customer=customer),
         "static_tags": Tag.objects.filter(kind=Tag.Kind.STATIC).order_by("name"),
         "identities": selectors.customer_identities(customer=customer, show_pii=show_pii),
         "consents": selectors.customer_consents(customer=customer),

@@ -21,6 +21,7 @@ SECTIONS = (
     Section("customers", _("Customers"), "users", "view_customers"),
     Section("segments", _("Segments"), "filter", "view_segments"),
     Section("tags", _("Tags"), "tag", "view_segments"),
+    Section("lifecycle", _("Lifecycle"), "stages", "view_segments"),
     Section("journeys", _("Journeys"), "route", "view_journeys"),
     Section("messages", _("Messages"), "message", "view_messages"),
     Section("reports", _("Reports"), "chart", "view_reports"),

@@ -6,6 +6,7 @@ from django.views.i18n import JavaScriptCatalog, set_language
 from cdp import customer_views, import_views, source_views, tracking_views, views
 from connectors import views as connector_views
 from journeys import views as journey_views
+from segments import stage_views
 from segments import views as segment_views
 
 urlpatterns = [
@@ -46,6 +47,14 @@ urlpatterns = [
         segment_views.customer_tag_remove,
         name="customer_tag_remove",
     ),
+    path("lifecycle/", stage_views.lifecycle, name="lifecycle"),
+    path("lifecycle/stages/new/", stage_views.stage_edit, name="lifecycle_stage_new"),
+    path("lifecycle/stages/<int:stage_id>/", stage_views.stage_edit, name="lifecycle_stage"),
+    path("lifecycle/stages/<int:stage_id>/move/", stage_views.stage_move, name="lifecycle_stage_move"),
+    path("lifecycle/stages/<int:stage_id>/delete/", stage_views.stage_remove, name="lifecycle_stage_delete"),
+    path("lifecycle/scoring/", stage_views.scoring, name="scoring"),
+    path("lifecycle/scoring/<int:rule_id>/", stage_views.scoring, name="scoring_rule"),
+    path("lifecycle/scoring/<int:rule_id>/pause/", stage_views.scoring_toggle, name="scoring_rule_toggle"),
     path("journeys/", journey_views.journeys, name="journeys"),
     path("messages/", connector_views.messages_index, name="messages"),
     path("reports/", views.reports, name="reports"),

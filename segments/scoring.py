@@ -99,6 +99,16 @@ def scoring_rule_save(
     return rule
 
 
+def scoring_rule_pause(*, rule: ScoringRule, actor) -> ScoringRule:
+    """Pauses a rule (or resumes it): paused, it awards nothing; what it awarded stays."""
+    rule.active = not rule.active
+    rule.save(update_fields=["active"])
+    audit_record(
+        actor=actor, action="scoring_rule.resume" if rule.active else "scoring_rule.pause", target=rule
+    )
+    return rule
+
+
 def _period_start(moment: dt.datetime, period: str) -> dt.date:
     day = moment.astimezone(_zone()).date()
     if period == ScoringRule.Period.WEEK:

@@ -110,7 +110,7 @@ def test_a_stage_used_by_a_segment_cannot_be_deleted_and_an_unused_one_lets_its_
     segment_save(key="buyers", name="买家", rule_data={"stage": "customer"}, actor=admin_user)
     with pytest.raises(ValidationError) as refused:
         stage_delete(stage=customer_stage, actor=admin_user)
-    assert "segment “买家”" in str(refused.value)
+    assert "分群“买家”" in str(refused.value)
     assert CustomerStage.objects.filter(stage=customer_stage).count() == 2
 
     segment_save(key="buyers", name="买家", rule_data=ORDERED, actor=admin_user)
@@ -172,7 +172,7 @@ def test_tags_used_by_rules_are_not_deleted_and_merging_moves_holders_with_event
     segment_save(key="web-people", name="网站来的", rule_data={"tag": "web"}, actor=admin_user)
     with pytest.raises(ValidationError) as refused:
         tags_merge(source=web, into=wechat, actor=admin_user)
-    assert "segment “网站来的”" in str(refused.value)
+    assert "分群“网站来的”" in str(refused.value)
 
     segment_save(key="web-people", name="网站来的", rule_data={"tag": "wechat"}, actor=admin_user)
     assert tags_merge(source=web, into=wechat, actor=admin_user) == 1  # only the stranger is new
