@@ -211,6 +211,43 @@ def customers_untag(
     return len(removed)
 
 
+@transaction.atomic
+def segment_members_tag(*, segment, tag: Tag, actor, remove: bool = False) -> int:
+    """Tags (or untags) every member of a segment at once, in the database; returns how many
+    customers changed. Only static tags: a dynamic tag follows its rule."""
+    if tag.kind != Tag.Kind.STATIC:
+        raise ValidationError({"tag": [_("A dynamic tag follows its rule; it cannot be set by hand.")]})
+    with connection.cursor() as cursor:
+        if remove:
+            cursor.execute(
+                """
+                DELETE FROM segments_customertag AS ct USING segments_segmentmember AS m
+                WHERE ct.tag_id = %s AND m.segment_id = %s AND m.customer_id = ct.customer_id
+                RETURNING ct.customer_id
+                """,
+                [tag.pk, segment.pk],
+            )
+        else:
+            cursor.execute(
+                """
+                INSERT INTO segments_customertag (customer_id, tag_id, origin, added_at, added_by_id)
+                SELECT m.customer_id, %s, %s, %s, %s FROM segments_segmentmember AS m WHERE m.segment_id = %s
+                ON CONFLICT DO NOTHING
+                RETURNING customer_id
+                """,
+                [tag.pk, CustomerTag.Origin.STAFF, timezone.now(), actor.pk if actor else None, segment.pk],
+            )
+        changed = sorted(row[0] for row in cursor.fetchall())
+    tag_events_record(tag, changed, "tag_removed" if remove else "tag_added", CustomerTag.Origin.STAFF)
+    audit_record(
+        actor=actor,
+        action="tag.bulk_remove" if remove else "tag.bulk_add",
+        target=tag,
+        details={"segment": segment.key, "customers": len(changed)},
+    )
+    return len(changed)
+
+
 def customer_tag_groups(*, customer: Customer) -> list[dict]:
     """The customer's tags by group, showing only the groups meant for the customer's roles (a
     group without roles is for everyone)."""

@@ -1,8 +1,19 @@
-from django.urls import path
-
 from cdp.api.customers import CustomerDetailView, CustomerEventsView, CustomerListView
 from cdp.api.views import MeView, SchemaView
+from django.urls import path
 from segments.api import SegmentListView, SegmentPreviewView, SegmentRefreshView
+from segments.lifecycle_api import (
+    CustomerLifecycleView,
+    ScoringRuleDetailView,
+    ScoringRuleListView,
+    StageDetailView,
+    StageListView,
+    StageOrderView,
+    TagCustomersView,
+    TagDetailView,
+    TagListView,
+    TagMergeView,
+)
 
 urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),
@@ -10,6 +21,20 @@ urlpatterns = [
     path("customers/", CustomerListView.as_view(), name="api_customers"),
     path("customers/<int:customer_id>/", CustomerDetailView.as_view(), name="api_customer"),
     path("customers/<int:customer_id>/events/", CustomerEventsView.as_view(), name="api_customer_events"),
+    path(
+        "customers/<int:customer_id>/lifecycle/",
+        CustomerLifecycleView.as_view(),
+        name="api_customer_lifecycle",
+    ),
+    path("tags/", TagListView.as_view(), name="api_tags"),
+    path("tags/<str:key>/", TagDetailView.as_view(), name="api_tag"),
+    path("tags/<str:key>/customers/", TagCustomersView.as_view(), name="api_tag_customers"),
+    path("tags/<str:key>/merge/", TagMergeView.as_view(), name="api_tag_merge"),
+    path("stages/", StageListView.as_view(), name="api_stages"),
+    path("stages/order/", StageOrderView.as_view(), name="api_stage_order"),
+    path("stages/<str:key>/", StageDetailView.as_view(), name="api_stage"),
+    path("scoring-rules/", ScoringRuleListView.as_view(), name="api_scoring_rules"),
+    path("scoring-rules/<int:rule_id>/", ScoringRuleDetailView.as_view(), name="api_scoring_rule"),
     path("segments/", SegmentListView.as_view(), name="api_segments"),
     path("segments/preview/", SegmentPreviewView.as_view(), name="api_segment_preview"),
     path("segments/<int:segment_id>/refresh/", SegmentRefreshView.as_view(), name="api_segment_refresh"),
