@@ -1,6 +1,7 @@
+from django.urls import path
+
 from cdp.api.customers import CustomerDetailView, CustomerEventsView, CustomerListView
 from cdp.api.views import MeView, SchemaView
-from django.urls import path
 from segments.api import SegmentListView, SegmentPreviewView, SegmentRefreshView
 from segments.lifecycle_api import (
     CustomerLifecycleView,
