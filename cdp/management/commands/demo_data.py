@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cdp.demo import demo_load
 from cdp.demo_customers import DEMO_PEOPLE, demo_customers_load
+from segments.demo import demo_rules_load
 
 
 class Command(BaseCommand):
@@ -44,6 +45,9 @@ class Command(BaseCommand):
         users = demo_load()
         if not skip_customers:
             self._load_customers(people)
+            self.stdout.write("Setting up the demo's tags, segments, lifecycle stages and scores...")
+            self.stdout.flush()
+            demo_rules_load()
         self.stdout.write(self.style.SUCCESS("Demo company ready. Log in with:"))
         for user in users:
             self.stdout.write(f"  {user.username:<10} password {user.password:<14} ({user.role})")
