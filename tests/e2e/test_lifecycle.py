@@ -1,0 +1,52 @@
+"""A marketer lays out the lifecycle path in a browser and sales open a customer from the kanban."""
+
+from playwright.sync_api import expect
+
+from cdp.models import Customer
+from segments.tags import customers_tag, tag_save
+from tests.e2e.conftest import log_in, screenshot
+
+
+def test_a_marketer_adds_stages_and_a_card_opens_the_customer(new_page, app_server):
+    new_customer = tag_save(key="new-customer", name="新客", actor=None)
+    online = tag_save(key="online", name="线上", actor=None)
+    nurtured = Customer.objects.create(name="郭靖", traits={"role": "buyer"})
+    other = Customer.objects.create(name="黄蓉", traits={"role": "buyer"})
+    customers_tag(customer_ids=[nurtured.pk, other.pk], tag=new_customer, actor=None)
+    customers_tag(customer_ids=[nurtured.pk], tag=online, actor=None)
+
+    marketer = new_page("en")
+    log_in(marketer, app_server.url, "marketer", "demo-marketer")
+    marketer.goto(f"{app_server.url}/lifecycle/")
+    expect(marketer.get_by_text("No lifecycle stages yet")).to_be_visible()
+    for name, key, rule in (
+        ("New", "new", '{"tag": "new-customer"}'),
+        ("Nurturing", "nurturing", '{"and": [{"tag": "new-customer"}, {"tag": "online"}]}'),
+    ):
+        marketer.get_by_label("Name").fill(name)
+        marketer.get_by_label("Key (used in rules)").fill(key)
+        marketer.get_by_label("Who is in this stage").fill(rule)
+        marketer.get_by_role("button", name="Add stage").click()
+        expect(marketer.locator(".flash")).to_contain_text(f"Stage “{name}” saved")
+    columns = marketer.locator(".kanban__column")
+    expect(columns).to_have_count(2)
+    expect(columns.nth(0).locator(".kanban__count")).to_have_text("1")
+    expect(columns.nth(1).locator(".kanban__count")).to_have_text("1")
+    expect(columns.nth(1)).to_contain_text("郭靖")
+    screenshot(marketer, "lifecycle-kanban")
+
+    # a rule with a misspelt tag is refused beside the field, and the typed rule is kept
+    marketer.get_by_label("Name").fill("Loyal")
+    marketer.get_by_label("Key (used in rules)").fill("loyal")
+    marketer.get_by_label("Who is in this stage").fill('{"tag": "onlin"}')
+    marketer.get_by_role("button", name="Add stage").click()
+    expect(marketer.locator(".field__error")).to_contain_text("did you mean “online”")
+    expect(marketer.get_by_label("Who is in this stage")).to_have_value('{"tag": "onlin"}')
+
+    sales = new_page("en")
+    log_in(sales, app_server.url, "sales", "demo-sales")
+    sales.goto(f"{app_server.url}/lifecycle/")
+    sales.locator(".kanban__card", has_text="郭靖").click()
+    expect(sales.locator(".profile-head__tags")).to_contain_text("Stage: Nurturing")
+    expect(sales.locator(".profile-head__tags")).to_contain_text("Score: 0")
+    expect(sales.get_by_role("button", name="Add stage")).to_have_count(0)
