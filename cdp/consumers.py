@@ -1,11 +1,32 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation.trans_real import get_supported_language_variant, parse_accept_lang_header
 
 from cdp.access import user_can
 from cdp.realtime import CUSTOMERS_LIVE_GROUP, user_group
 
 UNAUTHENTICATED_CLOSE_CODE = 4401
 SESSION_ENDED_CLOSE_CODE = 4403
+
+
+def scope_language(scope) -> str:
+    """The language the page that opened this socket speaks: the one chosen on the page (the
+    language cookie), else the browser's, else the default, as for pages."""
+    wanted = [scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME, "")]
+    headers = dict(scope.get("headers", []))
+    wanted += [
+        code for code, _quality in parse_accept_lang_header(headers.get(b"accept-language", b"").decode())
+    ]
+    for code in wanted:
+        if not code or code == "*":
+            continue
+        try:
+            return get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return settings.LANGUAGE_CODE
 
 
 class UserSocket(AsyncJsonWebsocketConsumer):
@@ -35,7 +56,17 @@ class NotificationConsumer(UserSocket):
         await self.accept()
 
     async def notification(self, event):
-        await self.send_json({"kind": event["kind"], "text": event["text"], "data": event["data"]})
+        with translation.override(scope_language(self.scope)):
+            params = {
+                key: translation.gettext(value) if key in event["translated_params"] else value
+                for key, value in event["params"].items()
+            }
+            text = (
+                translation.gettext(event["message"]) % params
+                if params
+                else translation.gettext(event["message"])
+            )
+        await self.send_json({"kind": event["kind"], "text": text, "data": event["data"]})
 
 
 class CustomersLiveConsumer(UserSocket):

@@ -14,12 +14,29 @@ def user_group(user_id: int) -> str:
     return f"user-{user_id}"
 
 
-def notify_user(*, user_id: int, kind: str, text: str, data: dict | None = None) -> None:
-    """Sends a notification to every open page of this user (any process may call it)."""
+def notify_user(
+    *,
+    user_id: int,
+    kind: str,
+    message: str,
+    params: dict | None = None,
+    translated_params: tuple[str, ...] = (),
+    data: dict | None = None,
+) -> None:
+    """Sends a notification to every open page of this user (any process may call it). ``message``
+    is the untranslated text (mark it with ``gettext_noop``): each page translates it into its own
+    language, not the language of whoever caused it; so are the ``translated_params``."""
     layer = get_channel_layer()
     async_to_sync(layer.group_send)(
         user_group(user_id),
-        {"type": "notification", "kind": kind, "text": text, "data": data or {}},
+        {
+            "type": "notification",
+            "kind": kind,
+            "message": message,
+            "params": params or {},
+            "translated_params": list(translated_params),
+            "data": data or {},
+        },
     )
 
 

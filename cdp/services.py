@@ -15,10 +15,11 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from rest_framework.authtoken.models import Token
 
 from cdp.access import ROLE_ADMIN, ROLE_CAPABILITIES, ROLE_LABELS
@@ -142,10 +143,18 @@ def user_update(*, actor, user, email: str, full_name: str, role: str) -> User:
         audit_record(
             actor=actor, action="user.role_change", target=user, details={"from": previous_role, "to": role}
         )
-        text = _("Your role is now %(role)s.") % {"role": ROLE_LABELS[role]}
+        with translation.override(None):  # the label's source text: each page translates it
+            role_label = str(ROLE_LABELS[role])
         # robust: the change is committed; a realtime hiccup must not turn it into an error page.
         transaction.on_commit(
-            lambda: notify_user(user_id=user.pk, kind="role_changed", text=text), robust=True
+            lambda: notify_user(
+                user_id=user.pk,
+                kind="role_changed",
+                message=gettext_noop("Your role is now %(role)s."),
+                params={"role": role_label},
+                translated_params=("role",),
+            ),
+            robust=True,
         )
     return user
 

@@ -6,6 +6,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
+from django.db import transaction
+from django.utils import translation
 
 from cdp.asgi import application
 from cdp.realtime import notify_user
@@ -29,12 +31,14 @@ def session_headers(client, user) -> list[tuple[bytes, bytes]]:
     return [(b"cookie", cookie.encode()), (b"origin", b"http://testserver")]
 
 
-async def receive_notification(headers, user_id: int) -> dict:
+async def receive_notification(headers, user_id: int, send=None) -> dict:
     communicator = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
     connected, _subprotocol = await communicator.connect(timeout=5)
     assert connected
     try:
-        await sync_to_async(notify_user)(user_id=user_id, kind="role_changed", text="你的角色已变更")
+        await sync_to_async(
+            send or (lambda: notify_user(user_id=user_id, kind="note", message="Changes saved."))
+        )()
         return await communicator.receive_json_from(timeout=5)
     finally:
         await communicator.disconnect()
@@ -44,7 +48,33 @@ async def receive_notification(headers, user_id: int) -> dict:
 def test_a_signed_in_user_receives_their_notifications(client, user_in_role, channel_layer):
     user = user_in_role("Sales")
     message = asyncio.run(receive_notification(session_headers(client, user), user.pk))
-    assert message == {"kind": "role_changed", "text": "你的角色已变更", "data": {}}
+    assert message == {"kind": "note", "text": "修改已保存。", "data": {}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_page_reads_a_notification_in_its_own_language_not_the_senders(
+    client, user_in_role, admin_user, channel_layer
+):
+    from cdp.services import user_update
+
+    user = user_in_role("Sales", username="wang")
+    headers = session_headers(client, user)
+
+    def change_role_to(role):
+        def change():
+            with translation.override("zh-hans"), transaction.atomic():  # the admin works in Chinese
+                user_update(actor=admin_user, user=user, email=user.email, full_name="王", role=role)
+
+        return change
+
+    english_browser = [*headers, (b"accept-language", b"en-US,en;q=0.9")]
+    message = asyncio.run(receive_notification(english_browser, user.pk, send=change_role_to("Marketer")))
+    assert message["text"] == "Your role is now Marketer."
+    # the language picked on the page wins over the browser's
+    cookie = dict(headers)[b"cookie"] + b"; django_language=zh-hans"
+    picked_chinese = [(b"cookie", cookie), (b"origin", b"http://testserver"), (b"accept-language", b"en")]
+    message = asyncio.run(receive_notification(picked_chinese, user.pk, send=change_role_to("Analyst")))
+    assert message["text"] == "你的角色已变更为分析师。"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -78,13 +78,13 @@ def test_an_open_page_shows_notifications_from_the_server_and_from_other_process
     sales = new_page("en")
     log_in(sales, app_server.url, "sales", "demo-sales")
     expect(sales.locator("#notifications[data-connected=true]")).to_have_count(1)
-    admin = new_page("en")
+    admin = new_page()  # the admin reads Chinese; the sales page still reads its own language
     log_in(admin, app_server.url, "admin", "demo-admin")
     sales_user = User.objects.get(username="sales")
 
     admin.goto(f"{app_server.url}/settings/users/{sales_user.pk}/")
     admin.select_option("select[name=role]", "Marketer")
-    admin.get_by_role("button", name="Save changes").click()
+    admin.get_by_role("button", name="保存修改").click()
     expect(admin.locator(".flash--success")).to_be_visible()
     expect(sales.locator(".toast")).to_contain_text("Your role is now Marketer.")
 
@@ -96,7 +96,7 @@ def test_an_open_page_shows_notifications_from_the_server_and_from_other_process
             (
                 "import django; django.setup();"
                 "from cdp.realtime import notify_user;"
-                f"notify_user(user_id={sales_user.pk}, kind='task', text='New task: call back 王先生')"
+                f"notify_user(user_id={sales_user.pk}, kind='task', message='New task: call back 王先生')"
             ),
         ],
         cwd=ROOT,
