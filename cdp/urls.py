@@ -6,8 +6,8 @@ from django.views.i18n import JavaScriptCatalog, set_language
 from cdp import customer_views, import_views, source_views, tracking_views, views
 from connectors import views as connector_views
 from journeys import views as journey_views
-from segments import stage_views
-from segments import views as segment_views
+from segments import segment_views, stage_views
+from segments import views as tag_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -39,12 +39,20 @@ urlpatterns = [
         "customers/reviews/<int:review_id>/", customer_views.merge_review_resolve, name="merge_review_resolve"
     ),
     path("segments/", segment_views.segments, name="segments"),
-    path("tags/", segment_views.tags, name="tags"),
-    path("tags/new/", segment_views.tag_create, name="tag_create"),
-    path("customers/<int:customer_id>/tags/", segment_views.customer_tag_add, name="customer_tag_add"),
+    path("segments/new/", segment_views.segment_new, name="segment_new"),
+    path("segments/static/new/", segment_views.segment_static_create, name="segment_static_create"),
+    path("segments/<int:segment_id>/", segment_views.segment_detail, name="segment"),
+    path("segments/<int:segment_id>/edit/", segment_views.segment_edit, name="segment_edit"),
+    path("segments/<int:segment_id>/members/", segment_views.segment_members, name="segment_members"),
+    path("segments/<int:segment_id>/refresh/", segment_views.segment_refresh_now, name="segment_refresh"),
+    path("segments/<int:segment_id>/upload/", segment_views.segment_upload, name="segment_upload"),
+    path("segments/<int:segment_id>/members.csv", segment_views.segment_export, name="segment_export"),
+    path("tags/", tag_views.tags, name="tags"),
+    path("tags/new/", tag_views.tag_create, name="tag_create"),
+    path("customers/<int:customer_id>/tags/", tag_views.customer_tag_add, name="customer_tag_add"),
     path(
         "customers/<int:customer_id>/tags/<int:tag_id>/remove/",
-        segment_views.customer_tag_remove,
+        tag_views.customer_tag_remove,
         name="customer_tag_remove",
     ),
     path("lifecycle/", stage_views.lifecycle, name="lifecycle"),

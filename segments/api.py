@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from cdp.access import user_can
 from cdp.api.permissions import HasCapability
 from cdp.customers import primary_phones
+from segments.lists import builder_vocabulary
 from segments.models import Segment
 from segments.rules import RuleError
 from segments.services import segment_preview, segment_refresh, segment_save
@@ -127,3 +128,44 @@ class SegmentRefreshView(APIView):
         return Response(
             {"entered": change.entered, "exited": change.exited, "member_count": segment.member_count}
         )
+
+
+class KeyedName(serializers.Serializer):
+    key = serializers.CharField(help_text='What rules call it: {"tag": key}')
+    name = serializers.CharField()
+
+
+class ValuesSeen(serializers.Serializer):
+    key = serializers.CharField()
+    values = serializers.ListField(
+        child=serializers.JSONField(), help_text="The most frequent short values in the recent sample"
+    )
+
+
+class EventVocabulary(serializers.Serializer):
+    name = serializers.CharField()
+    properties = ValuesSeen(many=True, help_text="Properties the event's latest occurrences carry")
+
+
+class VocabularyOutput(serializers.Serializer):
+    events = EventVocabulary(many=True)
+    traits = ValuesSeen(many=True)
+    tags = KeyedName(many=True)
+    segments = KeyedName(many=True)
+    roles = KeyedName(many=True)
+    consent_channels = serializers.ListField(child=serializers.CharField())
+    stages = KeyedName(many=True)
+
+
+class SegmentVocabularyView(APIView):
+    """The names a rule can use, as they occur in the data: event names (with the properties and
+    values of their latest occurrences), traits, tags, segments, customer roles, consent channels and
+    lifecycle stages. Read from bounded samples of recent events and customers; the rule builder's
+    pickers."""
+
+    required_capability = "view_segments"
+    permission_classes = [HasCapability]
+
+    @extend_schema(responses=VocabularyOutput)
+    def get(self, request):
+        return Response(VocabularyOutput(builder_vocabulary()).data)

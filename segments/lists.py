@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,7 +114,9 @@ def recent_changes(*, segment: Segment, limit: int = 10) -> list[ChangeRow]:
 def member_page(*, segment: Segment, number) -> ListPage:
     """One page of members, newest customers first: the (segment, customer) index answers it
     without sorting a million rows."""
-    members = SegmentMember.objects.filter(segment=segment).select_related("customer").order_by("-customer_id")
+    members = (
+        SegmentMember.objects.filter(segment=segment).select_related("customer").order_by("-customer_id")
+    )
     return list_page(members, number=number, size=MEMBERS_PAGE)
 
 
@@ -216,8 +219,9 @@ def trait_values(*, sample: int = CUSTOMER_SAMPLE) -> dict[str, list]:
 
 def _keys_with_values(rows) -> dict:
     counts: dict = defaultdict(lambda: defaultdict(Counter))
-    for (group, key), value in rows:
+    for (group, key), raw in rows:
         bucket = counts[group][key]
+        value = json.loads(raw) if isinstance(raw, str) else raw  # jsonb arrives as its text
         if (isinstance(value, str) and 0 < len(value) <= 40) or isinstance(value, (int, float)):
             bucket[value] += 1
     return {
@@ -232,7 +236,8 @@ def _keys_with_values(rows) -> dict:
 def consent_channels(*, sample: int = CONSENT_SAMPLE) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT DISTINCT channel FROM (SELECT channel FROM cdp_consent ORDER BY id DESC LIMIT %s) AS recent",
+            "SELECT DISTINCT channel"
+            " FROM (SELECT channel FROM cdp_consent ORDER BY id DESC LIMIT %s) AS recent",
             [sample],
         )
         return sorted({row[0] for row in cursor.fetchall()} | set(DEFAULT_CONSENT_CHANNELS))
@@ -256,11 +261,19 @@ def builder_vocabulary() -> dict:
         "traits": [
             {"key": key, "values": traits.get(key, [])} for key in sorted(known_trait_keys() | set(traits))
         ],
-        "tags": [{"key": key, "name": name} for key, name in Tag.objects.order_by("name").values_list("key", "name")],
-        "segments": [
-            {"key": key, "name": name} for key, name in Segment.objects.order_by("name").values_list("key", "name")
+        "tags": [
+            {"key": key, "name": name}
+            for key, name in Tag.objects.order_by("name").values_list("key", "name")
         ],
-        "roles": [{"key": key, "name": label} for key, label in CustomerRole.objects.values_list("key", "label")],
+        "segments": [
+            {"key": key, "name": name}
+            for key, name in Segment.objects.order_by("name").values_list("key", "name")
+        ],
+        "roles": [
+            {"key": key, "name": label} for key, label in CustomerRole.objects.values_list("key", "label")
+        ],
         "consent_channels": consent_channels(),
-        "stages": [{"key": key, "name": name} for key, name in LifecycleStage.objects.values_list("key", "name")],
+        "stages": [
+            {"key": key, "name": name} for key, name in LifecycleStage.objects.values_list("key", "name")
+        ],
     }

@@ -11,11 +11,6 @@ from segments.models import Tag, TagGroup
 from segments.tags import customers_tag, customers_untag, tag_group_save, tag_save, tags_overview
 
 
-@capability_required("view_segments")
-def segments(request):
-    return render(request, "segments/index.html")
-
-
 def _tags_page(request, *, errors=None, posted=None, status=200):
     context = {
         "overview": tags_overview(),

@@ -2,7 +2,7 @@ from django.urls import path
 
 from cdp.api.customers import CustomerDetailView, CustomerEventsView, CustomerListView
 from cdp.api.views import MeView, SchemaView
-from segments.api import SegmentListView, SegmentPreviewView, SegmentRefreshView
+from segments.api import SegmentListView, SegmentPreviewView, SegmentRefreshView, SegmentVocabularyView
 from segments.lifecycle_api import (
     CustomerLifecycleView,
     ScoringRuleDetailView,
@@ -37,6 +37,7 @@ urlpatterns = [
     path("scoring-rules/", ScoringRuleListView.as_view(), name="api_scoring_rules"),
     path("scoring-rules/<int:rule_id>/", ScoringRuleDetailView.as_view(), name="api_scoring_rule"),
     path("segments/", SegmentListView.as_view(), name="api_segments"),
+    path("segments/vocabulary/", SegmentVocabularyView.as_view(), name="api_segment_vocabulary"),
     path("segments/preview/", SegmentPreviewView.as_view(), name="api_segment_preview"),
     path("segments/<int:segment_id>/refresh/", SegmentRefreshView.as_view(), name="api_segment_refresh"),
 ]
