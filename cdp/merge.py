@@ -13,6 +13,7 @@ from django.utils import timezone
 from cdp.identity import identity_type_of
 from cdp.models import Consent, Customer, Event, Identity, MergeLog, MergeReview, Note
 from cdp.services import audit_record, consent_record
+from cdp.signals import customers_merged, customers_unmerged
 
 
 class MergeConflict(Exception):
@@ -129,6 +130,7 @@ def customers_merge(
     survivor.save()
     merged.merged_into_id = survivor_id
     merged.save(update_fields=["merged_into", "updated_at"])
+    customers_merged.send(sender=Customer, survivor_id=survivor_id, merged_id=merged_id)
     return MergeLog.objects.create(
         survivor_id=survivor_id,
         merged_id=merged_id,
@@ -260,6 +262,7 @@ def customers_unmerge(*, log: MergeLog, actor) -> Customer:
     merged.merged_into = None
     merged.save(update_fields=["merged_into", "updated_at"])
     rollups_rebuild(customer_ids=[survivor.pk, merged.pk])
+    customers_unmerged.send(sender=Customer, survivor_id=survivor.pk, merged_id=merged.pk)
     log.undone_at = timezone.now()
     log.save(update_fields=["undone_at"])
     audit_record(actor=actor, action="customer.unmerge", target=survivor, details={"restored": merged.pk})

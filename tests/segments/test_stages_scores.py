@@ -257,3 +257,34 @@ def test_customers_who_cross_a_window_edge_are_found_on_the_day_they_cross_it(pe
         browsing_buyer.pk,
         buyer.pk,
     }
+
+
+def test_tags_and_score_entries_follow_a_merge_and_score_entries_its_undoing(people, admin_user, source):
+    from cdp.merge import customers_merge_by_hand, customers_unmerge
+    from segments.tags import customers_tag
+
+    visitor, buyer, _browsing_buyer, _stranger = people
+    scoring_rule_save(name="下单", event="Order Completed", points=10, actor=admin_user)
+    send(source, buyer, "Order Completed")
+    scores_award(customer_ids=[buyer.pk])
+    vip, web = (
+        tag_save(key="vip", name="VIP", actor=admin_user),
+        tag_save(key="web", name="网站", actor=admin_user),
+    )
+    customers_tag(customer_ids=[visitor.pk], tag=vip, actor=admin_user)
+    customers_tag(customer_ids=[visitor.pk, buyer.pk], tag=web, actor=admin_user)
+
+    log = customers_merge_by_hand(customer=visitor, other=buyer, actor=admin_user)
+    survivor, merged = log.survivor_id, log.merged_id
+    assert set(CustomerTag.objects.filter(customer_id=survivor).values_list("tag__key", flat=True)) >= {
+        "vip",
+        "web",
+    }
+    assert not CustomerTag.objects.filter(customer_id=merged).exists()
+    assert CustomerScore.objects.get(customer_id=survivor).points == 10
+    assert CustomerScore.objects.get(customer_id=merged).points == 0
+
+    customers_unmerge(log=log, actor=admin_user)
+    # the order went back to the customer it came with, and so did its points
+    assert CustomerScore.objects.get(customer_id=buyer.pk).points == 10
+    assert CustomerScore.objects.get(customer_id=visitor.pk).points == 0
