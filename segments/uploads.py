@@ -21,9 +21,13 @@ from cdp.merge import customer_survivor
 from cdp.models import Customer, Identity
 from cdp.services import audit_record
 from cdp.sqlvalues import id_array
+from segments.graph import segment_node
 from segments.models import Segment
 from segments.rules import KEY_PATTERN
-from segments.services import _queue_events  # the membership-change path dynamic segments take
+from segments.services import (
+    _queue_events,  # the membership-change path dynamic segments take
+    queue_dependents,
+)
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MATCH_CHUNK = 2_000
@@ -65,7 +69,7 @@ class UploadReport:
             self.unmatched.append((number, value, reason))
 
 
-def _text(upload) -> str:
+def upload_text(upload) -> str:
     if upload is None:
         raise ValidationError({"file": [_("Choose a CSV file.")]})
     if upload.size > MAX_FILE_BYTES:
@@ -265,6 +269,8 @@ def static_members_set(*, segment: Segment, customer_ids: set[int], replace: boo
             )
             change_id = cursor.fetchone()[0]
             transaction.on_commit(lambda: _queue_events(change_id), robust=True)
+            # Segments, tags and stages built on this one follow it.
+            transaction.on_commit(lambda: queue_dependents(segment_node(segment.key)), robust=True)
     Segment.objects.filter(pk=segment.pk).update(member_count=member_count, refreshed_at=now)
     return entered, exited
 
@@ -274,7 +280,7 @@ def static_members_upload(*, segment: Segment, upload, actor, replace: bool = Tr
     """Reads an uploaded CSV and sets the static segment's members from it."""
     if segment.kind != Segment.Kind.STATIC:
         raise ValidationError({"file": [_("Only a static segment takes a list of customers.")]})
-    return _members_from(segment, _text(upload), file_name=upload.name, actor=actor, replace=replace)
+    return _members_from(segment, upload_text(upload), file_name=upload.name, actor=actor, replace=replace)
 
 
 def _members_from(segment: Segment, content: str, *, file_name: str, actor, replace: bool) -> UploadReport:
@@ -315,7 +321,7 @@ def static_segment_create(
         errors["name"] = [_("Give the segment a name.")]
     content = ""
     try:
-        content = _text(upload)
+        content = upload_text(upload)
     except ValidationError as error:
         errors.update(error.message_dict)
     if errors:

@@ -2,6 +2,8 @@
 (and a mistake shown at the condition it is about), saves, and lands on the segment's page with its
 size history drawn."""
 
+from pathlib import Path
+
 from playwright.sync_api import expect
 
 from segments.models import Segment
@@ -100,3 +102,10 @@ def test_a_marketer_builds_a_nested_rule_with_a_live_count_and_saves_it(new_page
         ]
     }
     screenshot(page, "segment-detail")
+
+    # The export streams from the ASGI server; a marketer sees masked phones.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export CSV").click()
+    exported = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    assert exported.splitlines()[0] == "customer_id,name,phone,email,entered_at"
+    assert "钱多多,+86 139****9000" in exported

@@ -193,6 +193,18 @@ def test_a_segment_page_shows_its_size_history_and_latest_changes(marketer, buye
     assert "孙悟空" in changes  # who left, by name
 
 
+def test_members_come_a_page_at_a_time(marketer, buyers, monkeypatch):
+    monkeypatch.setattr(lists, "MEMBERS_PAGE", 2)
+    segment = segment_save(key="everyone", name="全部", rule_data={"event": "Order Completed"}, actor=None)
+    page = text(marketer.get(reverse("segment", args=[segment.pk]), **EN))
+    rows = re.search(r'<tbody id="member-rows">(.*?)</tbody>', page, re.S).group(1)
+    assert "孙悟空" in rows and "钱多多" in rows and "赵敏" not in rows  # the newest customers first
+    more = f"{reverse('segment_members', args=[segment.pk])}?page=2"
+    assert "Show more members" in rows and more in rows
+    rest = text(marketer.get(more, HTTP_HX_REQUEST="true", **EN))
+    assert "赵敏" in rest and "Show more members" not in rest
+
+
 def test_refresh_now_is_for_managers(marketer, client_factory, user_in_role, buyers):
     segment = segment_save(key="lapsed", name="30 天未下单", rule_data=LAPSED, actor=None)
     SegmentMember.objects.filter(segment=segment, customer=buyers[1]).delete()
@@ -301,6 +313,25 @@ def test_a_static_segment_is_made_from_a_list_with_a_report_of_rows_that_match_n
         {"file": SimpleUploadedFile("copy.csv", export, content_type="text/csv"), "mode": "add"},
     )
     assert set(other.members.values_list("customer_id", flat=True)) == {buyers[1].pk, buyers[2].pk}
+
+
+def test_segments_built_on_a_static_one_follow_its_uploads(
+    marketer, buyers, monkeypatch, django_capture_on_commit_callbacks
+):
+    from cdp.celery import app as celery_app
+
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)  # the worker's part, in this process
+    fair = Segment.objects.create(key="fair", name="展会名单", kind=Segment.Kind.STATIC)
+    ordered = segment_save(
+        key="fair-buyers", name="展会买家", rule_data={"and": [{"segment": "fair"}, LAPSED]}, actor=None
+    )
+    assert ordered.member_count == 0
+    upload = SimpleUploadedFile("fair.csv", b"13800138000\n13900139000\n", content_type="text/csv")
+    with django_capture_on_commit_callbacks(execute=True):
+        marketer.post(reverse("segment_upload", args=[fair.pk]), {"file": upload})
+    ordered.refresh_from_db()
+    assert list(ordered.members.values_list("customer_id", flat=True)) == [buyers[1].pk]
+    assert Event.objects.filter(name="segment_entered", properties__segment="fair-buyers").count() == 1
 
 
 def test_a_static_segment_with_mistakes_stores_nothing_and_says_why(marketer, buyers):
