@@ -75,6 +75,7 @@ class Field:
     prefix: Promise | None = None
     options: str | dict | None = None  # a vocabulary list ("tags") or fixed {value: label}
     suggest: str | None = None  # a vocabulary list offered as suggestions for a text input
+    suffix: Promise | None = None
 
     def spec(self) -> dict:
         options = self.options
@@ -84,6 +85,7 @@ class Field:
             "path": list(self.path),
             "widget": self.widget,
             "prefix": str(self.prefix) if self.prefix else "",
+            "suffix": str(self.suffix) if self.suffix else "",
             "options": options,
             "suggest": self.suggest,
         }
@@ -271,7 +273,7 @@ LEAF_KINDS: tuple[LeafKind, ...] = (
         _score_text,
         fields=(
             Field(("score", "op"), "select", gettext_lazy("has a score of"), options=SCORE_LABELS),
-            Field(("score", "value"), "number", gettext_lazy("points")),
+            Field(("score", "value"), "number", suffix=gettext_lazy("points")),
         ),
     ),
 )

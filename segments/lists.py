@@ -21,12 +21,12 @@ from django.utils import timezone
 from cdp.customers import ListPage, list_page, mask_phone
 from cdp.models import Customer, CustomerRole, Identity
 from segments.models import LifecycleStage, MembershipChange, Segment, SegmentMember, Tag
-from segments.services import known_event_names, known_trait_keys
+from segments.services import TRAIT_SAMPLE, known_event_names
 
 # The builder's pickers read the latest events and the most recently active customers: enough to
 # know what occurs, without reading ten million events.
 EVENT_SAMPLE = 20_000
-CUSTOMER_SAMPLE = 20_000
+CUSTOMER_SAMPLE = TRAIT_SAMPLE
 CONSENT_SAMPLE = 20_000
 VALUES_PER_KEY = 12
 DEFAULT_CONSENT_CHANNELS = ("sms", "email", "wechat_oa", "wecom", "phone")
@@ -145,6 +145,11 @@ def primary_contacts(*, customer_ids: list[int], show_pii: bool) -> dict[int, di
 EXPORT_COLUMNS = ("customer_id", "name", "phone", "email", "entered_at")
 
 
+def _spreadsheet_safe(text: str) -> str:
+    """A name a spreadsheet would run as a formula (=HYPERLINK(...)) is kept as text."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def members_csv(*, segment: Segment, show_pii: bool, chunk: int = EXPORT_CHUNK) -> Iterator[str]:
     """The members as CSV text, a chunk of rows at a time: each chunk is one keyset query on the
     (segment, customer) index, so no cursor stays open between chunks and memory holds one chunk
@@ -170,7 +175,7 @@ def members_csv(*, segment: Segment, show_pii: bool, chunk: int = EXPORT_CHUNK) 
             writer.writerow(
                 [
                     customer_id,
-                    name,
+                    _spreadsheet_safe(name),
                     contact.get("phone", ""),
                     contact.get("email", ""),
                     timezone.localtime(entered_at).isoformat(timespec="seconds"),
@@ -246,7 +251,7 @@ def consent_channels(*, sample: int = CONSENT_SAMPLE) -> list[str]:
 def builder_vocabulary() -> dict:
     """Everything the rule builder's pickers offer, named as rules name it."""
     properties = event_properties()
-    traits = trait_values()
+    traits = trait_values()  # the same sample of customers rules check trait names against
     names = sorted(known_event_names() | set(properties))
     return {
         "events": [
@@ -258,9 +263,7 @@ def builder_vocabulary() -> dict:
             }
             for name in names
         ],
-        "traits": [
-            {"key": key, "values": traits.get(key, [])} for key in sorted(known_trait_keys() | set(traits))
-        ],
+        "traits": [{"key": key, "values": values} for key, values in sorted(traits.items())],
         "tags": [
             {"key": key, "name": name}
             for key, name in Tag.objects.order_by("name").values_list("key", "name")

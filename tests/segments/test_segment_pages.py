@@ -249,6 +249,14 @@ def test_the_csv_export_masks_contacts_for_whoever_may_not_see_them(
     assert (rows[0]["phone"], rows[0]["email"]) == ("+8613900139000", "qian@example.com")
 
 
+def test_the_export_keeps_names_that_look_like_formulas_as_text(marketer, buyers):
+    buyers[1].name = "=HYPERLINK(1)"
+    buyers[1].save()
+    segment = segment_save(key="lapsed", name="30 天未下单", rule_data=LAPSED, actor=None)
+    rows = _rows(marketer.get(reverse("segment_export", args=[segment.pk])))
+    assert rows[0]["name"] == "'=HYPERLINK(1)"
+
+
 def test_the_export_reads_the_members_a_chunk_at_a_time(buyers):
     segment = segment_save(key="everyone", name="全部", rule_data={"event": "Order Completed"}, actor=None)
     chunks = list(lists.members_csv(segment=segment, show_pii=True, chunk=2))

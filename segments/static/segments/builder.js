@@ -241,12 +241,13 @@
         const choices = typeof field.options === "string" ? options(field.options) : field.options;
         parts.push(select(choices, current, store, { placeholder: L.choose, label: field.prefix }));
       } else if (field.widget === "number") {
-        parts.push(input("number", current, (value) => store(value === "" ? null : Number(value)), { class: "rule-number", "aria-label": field.prefix }));
+        parts.push(input("number", current, (value) => store(value === "" ? null : Number(value)), { class: "rule-number", "aria-label": field.prefix || field.suffix }));
       } else {
         const attributes = { "aria-label": field.prefix };
         if (field.suggest) attributes.list = datalist(listId(field.suggest), options(field.suggest).map(([value]) => value));
         parts.push(input("text", current, store, attributes));
       }
+      if (field.suffix) parts.push(words(field.suffix));
     }
     return parts;
   }

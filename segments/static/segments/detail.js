@@ -10,7 +10,7 @@
     animation: false,
     grid: { left: 56, right: 18, top: 18, bottom: 30 },
     tooltip: { trigger: "axis" },
-    xAxis: { type: "time" },
+    xAxis: { type: "time", minInterval: 24 * 3600 * 1000 },
     yAxis: { type: "value", min: 0, minInterval: 1 },
     series: [
       {
