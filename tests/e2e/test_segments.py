@@ -49,6 +49,8 @@ def test_a_marketer_builds_a_nested_rule_with_a_live_count_and_saves_it(new_page
     # Did "Order Completed": everyone.
     root.locator(":scope > .rule-group__add select").select_option(label="Event")
     event = root.locator(".rule-leaf[data-kind=event]")
+    # The pickers offer what occurs in the data.
+    expect(page.locator("#vocabulary-events option[value='Order Completed']")).to_have_count(1)
     event.get_by_placeholder("event name").fill("Order Completed")
     expect(count).to_have_text("3")
 
