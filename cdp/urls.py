@@ -49,6 +49,11 @@ urlpatterns = [
     path("segments/<int:segment_id>/members.csv", segment_views.segment_export, name="segment_export"),
     path("tags/", tag_views.tags, name="tags"),
     path("tags/new/", tag_views.tag_create, name="tag_create"),
+    path("tags/<int:tag_id>/", tag_views.tag_detail, name="tag"),
+    path("tags/<int:tag_id>/edit/", tag_views.tag_edit, name="tag_edit"),
+    path("tags/<int:tag_id>/bulk/", tag_views.tag_bulk, name="tag_bulk"),
+    path("tags/<int:tag_id>/merge/", tag_views.tag_merge, name="tag_merge"),
+    path("tags/<int:tag_id>/delete/", tag_views.tag_remove, name="tag_delete"),
     path("customers/<int:customer_id>/tags/", tag_views.customer_tag_add, name="customer_tag_add"),
     path(
         "customers/<int:customer_id>/tags/<int:tag_id>/remove/",

@@ -1,14 +1,30 @@
+import json
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import customer_resolve
-from segments.models import Tag, TagGroup
-from segments.tags import customers_tag, customers_untag, tag_group_save, tag_save, tags_overview
+from segments.models import Segment, Tag, TagGroup
+from segments.rules import RuleError
+from segments.tags import (
+    customers_tag,
+    customers_untag,
+    segment_members_tag,
+    tag_change,
+    tag_delete,
+    tag_group_save,
+    tag_save,
+    tag_users,
+    tags_merge,
+    tags_overview,
+)
+from segments.uploads import upload_match, upload_text
 
 
 def _tags_page(request, *, errors=None, posted=None, status=200):
@@ -43,16 +59,141 @@ def tag_create(request):
             messages.success(request, _("Group “%(name)s” added.") % {"name": group.name})
         else:
             group_id = request.POST.get("group") or None
+            rule_text = request.POST.get("rule", "").strip()
             tag = tag_save(
                 key=request.POST.get("key", ""),
                 name=request.POST.get("name", ""),
                 group=get_object_or_404(TagGroup, pk=group_id) if group_id else None,
                 color=request.POST.get("color", ""),
+                rule_data=_rule_from(rule_text) if rule_text else None,
                 actor=request.user,
             )
             messages.success(request, _("Tag “%(name)s” added.") % {"name": tag.name})
+    except RuleError as error:
+        problems = [f"{problem['path']}: {problem['message']}" for problem in error.problems]
+        return _tags_page(request, errors={"rule": problems}, posted=request.POST, status=400)
     except ValidationError as error:
         return _tags_page(request, errors=error.message_dict, posted=request.POST, status=400)
+    return redirect("tags")
+
+
+def _tag_page(request, tag: Tag, *, errors=None, posted=None, report=None, status=200):
+    holders = tag.holders.count()
+    context = {
+        "tag": tag,
+        "holders": holders,
+        "users": tag_users(tag),
+        "groups": TagGroup.objects.all(),
+        "segments": Segment.objects.order_by("name"),
+        "other_tags": Tag.objects.filter(kind=Tag.Kind.STATIC).exclude(pk=tag.pk).order_by("name"),
+        "can_manage": user_can(request.user, "manage_segments"),
+        "can_tag": user_can(request.user, "edit_customers") and tag.kind == Tag.Kind.STATIC,
+        "errors": errors or {},
+        "posted": posted or {},
+        "rule_text": json.dumps(tag.rule, ensure_ascii=False, indent=2) if tag.rule else "",
+        "report": report,
+    }
+    return render(request, "segments/tag.html", context, status=status)
+
+
+@capability_required("view_segments")
+def tag_detail(request, tag_id: int):
+    return _tag_page(request, get_object_or_404(Tag, pk=tag_id))
+
+
+def _rule_from(text: str):
+    """The posted rule's JSON, or a RuleError at its root saying why it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RuleError(
+            [{"path": "$", "message": f"not valid JSON: {error.msg} (line {error.lineno})"}]
+        ) from error
+
+
+@capability_required("manage_segments")
+@require_POST
+def tag_edit(request, tag_id: int):
+    """Renames, recolours or regroups a tag; a dynamic tag's rule may change too."""
+    tag = get_object_or_404(Tag, pk=tag_id)
+    group_id = request.POST.get("group") or None
+    try:
+        rule_data = _rule_from(request.POST.get("rule", "")) if tag.kind == Tag.Kind.DYNAMIC else None
+        tag_change(
+            tag=tag,
+            name=request.POST.get("name", ""),
+            color=request.POST.get("color", ""),
+            group=get_object_or_404(TagGroup, pk=group_id) if group_id else None,
+            rule_data=rule_data,
+            actor=request.user,
+        )
+    except RuleError as error:
+        problems = [f"{problem['path']}: {problem['message']}" for problem in error.problems]
+        return _tag_page(request, tag, errors={"rule": problems}, posted=request.POST, status=400)
+    except ValidationError as error:
+        return _tag_page(request, tag, errors=error.message_dict, posted=request.POST, status=400)
+    messages.success(request, _("Changes saved."))
+    return redirect("tag", tag_id=tag.pk)
+
+
+@capability_required("edit_customers")
+@require_POST
+def tag_bulk(request, tag_id: int):
+    """Tags (or untags) every member of a segment, or the customers of an uploaded list."""
+    tag = get_object_or_404(Tag, pk=tag_id, kind=Tag.Kind.STATIC)
+    remove = request.POST.get("action") == "remove"
+    report = None
+    try:
+        if request.POST.get("segment"):
+            segment = get_object_or_404(Segment, pk=request.POST["segment"])
+            changed = segment_members_tag(segment=segment, tag=tag, actor=request.user, remove=remove)
+        else:
+            customer_ids, report = upload_match(upload_text(request.FILES.get("file")))
+            change = customers_untag if remove else customers_tag
+            changed = change(customer_ids=sorted(customer_ids), tag=tag, actor=request.user, origin="import")
+    except ValidationError as error:
+        return _tag_page(request, tag, errors=error.message_dict, posted=request.POST, status=400)
+    if remove:
+        text = ngettext("%(count)s customer lost the tag.", "%(count)s customers lost the tag.", changed)
+    else:
+        text = ngettext("%(count)s customer got the tag.", "%(count)s customers got the tag.", changed)
+    messages.success(request, text % {"count": changed})
+    if report is not None and report.unmatched_count:
+        return _tag_page(request, tag, report=report)
+    return redirect("tag", tag_id=tag.pk)
+
+
+@capability_required("manage_segments")
+@require_POST
+def tag_merge(request, tag_id: int):
+    tag = get_object_or_404(Tag, pk=tag_id)
+    into = get_object_or_404(Tag, pk=request.POST.get("into") or 0)
+    try:
+        gained = tags_merge(source=tag, into=into, actor=request.user)
+    except ValidationError as error:
+        return _tag_page(request, tag, errors=error.message_dict, posted=request.POST, status=400)
+    messages.success(
+        request,
+        _("“%(tag)s” merged into “%(into)s”: %(count)s customers got “%(into)s”.")
+        % {"tag": tag.name, "into": into.name, "count": gained},
+    )
+    return redirect("tag", tag_id=into.pk)
+
+
+@capability_required("manage_segments")
+@require_POST
+def tag_remove(request, tag_id: int):
+    tag = get_object_or_404(Tag, pk=tag_id)
+    try:
+        lost = tag_delete(tag=tag, actor=request.user)
+    except ValidationError as error:
+        return _tag_page(request, tag, errors=error.message_dict, status=400)
+    text = ngettext(
+        "Tag “%(name)s” deleted; %(count)s customer lost it.",
+        "Tag “%(name)s” deleted; %(count)s customers lost it.",
+        lost,
+    )
+    messages.success(request, text % {"name": tag.name, "count": lost})
     return redirect("tags")
 
 
