@@ -45,6 +45,12 @@ SECURE_SSL_REDIRECT = env.flag("SECURE_SSL_REDIRECT", default=PRODUCTION)
 BEHIND_TLS_PROXY = env.flag("BEHIND_TLS_PROXY", default=False)
 SMTP_HOST = env.text("EMAIL_HOST", "")
 DEFAULT_FROM_EMAIL = env.text("DEFAULT_FROM_EMAIL", "no-reply@localhost")
+# Channel account secrets are encrypted with this key (any long random text); without it, with a key
+# derived from SECRET_KEY. Changing it makes the stored secrets unreadable: enter them again.
+CHANNEL_SECRETS_KEY = env.text("CHANNEL_SECRETS_KEY", "")
+# A message claimed by a dispatcher that has not recorded the provider's answer within this many
+# seconds is "unknown": its worker died, and it is never resent without a person deciding.
+DISPATCH_LEASE_SECONDS = env.number("DISPATCH_LEASE_SECONDS", 120, minimum=2)
 
 
 def stop_if_misconfigured() -> None:
@@ -248,6 +254,9 @@ CELERY_TASK_ROUTES = {
     "segments.tasks.refresh_customers": {"queue": "segments"},
     "segments.tasks.refresh_dependents": {"queue": "segments"},
     "segments.tasks.rules_tick": {"queue": "segments"},
+    "connectors.tasks.dispatch_account": {"queue": "dispatch"},
+    "connectors.tasks.dispatch_sweep": {"queue": "dispatch"},
+    "connectors.tasks.sandbox_receipts": {"queue": "default"},
 }
 HEARTBEAT_INTERVAL_SECONDS = env.number("HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
 CELERY_BEAT_SCHEDULE = {
@@ -260,6 +269,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Scores whose points lapse, and customers crossing a time window's edge (once a day).
     "rules-tick": {"task": "segments.tasks.rules_tick", "schedule": 60.0, "options": {"expires": 60}},
+    # Due messages whose wake-up was lost, and leases that ran out (messages left in doubt).
+    "dispatch-sweep": {"task": "connectors.tasks.dispatch_sweep", "schedule": 2.0, "options": {"expires": 2}},
+    # Sandbox providers post their receipts back through the inbound path once they are due.
+    "sandbox-receipts": {"task": "connectors.tasks.sandbox_receipts", "schedule": 1.0, "options": {"expires": 1}},
     "heartbeat": {
         "task": "cdp.tasks.heartbeat",
         "schedule": HEARTBEAT_INTERVAL_SECONDS,

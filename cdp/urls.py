@@ -72,6 +72,7 @@ urlpatterns = [
     path("messages/", connector_views.messages_index, name="messages"),
     path("reports/", views.reports, name="reports"),
     path("channels/", connector_views.channels, name="channels"),
+    path("", include("connectors.urls")),
     path("account/", views.account, name="account"),
     path("settings/", views.settings_index, name="settings"),
     path("settings/users/", views.settings_users, name="settings_users"),

@@ -1,13 +1,273 @@
-from django.shortcuts import render
+"""Pages: channel accounts (admins), messages and their lives, the sandbox outbox."""
 
-from cdp.access import capability_required
+from __future__ import annotations
+
+import json
+import secrets
+
+from django.contrib import messages as flash
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from cdp.access import capability_required, user_can
+from cdp.customers import customer_by_identifier
+from cdp.models import Customer
+from connectors.accounts import account_create, account_pause, account_resume, account_update
+from connectors.forms import TestSendForm, settings_form_class, settings_values
+from connectors.models import ChannelAccount, Message
+from connectors.protocol import Channel
+from connectors.registry import kind_get, kinds
+from connectors.sandbox import callback_url
+from connectors.selectors import (
+    account_summaries,
+    message_life,
+    message_search,
+    sandbox_outbox,
+    status_counts,
+)
+from connectors.services import message_enqueue, message_resolve_unknown
+
+PAGE = 50
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @capability_required("view_messages")
 def messages_index(request):
-    return render(request, "connectors/messages.html")
+    params = request.GET
+    customer = None
+    query = params.get("customer", "").strip()
+    if query:
+        customer_id = _int(query)
+        customer = (
+            Customer.objects.filter(pk=customer_id).first()
+            if customer_id
+            else customer_by_identifier(query=query)
+        )
+    found = customer is not None or not query
+    rows = (
+        list(
+            message_search(
+                status=params.get("status", ""),
+                channel=params.get("channel", ""),
+                account_id=_int(params.get("account")),
+                customer_id=customer.pk if customer else None,
+                journey_id=_int(params.get("journey")),
+                before_id=_int(params.get("before")),
+            )[: PAGE + 1]
+        )
+        if found
+        else []
+    )
+    more = len(rows) > PAGE
+    rows = rows[:PAGE]
+    context = {
+        "rows": rows,
+        "more_before": rows[-1].pk if more else None,
+        "statuses": Message.Status.choices,
+        "counts": status_counts(),
+        "channels": Channel.LABELS.items(),
+        "accounts": ChannelAccount.objects.order_by("name"),
+        "filters": params,
+        "customer_not_found": bool(query) and customer is None,
+    }
+    template = "connectors/_message_rows.html" if request.htmx else "connectors/messages.html"
+    return render(request, template, context)
+
+
+@capability_required("view_messages")
+def message_detail(request, message_id: int):
+    message = get_object_or_404(
+        Message.objects.select_related("account", "customer", "template"), pk=message_id
+    )
+    return render(
+        request,
+        "connectors/message.html",
+        {
+            "message": message,
+            "life": message_life(message=message),
+            "links": list(message.links.all()),
+            "content_json": json.dumps(message.content, ensure_ascii=False, indent=2),
+            "can_resolve": user_can(request.user, "send_messages"),
+        },
+    )
+
+
+@capability_required("send_messages")
+@require_POST
+def message_resolve(request, message_id: int):
+    message = get_object_or_404(Message, pk=message_id)
+    resend = request.POST.get("decision") == "resend"
+    try:
+        message_resolve_unknown(message=message, resend=resend, actor=request.user)
+    except ValidationError as error:
+        flash.error(request, " ".join(error.messages))
+    else:
+        flash.success(request, _("Sent again.") if resend else _("Marked as sent."))
+    return redirect("message", message_id=message.pk)
 
 
 @capability_required("manage_channels")
 def channels(request):
-    return render(request, "connectors/channels.html")
+    return render(
+        request,
+        "connectors/channels.html",
+        {
+            "accounts": account_summaries(),
+            "kinds": sorted(kinds().values(), key=lambda kind: (kind.channel, kind.key)),
+            "channel_labels": Channel.LABELS,
+        },
+    )
+
+
+def _kind_or_404(key: str):
+    try:
+        return kind_get(key)
+    except LookupError:
+        raise Http404 from None
+
+
+def _form_errors(form, error: ValidationError) -> None:
+    for field, problems in error.message_dict.items():
+        form.add_error(field if field in form.fields else None, problems)
+
+
+@capability_required("manage_channels")
+def channel_new(request, kind: str):
+    kind_class = _kind_or_404(kind)
+    form_class = settings_form_class(kind_class)
+    initial = {"name": str(kind_class.label)}
+    if kind_class.sandbox:
+        initial["callback_secret"] = secrets.token_urlsafe(24)
+    form = form_class(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            account = account_create(
+                kind=kind,
+                name=form.cleaned_data["name"],
+                values=settings_values(kind_class, form.cleaned_data),
+                rate_per_second=form.cleaned_data["rate_per_second"],
+                actor=request.user,
+            )
+        except ValidationError as error:
+            _form_errors(form, error)
+        else:
+            flash.success(request, _("Account “%(name)s” added.") % {"name": account.name})
+            return redirect("channel", account_id=account.pk)
+    return render(request, "connectors/channel_new.html", {"form": form, "kind": kind_class})
+
+
+@capability_required("manage_channels")
+def channel_detail(request, account_id: int):
+    account = get_object_or_404(ChannelAccount, pk=account_id)
+    kind_class = kind_get(account.kind)
+    form_class = settings_form_class(kind_class, has_secrets=bool(account.secrets_encrypted))
+    initial = {"name": account.name, "rate_per_second": account.rate_per_second, **account.settings}
+    form = form_class(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            account_update(
+                account=account,
+                name=form.cleaned_data["name"],
+                values=settings_values(kind_class, form.cleaned_data),
+                rate_per_second=form.cleaned_data["rate_per_second"],
+                actor=request.user,
+            )
+        except ValidationError as error:
+            _form_errors(form, error)
+        else:
+            flash.success(request, _("Settings saved."))
+            return redirect("channel", account_id=account.pk)
+    return render(
+        request,
+        "connectors/channel.html",
+        {
+            "account": account,
+            "kind": kind_class,
+            "form": form,
+            "test_form": TestSendForm(),
+            "callback_url": callback_url(account.pk),
+            "recent": message_search(account_id=account.pk)[:20],
+        },
+    )
+
+
+@capability_required("manage_channels")
+@require_POST
+def channel_pause(request, account_id: int):
+    account = get_object_or_404(ChannelAccount, pk=account_id)
+    if request.POST.get("resume"):
+        released = account_resume(account=account, actor=request.user)
+        flash.success(request, _("Resumed; %(count)s held messages go out again.") % {"count": released})
+    else:
+        account_pause(
+            account_id=account.pk,
+            reason=_("Paused by %(name)s.") % {"name": request.user},
+            actor=request.user,
+        )
+        flash.success(request, _("Paused. Messages wait until you resume the account."))
+    return redirect("channel", account_id=account.pk)
+
+
+TEST_BODIES = {
+    Channel.SMS: lambda text: {"template_code": "SMS_TEST", "params": {"text": text}, "text": text},
+    Channel.EMAIL: lambda text: {"subject": _("Test message"), "text": text},
+    Channel.WECHAT_TEMPLATE: lambda text: {"template_id": "TEST", "fields": {"first": text}},
+    Channel.WECOM: lambda text: {"text": text},
+    Channel.CALL: lambda text: {"script_id": "test", "params": {"text": text}},
+    Channel.WEBHOOK: lambda text: {"payload": json.dumps({"text": text}, ensure_ascii=False)},
+}
+
+
+@capability_required("manage_channels")
+@require_POST
+def channel_test(request, account_id: int):
+    account = get_object_or_404(ChannelAccount, pk=account_id)
+    form = TestSendForm(request.POST)
+    if not form.is_valid():
+        flash.error(request, _("Give a customer and a text."))
+        return redirect("channel", account_id=account.pk)
+    query = form.cleaned_data["customer"].strip()
+    customer = (
+        Customer.objects.filter(pk=int(query)).first()
+        if query.isdigit()
+        else customer_by_identifier(query=query)
+    )
+    if customer is None:
+        flash.error(request, _("No customer matches “%(query)s”.") % {"query": query})
+        return redirect("channel", account_id=account.pk)
+    message, _created = message_enqueue(
+        account=account,
+        customer=customer,
+        idempotency_key=f"test:{account.pk}:{secrets.token_hex(8)}",
+        body=TEST_BODIES[account.channel](form.cleaned_data["text"]),
+        origin="test",
+        actor=request.user,
+    )
+    if message.status in {Message.Status.SKIPPED, Message.Status.FAILED}:
+        flash.error(request, _("Not sent: %(reason)s") % {"reason": _(message.reason)})
+    else:
+        flash.success(request, _("Test message queued."))
+    return redirect("message", message_id=message.pk)
+
+
+@capability_required("manage_channels")
+def sandbox_page(request):
+    account_id = _int(request.GET.get("account"))
+    return render(
+        request,
+        "connectors/sandbox.html",
+        {
+            "deliveries": sandbox_outbox(account_id=account_id),
+            "accounts": ChannelAccount.objects.filter(kind__startswith="sandbox_").order_by("name"),
+            "account_id": account_id,
+        },
+    )

@@ -1,0 +1,1 @@
+"""Connector kinds, one package each (registered in ``connectors.registry``)."""

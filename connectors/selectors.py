@@ -1,0 +1,81 @@
+"""Reads of messaging: message search, a message's life, account summaries, the sandbox outbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from connectors.models import ChannelAccount, Message, SandboxDelivery
+
+
+def message_search(
+    *,
+    status: str = "",
+    channel: str = "",
+    account_id: int | None = None,
+    customer_id: int | None = None,
+    journey_id: int | None = None,
+    before_id: int | None = None,
+) -> QuerySet:
+    messages = Message.objects.select_related("account", "customer", "template").order_by("-id")
+    if status:
+        messages = messages.filter(status=status)
+    if channel:
+        messages = messages.filter(channel=channel)
+    if account_id:
+        messages = messages.filter(account_id=account_id)
+    if customer_id:
+        messages = messages.filter(customer_id=customer_id)
+    if journey_id:
+        messages = messages.filter(journey_id=journey_id)
+    if before_id:
+        messages = messages.filter(id__lt=before_id)
+    return messages
+
+
+def message_life(*, message: Message) -> list:
+    return list(message.log.order_by("at", "id"))
+
+
+def status_counts() -> dict[str, int]:
+    """Messages per status (the filter's badges); ``unknown`` ones are the ones people must look at."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status, count(*) FROM connectors_message GROUP BY status")
+        return dict(cursor.fetchall())
+
+
+def account_summaries() -> list[ChannelAccount]:
+    since = timezone.now() - dt.timedelta(days=1)
+    return list(
+        ChannelAccount.objects.annotate(
+            sent_day=Count("messages", filter=Q(messages__sent_at__gte=since)),
+            failed_day=Count("messages", filter=Q(messages__failed_at__gte=since)),
+            unknown=Count("messages", filter=Q(messages__status="unknown")),
+            queued=Count("messages", filter=Q(messages__status="queued")),
+        ).order_by("name", "id")
+    )
+
+
+def sandbox_outbox(*, account_id: int | None = None, limit: int = 100) -> QuerySet:
+    deliveries = SandboxDelivery.objects.select_related("account").order_by("-received_at", "-id")
+    if account_id:
+        deliveries = deliveries.filter(account_id=account_id)
+    return deliveries[:limit]
+
+
+def known_trait_names(*, sample: int = 2000) -> set[str]:
+    """Trait names the most recently seen customers have (a sample keeps this fast at any size)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT DISTINCT jsonb_object_keys(traits)
+            FROM (SELECT traits FROM cdp_customer WHERE merged_into_id IS NULL
+                  ORDER BY last_seen_at DESC NULLS LAST LIMIT %s) recent
+            WHERE jsonb_typeof(traits) = 'object'
+            """,
+            [sample],
+        )
+        return {row[0] for row in cursor.fetchall()}

@@ -1,0 +1,204 @@
+"""Receipts come back through the real inbound URL, signed as each provider signs; they move the
+message and become events on the customer's timeline. Links and unsubscribes too."""
+
+import hashlib
+import hmac
+import json
+import time
+from urllib.parse import urlencode
+
+import pytest
+from django.urls import reverse
+
+from cdp.models import Consent, Event
+from connectors.dispatcher import dispatch_account_run
+from connectors.models import InboundCallback, Message, TrackedLink
+from connectors.sandbox import receipts_post
+from connectors.services import message_enqueue
+from tests.connectors.conftest import CALLBACK_SECRET
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def via(client):
+    """Posts the sandbox's callbacks through Django's full request path (URL, middleware, view)."""
+
+    def post(url, callback):
+        path = url.split("://", 1)[1].split("/", 1)[1]
+        query = f"?{urlencode(callback.query)}" if callback.query else ""
+        extra = {
+            f"HTTP_{key.upper().replace('-', '_')}": value for key, value in (callback.headers or {}).items()
+        }
+        response = client.post(
+            f"/{path}{query}", data=callback.body, content_type=callback.content_type, **extra
+        )
+        return response.status_code
+
+    return post
+
+
+def sent(account, customer, key="k1", body=None):
+    body = body or {"template_code": "SMS_1", "text": "您好 https://shop.example/p/1?x=1"}
+    message, _ = message_enqueue(account=account, customer=customer, idempotency_key=key, body=body)
+    dispatch_account_run(account_id=account.pk, budget_seconds=5)
+    message.refresh_from_db()
+    return message
+
+
+def test_a_delivery_report_marks_the_message_delivered_once(client, make_account, make_customer):
+    account, customer = make_account(receipt_delay_seconds=0), make_customer()
+    message = sent(account, customer)
+    assert receipts_post(post=via(client)) == 1
+    message.refresh_from_db()
+    assert message.status == "delivered"
+    assert message.delivered_at is not None
+    assert Event.objects.filter(customer=customer, name="message_delivered").count() == 1
+    stored = InboundCallback.objects.get()
+    assert json.loads(stored.body)[0]["biz_id"] == message.provider_message_id
+    assert stored.receipt_count == 1
+
+    replay = client.post(
+        reverse("connector_inbound", args=[account.pk]),
+        data=stored.body.encode(),
+        content_type="application/json",
+        HTTP_X_SANDBOX_SIGNATURE=hmac.new(
+            CALLBACK_SECRET.encode(), stored.body.encode(), hashlib.sha256
+        ).hexdigest(),
+    )
+    assert replay.status_code == 200
+    assert Event.objects.filter(customer=customer, name="message_delivered").count() == 1
+
+
+def test_a_failure_report_fails_the_message_with_the_provider_reason(client, make_account, make_customer):
+    account, customer = make_account(receipt_delay_seconds=0, failure_rate=1.0), make_customer()
+    message = sent(account, customer)
+    receipts_post(post=via(client))
+    message.refresh_from_db()
+    assert (message.status, message.reason) == ("failed", "MK:0001 号码停机")
+    assert Event.objects.filter(customer=customer, name="message_failed").exists()
+    assert [step.step for step in message.log.all()] == ["queued", "attempt", "receipt"]
+
+
+def test_a_callback_with_a_wrong_signature_is_refused_and_kept(client, make_account, make_customer):
+    account = make_account()
+    response = client.post(
+        reverse("connector_inbound", args=[account.pk]),
+        data=b'[{"biz_id":"1","success":true}]',
+        content_type="application/json",
+        HTTP_X_SANDBOX_SIGNATURE="0" * 64,
+    )
+    assert response.status_code == 400
+    assert response.content == b"signature does not match"
+    assert InboundCallback.objects.get().accepted is False
+
+
+def test_wechat_template_push_signed_by_sha1_of_token_timestamp_nonce(client, make_account, make_customer):
+    account = make_account(kind="sandbox_wechat_template", name="公众号沙箱")
+    customer = make_customer(openid="o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
+    message = sent(
+        account, customer, body={"template_id": "TM0001", "fields": {"first": "{{ customer.name }}"}}
+    )
+    assert message.recipient == "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
+    timestamp, nonce = str(int(time.time())), "1320451234"
+    joined = "".join(sorted([CALLBACK_SECRET, timestamp, nonce])).encode()
+    signature = hashlib.sha1(joined).hexdigest()  # noqa: S324 (WeChat's own scheme)
+    body = (
+        "<xml><ToUserName><![CDATA[gh_7f083739789a]]></ToUserName>"
+        "<FromUserName><![CDATA[o6_bmjrPTlm6_2sgVt7hMZOPfL2M]]></FromUserName>"
+        "<CreateTime>1395658920</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        "<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event>"
+        f"<MsgID>{message.provider_message_id}</MsgID><Status><![CDATA[failed:user block]]></Status></xml>"
+    )
+    url = reverse("connector_inbound", args=[account.pk])
+    response = client.post(
+        f"{url}?signature={signature}&timestamp={timestamp}&nonce={nonce}", data=body, content_type="text/xml"
+    )
+    assert (response.status_code, response.content) == (200, b"success")
+    message.refresh_from_db()
+    assert (message.status, message.reason) == ("failed", "failed:user block")
+
+
+def sendcloud_event(event: str, email_id: str, **extra) -> bytes:
+    timestamp, token = str(int(time.time() * 1000)), "a" * 50
+    signature = hmac.new(CALLBACK_SECRET.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+    fields = {
+        "event": event,
+        "emailId": email_id,
+        "timestamp": timestamp,
+        "token": token,
+        "signature": signature,
+    }
+    return urlencode({**fields, **extra}).encode()
+
+
+def test_email_carries_unsubscribe_and_its_opens_clicks_and_unsubscribes_become_events(
+    client, make_account, make_customer
+):
+    account = make_account(kind="sandbox_email", name="邮件沙箱")
+    customer = make_customer(email="fang@example.com")
+    message = sent(
+        account,
+        customer,
+        body={"subject": "双十一 {{ customer.name }}", "html": "<p>看看 https://shop.example/sale</p>"},
+    )
+    assert message.status == "sent"
+    unsubscribe = message.content["headers"]["List-Unsubscribe"].strip("<>")
+    assert message.content["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "/l/" in message.content["html"] and "shop.example" not in message.content["html"]
+    url = reverse("connector_inbound", args=[account.pk])
+    for event in ("deliver", "open"):
+        body = sendcloud_event(event, message.provider_message_id)
+        response = client.post(url, data=body, content_type="application/x-www-form-urlencoded")
+        assert response.content == b"success"
+    message.refresh_from_db()
+    assert message.status == "delivered" and message.opened_at is not None
+    assert Event.objects.filter(customer=customer, name="message_opened").count() == 1
+
+    link = TrackedLink.objects.get(message=message)
+    response = client.get(reverse("connector_link", args=[link.code]))
+    assert (response.status_code, response["Location"]) == (302, "https://shop.example/sale")
+    clicked = Event.objects.get(customer=customer, name="message_clicked")
+    assert clicked.properties["url"] == "https://shop.example/sale"
+
+    path = "/" + unsubscribe.split("://", 1)[1].split("/", 1)[1]
+    assert "Stop receiving" in client.get(path, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert client.post(path).status_code == 200  # RFC 8058 one-click: no CSRF token of ours
+    assert Consent.objects.get(customer=customer, channel="email").status == "unsubscribed"
+    later = sent(account, customer, key="k2", body={"subject": "又一封", "text": "hi"})
+    assert (later.status, later.reason) == ("skipped", "The customer unsubscribed from this channel.")
+
+
+def test_call_results_carry_duration_and_intent(client, make_account, make_customer):
+    account, customer = (
+        make_account(kind="sandbox_call", name="外呼沙箱", receipt_delay_seconds=0),
+        make_customer(),
+    )
+    message = sent(
+        account, customer, body={"script_id": "winback-1", "params": {"name": "{{ customer.name }}"}}
+    )
+    receipts_post(post=via(client))
+    message.refresh_from_db()
+    assert message.status == "delivered"
+    event = Event.objects.get(customer=customer, name="message_delivered")
+    assert (event.properties["duration"], event.properties["intent"]) == (37, "A")
+
+
+@pytest.mark.parametrize("kind", ["sandbox_wecom", "sandbox_webhook"])
+def test_other_sandboxes_answer_and_report(client, make_account, make_customer, kind):
+    from cdp.models import Identity
+
+    account, customer = make_account(kind=kind, name=kind, receipt_delay_seconds=0), make_customer()
+    Identity.objects.create(
+        customer=customer, type="wecom_external_userid", value="wmABC", first_seen_at=customer.created_at
+    )
+    body = (
+        {"text": "{{ customer.name }}"}
+        if kind == "sandbox_wecom"
+        else {"payload": '{"name": "{{ customer.name }}"}'}
+    )
+    message = sent(account, customer, body=body)
+    assert message.status == "sent"
+    receipts_post(post=via(client))
+    message.refresh_from_db()
+    assert message.status == "delivered"
+    assert Message.objects.count() == 1
