@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -344,6 +345,24 @@ def builder_config() -> dict:
         },
         "labels": builder_labels(),
     }
+
+
+def builder_page_config(problems: list[dict] | None = None) -> dict:
+    """The builder's configuration for a page that holds it (segments, stages, dynamic tags), with
+    the problems of the rule last posted, each shown at its condition."""
+    return {
+        **builder_config(),
+        "problems": problems or [],
+        "previewUrl": reverse("api_segment_preview"),
+        "vocabularyUrl": reverse("api_segment_vocabulary"),
+        "customerUrl": reverse("customer", args=[0]),
+    }
+
+
+def rule_form_context(*, rule_json: str, problems: list[dict], **labels) -> dict:
+    """What ``segments/rule_form.html`` needs besides its form: the headings and links (``labels``),
+    the rule as posted or stored, and the builder's configuration."""
+    return {**labels, "rule_json": rule_json, "config": builder_page_config(problems)}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from segments.models import ScoringRule
+from segments.models import ScoringRule, TagGroup
 
 
 class RuleField(forms.CharField):
@@ -38,12 +38,7 @@ class StageForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=100)
     key = forms.CharField(label=_("Key (used in rules)"), max_length=100, required=False)
     color = forms.CharField(label=_("Colour"), max_length=7, widget=forms.TextInput(attrs={"type": "color"}))
-    rule = RuleField(
-        label=_("Who is in this stage"),
-        help_text=_(
-            'A rule, e.g. {"and": [{"tag": "new-customer"}, {"tag": "online"}]}; see the rules guide.'
-        ),
-    )
+    rule = RuleField(label=_("Who is in this stage"), widget=forms.HiddenInput)
 
 
 class ScoringRuleForm(forms.Form):
@@ -72,3 +67,13 @@ class ScoringRuleForm(forms.Form):
 
     def clean_where(self):
         return self.cleaned_data.get("where") or []
+
+
+class DynamicTagForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100, required=False)
+    key = forms.CharField(label=_("Key (used in rules)"), max_length=100, required=False)
+    group = forms.ModelChoiceField(label=_("Group"), queryset=TagGroup.objects.all(), required=False)
+    color = forms.CharField(
+        label=_("Colour"), max_length=7, required=False, widget=forms.TextInput(attrs={"type": "color"})
+    )
+    rule = RuleField(label=_("Who holds it"), widget=forms.HiddenInput)

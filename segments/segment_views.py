@@ -13,7 +13,6 @@ from django.core.exceptions import ValidationError
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -22,7 +21,7 @@ from cdp.access import capability_required, user_can
 from cdp.customers import primary_phones
 from cdp.models import CustomerRole
 from segments import lists
-from segments.builder import builder_config, rule_outline
+from segments.builder import builder_page_config, rule_outline
 from segments.models import LifecycleStage, Segment, Tag
 from segments.rules import RuleError
 from segments.services import rule_validate, segment_refresh, segment_save
@@ -77,13 +76,7 @@ def _builder_page(request, *, segment, values, errors=None, problems=None, statu
         "segment": segment,
         "values": values,
         "errors": errors or {},
-        "config": {
-            **builder_config(),
-            "problems": problems or [],
-            "previewUrl": reverse("api_segment_preview"),
-            "vocabularyUrl": reverse("api_segment_vocabulary"),
-            "customerUrl": reverse("customer", args=[0]),
-        },
+        "config": builder_page_config(problems),
     }
     return render(request, "segments/builder.html", context, status=status)
 

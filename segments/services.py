@@ -23,14 +23,7 @@ from segments.graph import cycles_refuse, node_users, segment_node
 from segments.models import LifecycleStage, MembershipChange, Segment, Tag
 from segments.rules import (
     KEY_PATTERN,
-    EventRule,
-    RoleRule,
     RuleError,
-    SegmentRule,
-    StageRule,
-    TagRule,
-    TraitRule,
-    rule_leaf_paths,
     rule_parse,
     rule_references,
 )
@@ -64,47 +57,50 @@ def unknown_name(kind: str, name: str, known: set[str]) -> str:
     return f"no {kind} is called “{name}”{hint}"
 
 
+# Where each kind of name in a rule is looked up (event names that occurred, traits that recently
+# active customers have, and the keys of tags, segments, roles and stages).
+NAME_SOURCES = {
+    "event": known_event_names,
+    "trait": known_trait_keys,
+    "tag": lambda: set(Tag.objects.values_list("key", flat=True)),
+    "segment": lambda: set(Segment.objects.values_list("key", flat=True)),
+    "role": lambda: set(CustomerRole.objects.values_list("key", flat=True)),
+    "stage": lambda: set(LifecycleStage.objects.values_list("key", flat=True)),
+}
+
+
+def _named_leaves(data, path: str = "$"):
+    """(path, kind, name) of every name in a rule as written, well formed or not, so that a
+    misspelt name is reported together with the rule's other mistakes."""
+    if not isinstance(data, dict):
+        return
+    for group in ("and", "or"):
+        if isinstance(data.get(group), list):
+            for index, child in enumerate(data[group]):
+                yield from _named_leaves(child, f"{path}.{group}[{index}]")
+            return
+    if "not" in data:
+        yield from _named_leaves(data["not"], f"{path}.not")
+        return
+    for kind in NAME_SOURCES:
+        if isinstance(data.get(kind), str) and data[kind].strip():
+            name = data[kind].strip().lower() if kind == "role" else data[kind]
+            yield f"{path}.{kind}", kind, name
+
+
 def rule_validate(data):
     """The parsed rule when it is well formed and every name in it exists; else RuleError with
     every problem and its JSON path."""
-    rule = rule_parse(data)
-    problems = []
+    try:
+        rule, problems = rule_parse(data), []
+    except RuleError as error:
+        rule, problems = None, list(error.problems)
     known: dict[str, set[str]] = {}
-
-    def names(kind: str, load) -> set[str]:
+    for path, kind, name in _named_leaves(data):
         if kind not in known:
-            known[kind] = load()
-        return known[kind]
-
-    for path, leaf in rule_leaf_paths(rule):
-        if isinstance(leaf, EventRule) and leaf.event not in names("event", known_event_names):
-            problems.append(
-                {"path": f"{path}.event", "message": unknown_name("event", leaf.event, known["event"])}
-            )
-        elif isinstance(leaf, TraitRule) and leaf.trait not in names("trait", known_trait_keys):
-            problems.append(
-                {"path": f"{path}.trait", "message": unknown_name("trait", leaf.trait, known["trait"])}
-            )
-        elif isinstance(leaf, TagRule):
-            tags = names("tag", lambda: set(Tag.objects.values_list("key", flat=True)))
-            if leaf.tag not in tags:
-                problems.append({"path": f"{path}.tag", "message": unknown_name("tag", leaf.tag, tags)})
-        elif isinstance(leaf, SegmentRule):
-            segments = names("segment", lambda: set(Segment.objects.values_list("key", flat=True)))
-            if leaf.segment not in segments:
-                problems.append(
-                    {"path": f"{path}.segment", "message": unknown_name("segment", leaf.segment, segments)}
-                )
-        elif isinstance(leaf, RoleRule):
-            roles = names("role", lambda: set(CustomerRole.objects.values_list("key", flat=True)))
-            if leaf.role not in roles:
-                problems.append({"path": f"{path}.role", "message": unknown_name("role", leaf.role, roles)})
-        elif isinstance(leaf, StageRule):
-            stages = names("stage", lambda: set(LifecycleStage.objects.values_list("key", flat=True)))
-            if leaf.stage not in stages:
-                problems.append(
-                    {"path": f"{path}.stage", "message": unknown_name("stage", leaf.stage, stages)}
-                )
+            known[kind] = NAME_SOURCES[kind]()
+        if name not in known[kind]:
+            problems.append({"path": path, "message": unknown_name(kind, name, known[kind])})
     if problems:
         raise RuleError(problems)
     return rule

@@ -1,14 +1,18 @@
 """The lifecycle pages: the kanban of stages with the customers in each, the stages' definitions,
 and the scoring rules."""
 
+import json
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import primary_phones
+from segments.builder import rule_form_context
 from segments.forms import ScoringRuleForm, StageForm
 from segments.models import CustomerStage, LifecycleStage, ScoringRule
 from segments.rules import RuleError
@@ -18,11 +22,8 @@ from segments.stages import stage_board, stage_delete, stage_save, stage_users, 
 
 
 def _form_errors(form, error: Exception) -> None:
-    """A service's refusal shown beside the fields it names (rule problems with their paths)."""
-    if isinstance(error, RuleError):
-        for problem in error.problems:
-            form.add_error("rule", f"{problem['path']}: {problem['message']}")
-        return
+    """A service's refusal shown beside the fields it names (a rule's problems are shown by the
+    rule builder at their conditions)."""
     for field, field_errors in error.message_dict.items():
         for message in field_errors:
             form.add_error(field if field in form.fields else None, message)
@@ -41,7 +42,6 @@ def lifecycle(request):
     context = {
         "board": board,
         "can_manage": user_can(request.user, "manage_segments"),
-        "form": StageForm(initial={"color": "#2563eb"}),
     }
     return render(request, "segments/lifecycle.html", context)
 
@@ -53,6 +53,7 @@ def stage_edit(request, stage_id: int | None = None):
         {"name": stage.name, "key": stage.key, "color": stage.color, "rule": stage.rule} if stage else {}
     )
     form = StageForm(request.POST or None, initial=initial or {"color": "#2563eb"})
+    problems = []
     if request.method == "POST" and form.is_valid():
         values = form.cleaned_data
         try:
@@ -64,7 +65,10 @@ def stage_edit(request, stage_id: int | None = None):
                 stage=stage,
                 actor=request.user,
             )
-        except (RuleError, ValidationError) as error:
+        except RuleError as error:
+            problems = error.problems
+            form.add_error(None, _("Fix the marked conditions of the rule."))
+        except ValidationError as error:
             _form_errors(form, error)
         else:
             count = CustomerStage.objects.filter(stage=saved).count()
@@ -74,7 +78,23 @@ def stage_edit(request, stage_id: int | None = None):
                 % {"name": saved.name, "count": count},
             )
             return redirect("lifecycle")
-    context = {"form": form, "stage": stage, "users": stage_users(stage) if stage else []}
+    posted_rule = request.POST.get("rule") if request.method == "POST" else None
+    context = {
+        "form": form,
+        "stage": stage,
+        "users": stage_users(stage) if stage else [],
+        **rule_form_context(
+            heading=stage.name if stage else _("New stage"),
+            back_url=reverse("lifecycle"),
+            back_label=_("Lifecycle"),
+            rule_title=_("Who is in this stage"),
+            rule_help=_("Every customer is in the furthest stage of the path whose rule they match."),
+            submit_label=_("Save stage"),
+            rule_json=posted_rule or json.dumps(stage.rule if stage else {"and": []}, ensure_ascii=False),
+            problems=problems,
+            fixed_key=stage.key if stage else "",
+        ),
+    }
     return render(request, "segments/stage_form.html", context, status=400 if form.errors else 200)
 
 

@@ -4,12 +4,15 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import customer_resolve
+from segments.builder import rule_form_context
+from segments.forms import DynamicTagForm
 from segments.models import Segment, Tag, TagGroup
 from segments.rules import RuleError
 from segments.tags import (
@@ -59,19 +62,14 @@ def tag_create(request):
             messages.success(request, _("Group “%(name)s” added.") % {"name": group.name})
         else:
             group_id = request.POST.get("group") or None
-            rule_text = request.POST.get("rule", "").strip()
             tag = tag_save(
                 key=request.POST.get("key", ""),
                 name=request.POST.get("name", ""),
                 group=get_object_or_404(TagGroup, pk=group_id) if group_id else None,
                 color=request.POST.get("color", ""),
-                rule_data=_rule_from(rule_text) if rule_text else None,
                 actor=request.user,
             )
             messages.success(request, _("Tag “%(name)s” added.") % {"name": tag.name})
-    except RuleError as error:
-        problems = [f"{problem['path']}: {problem['message']}" for problem in error.problems]
-        return _tags_page(request, errors={"rule": problems}, posted=request.POST, status=400)
     except ValidationError as error:
         return _tags_page(request, errors=error.message_dict, posted=request.POST, status=400)
     return redirect("tags")
@@ -90,7 +88,6 @@ def _tag_page(request, tag: Tag, *, errors=None, posted=None, report=None, statu
         "can_tag": user_can(request.user, "edit_customers") and tag.kind == Tag.Kind.STATIC,
         "errors": errors or {},
         "posted": posted or {},
-        "rule_text": json.dumps(tag.rule, ensure_ascii=False, indent=2) if tag.rule else "",
         "report": report,
     }
     return render(request, "segments/tag.html", context, status=status)
@@ -101,35 +98,95 @@ def tag_detail(request, tag_id: int):
     return _tag_page(request, get_object_or_404(Tag, pk=tag_id))
 
 
-def _rule_from(text: str):
-    """The posted rule's JSON, or a RuleError at its root saying why it is not JSON."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RuleError(
-            [{"path": "$", "message": f"not valid JSON: {error.msg} (line {error.lineno})"}]
-        ) from error
+def _dynamic_tag_form(request, tag: Tag | None):
+    """A dynamic tag's name, key, group, colour and rule, the rule edited in the rule builder."""
+    initial = (
+        {"name": tag.name, "key": tag.key, "group": tag.group, "color": tag.display_color, "rule": tag.rule}
+        if tag
+        else {"color": "#7c3aed"}
+    )
+    form = DynamicTagForm(request.POST or None, initial=initial)
+    problems: list[dict] = []
+    if request.method == "POST" and form.is_valid():
+        values = form.cleaned_data
+        try:
+            if tag is None:
+                saved = tag_save(
+                    key=values["key"],
+                    name=values["name"],
+                    group=values["group"],
+                    color=values["color"],
+                    rule_data=values["rule"],
+                    actor=request.user,
+                )
+            else:
+                saved = tag_change(
+                    tag=tag,
+                    name=values["name"],
+                    color=values["color"],
+                    group=values["group"],
+                    rule_data=values["rule"],
+                    actor=request.user,
+                )
+        except RuleError as error:
+            problems = error.problems
+            form.add_error(None, _("Fix the marked conditions of the rule."))
+        except ValidationError as error:
+            for field, field_errors in error.message_dict.items():
+                for message in field_errors:
+                    form.add_error(field if field in form.fields else None, message)
+        else:
+            count = saved.holders.count()
+            messages.success(
+                request,
+                _("“%(name)s” saved: %(count)s customers hold it now.")
+                % {"name": saved.name, "count": count},
+            )
+            return redirect("tag", tag_id=saved.pk)
+    posted_rule = request.POST.get("rule") if request.method == "POST" else None
+    context = {
+        "form": form,
+        **rule_form_context(
+            heading=tag.name if tag else _("New dynamic tag"),
+            back_url=reverse("tag", args=[tag.pk]) if tag else reverse("tags"),
+            back_label=tag.name if tag else _("Tags"),
+            rule_title=_("Who holds it"),
+            rule_help=_(
+                "Customers get the tag when they come to match the rule and lose it when they no longer do."
+            ),
+            submit_label=_("Save tag"),
+            rule_json=posted_rule or json.dumps(tag.rule if tag else {"and": []}, ensure_ascii=False),
+            problems=problems,
+            fixed_key=tag.key if tag else "",
+        ),
+    }
+    return render(request, "segments/rule_form.html", context, status=400 if form.errors else 200)
+
+
+@capability_required("manage_segments")
+def tag_dynamic_new(request):
+    return _dynamic_tag_form(request, None)
+
+
+@capability_required("manage_segments")
+def tag_rule_edit(request, tag_id: int):
+    return _dynamic_tag_form(request, get_object_or_404(Tag, pk=tag_id, kind=Tag.Kind.DYNAMIC))
 
 
 @capability_required("manage_segments")
 @require_POST
 def tag_edit(request, tag_id: int):
-    """Renames, recolours or regroups a tag; a dynamic tag's rule may change too."""
+    """Renames, recolours or regroups a tag (a dynamic tag's rule is edited in the rule builder)."""
     tag = get_object_or_404(Tag, pk=tag_id)
     group_id = request.POST.get("group") or None
     try:
-        rule_data = _rule_from(request.POST.get("rule", "")) if tag.kind == Tag.Kind.DYNAMIC else None
         tag_change(
             tag=tag,
             name=request.POST.get("name", ""),
             color=request.POST.get("color", ""),
             group=get_object_or_404(TagGroup, pk=group_id) if group_id else None,
-            rule_data=rule_data,
             actor=request.user,
         )
-    except RuleError as error:
-        problems = [f"{problem['path']}: {problem['message']}" for problem in error.problems]
-        return _tag_page(request, tag, errors={"rule": problems}, posted=request.POST, status=400)
     except ValidationError as error:
         return _tag_page(request, tag, errors=error.message_dict, posted=request.POST, status=400)
     messages.success(request, _("Changes saved."))

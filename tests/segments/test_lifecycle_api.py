@@ -30,7 +30,8 @@ def test_tags_are_made_set_in_bulk_and_refused_deletion_while_a_rule_reads_them(
     )
     assert bad.status_code == 400
     problems = {problem["path"]: problem["message"] for problem in bad.json()["errors"]}
-    assert set(problems) == {"$.within_days"}
+    assert set(problems) == {"$.within_days", "$.event"}  # every mistake at once
+    assert "did you mean “Product Viewed”" in problems["$.event"]
     assert not Tag.objects.filter(key="hot").exists()
 
     made = client.post(

@@ -10,6 +10,7 @@ from segments.scoring import scores_award
 from segments.services import segment_save
 from segments.stages import stage_save
 from tests.segments.test_rule_agreement import store
+from tests.segments.test_segment_pages import builder_config_of
 from tests.segments.test_stages_scores import order, person, send, view
 
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
@@ -62,14 +63,16 @@ def test_a_bad_stage_rule_is_shown_where_it_is_wrong_and_nothing_is_saved(client
         **EN,
     )
     assert response.status_code == 400
-    body = response.content.decode()
-    assert "$.count.value" in body
+    # the rule builder shows each problem at its condition
+    assert [problem["path"] for problem in builder_config_of(response)["problems"]] == ["$.count.value", "$.event"]
+    assert "Fix the marked conditions of the rule." in response.content.decode()
     response = client.post(
         reverse("lifecycle_stage_new"),
         {"name": "Loyal", "key": "loyal", "color": "#16a34a", "rule": '{"event": "Order Complete"}'},
         **EN,
     )
-    assert "did you mean “Order Completed”" in response.content.decode()
+    (problem,) = builder_config_of(response)["problems"]
+    assert problem["path"] == "$.event" and "did you mean “Order Completed”" in problem["message"]
     response = client.post(
         reverse("lifecycle_stage_new"),
         {"name": "Loyal", "key": "loyal", "color": "#16a34a", "rule": "{oops"},

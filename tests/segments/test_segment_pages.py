@@ -129,10 +129,13 @@ def test_mistakes_come_back_beside_what_they_are_about_and_nothing_typed_is_lost
     assert "Use lower-case letters, digits, - and _" in page
     assert 'value="我的分群"' in page and "说明文字" in page and 'value="Bad Key"' in page
     # The rule as typed goes back into the builder, with each problem at its condition's path.
-    hidden = re.search(r'<input type="hidden" name="rule" id="segment-rule" value="([^"]*)"', page).group(1)
+    hidden = re.search(r'<input type="hidden" name="rule" id="rule-input" value="([^"]*)"', page).group(1)
     assert json.loads(hidden.replace("&quot;", '"')) == rule
     problems = {problem["path"]: problem["message"] for problem in builder_config_of(response)["problems"]}
-    assert problems == {"$.and[1].within_days": "Input should be greater than or equal to 1"}
+    assert problems == {
+        "$.and[0].event": "no event is called “Order Complete”; did you mean “Order Completed”?",
+        "$.and[1].within_days": "Input should be greater than or equal to 1",
+    }
     assert not Segment.objects.filter(name="我的分群").exists()
 
     # Names are checked against the data, with the closest real ones.
@@ -158,9 +161,7 @@ def test_editing_keeps_the_key_and_changes_the_rule(marketer, buyers):
     segment = segment_save(key="lapsed", name="30 天未下单", rule_data=LAPSED, actor=None)
     page = marketer.get(reverse("segment_edit", args=[segment.pk]), **EN)
     assert (
-        json.loads(
-            re.search(r'id="segment-rule" value="([^"]*)"', text(page)).group(1).replace("&quot;", '"')
-        )
+        json.loads(re.search(r'id="rule-input" value="([^"]*)"', text(page)).group(1).replace("&quot;", '"'))
         == LAPSED
     )
 

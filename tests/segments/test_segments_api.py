@@ -44,7 +44,10 @@ def test_the_preview_counts_and_shows_who_matches_while_editing(api, user_in_rol
     )
     assert response.status_code == 400
     problems = {problem["path"]: problem["message"] for problem in response.json()["errors"]}
-    assert problems == {"$.and[1].within_days": "Input should be greater than or equal to 1"}
+    assert problems == {
+        "$.and[0].event": "no event is called “Order Complete”; did you mean “Order Completed”?",
+        "$.and[1].within_days": "Input should be greater than or equal to 1",
+    }
 
 
 def test_a_saved_segment_holds_its_members_and_changes_by_diff(api, user_in_role, buyers):  # noqa: F811
@@ -101,7 +104,9 @@ def test_a_segment_cannot_build_on_itself(api, user_in_role, buyers):  # noqa: F
         content_type="application/json",
     )
     assert response.status_code == 400
-    assert response.json()["errors"] == [{"path": "$", "message": "refers back to itself: segment:a → segment:b → segment:a"}]
+    assert response.json()["errors"] == [
+        {"path": "$", "message": "refers back to itself: segment:a → segment:b → segment:a"}
+    ]
     assert Segment.objects.get(key="a").rule == LAPSED  # nothing stored
 
 

@@ -11,6 +11,7 @@ from segments.models import CustomerTag, Tag
 from segments.services import segment_save
 from segments.tags import customers_tag, tag_save
 from tests.segments.test_rule_agreement import store
+from tests.segments.test_segment_pages import builder_config_of
 from tests.segments.test_stages_scores import order, person, view
 
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
@@ -25,32 +26,41 @@ def holders(key):
     return set(CustomerTag.objects.filter(tag__key=key).values_list("customer_id", flat=True))
 
 
-def test_marketers_make_a_dynamic_tag_from_a_rule_and_bad_rules_are_refused(client, user_in_role, people):
+def test_marketers_make_a_dynamic_tag_in_the_rule_builder_and_bad_rules_are_refused(
+    client, user_in_role, people
+):
     visitor, buyer, browsing_buyer = people
     client.force_login(user_in_role("Marketer"))
+    page = client.get(reverse("tag_dynamic_new"), **EN).content.decode()
+    assert 'id="rule-builder"' in page and "Live count" in page
     response = client.post(
-        reverse("tag_create"),
-        {"form": "tag", "key": "hot", "name": "Hot", "rule": '{"event": "Product Veiwed"}'},
+        reverse("tag_dynamic_new"),
+        {"key": "hot", "name": "Hot", "color": "#dc2626", "rule": '{"event": "Product Veiwed"}'},
         **EN,
     )
     assert response.status_code == 400
-    assert "did you mean “Product Viewed”" in response.content.decode()
+    (problem,) = builder_config_of(response)["problems"]
+    assert problem["path"] == "$.event" and "did you mean “Product Viewed”" in problem["message"]
+    assert 'value="Hot"' in response.content.decode()  # what was typed is kept
     assert not Tag.objects.filter(key="hot").exists()
-    client.post(
-        reverse("tag_create"),
-        {"form": "tag", "key": "hot", "name": "Hot", "rule": '{"event": "Product Viewed"}'},
+    response = client.post(
+        reverse("tag_dynamic_new"),
+        {"key": "hot", "name": "Hot", "color": "#dc2626", "rule": '{"event": "Product Viewed"}'},
+        follow=True,
+        **EN,
     )
+    assert "“Hot” saved: 2 customers hold it now." in response.content.decode()
     assert holders("hot") == {visitor.pk, browsing_buyer.pk}
 
     hot = Tag.objects.get(key="hot")
     page = client.get(reverse("tag", args=[hot.pk]), **EN).content.decode()
     assert "2 customers hold it" in page and "Tag many customers at once" not in page  # a rule decides
     client.post(
-        reverse("tag_edit", args=[hot.pk]),
-        {"name": "Browsing", "color": "#dc2626", "rule": '{"event": "Order Completed"}'},
+        reverse("tag_rule", args=[hot.pk]),
+        {"name": "Buying", "color": "#16a34a", "rule": '{"event": "Order Completed"}'},
     )
     hot.refresh_from_db()
-    assert (hot.name, hot.color) == ("Browsing", "#dc2626")
+    assert (hot.name, hot.color, hot.key) == ("Buying", "#16a34a", "hot")
     assert holders("hot") == {buyer.pk, browsing_buyer.pk}
 
 

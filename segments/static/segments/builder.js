@@ -8,8 +8,8 @@
   const config = JSON.parse(document.getElementById("builder-config").textContent);
   const L = config.labels;
   const KINDS = Object.fromEntries(config.kinds.map((kind) => [kind.key, kind]));
-  const form = document.getElementById("segment-form");
-  const hidden = document.getElementById("segment-rule");
+  const form = document.getElementById("rule-form");
+  const hidden = document.getElementById("rule-input");
   const mount = document.getElementById("rule-builder");
   const preview = {
     box: document.getElementById("rule-preview"),
