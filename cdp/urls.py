@@ -45,6 +45,7 @@ urlpatterns = [
     path("segments/<int:segment_id>/edit/", segment_views.segment_edit, name="segment_edit"),
     path("segments/<int:segment_id>/members/", segment_views.segment_members, name="segment_members"),
     path("segments/<int:segment_id>/refresh/", segment_views.segment_refresh_now, name="segment_refresh"),
+    path("segments/<int:segment_id>/delete/", segment_views.segment_remove, name="segment_delete"),
     path("segments/<int:segment_id>/upload/", segment_views.segment_upload, name="segment_upload"),
     path("segments/<int:segment_id>/members.csv", segment_views.segment_export, name="segment_export"),
     path("tags/", tag_views.tags, name="tags"),

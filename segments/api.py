@@ -13,7 +13,7 @@ from cdp.customers import primary_phones
 from segments.lists import builder_vocabulary
 from segments.models import Segment
 from segments.rules import RuleError
-from segments.services import segment_preview, segment_refresh, segment_save
+from segments.services import segment_delete, segment_preview, segment_refresh, segment_save
 
 
 class RuleProblem(serializers.Serializer):
@@ -112,6 +112,24 @@ class SegmentListView(APIView):
         except DjangoValidationError as error:
             return Response(error.message_dict, status=status.HTTP_400_BAD_REQUEST)
         return Response(SegmentOutput(segment).data, status=status.HTTP_201_CREATED)
+
+
+class SegmentDetailView(APIView):
+    required_capability = {"GET": "view_segments", "DELETE": "manage_segments"}
+    permission_classes = [HasCapability]
+
+    @extend_schema(responses=SegmentOutput)
+    def get(self, request, segment_id: int):
+        return Response(SegmentOutput(get_object_or_404(Segment, pk=segment_id)).data)
+
+    @extend_schema(responses={204: None, 409: RuleProblems})
+    def delete(self, request, segment_id: int):
+        """Refused (409) while other rules read the segment; the answer names them."""
+        try:
+            segment_delete(segment=get_object_or_404(Segment, pk=segment_id), actor=request.user)
+        except DjangoValidationError as error:
+            return Response(error.message_dict, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class SegmentRefreshView(APIView):

@@ -24,7 +24,7 @@ from segments import lists
 from segments.builder import builder_page_config, rule_outline
 from segments.models import LifecycleStage, Segment, Tag
 from segments.rules import RuleError
-from segments.services import rule_validate, segment_refresh, segment_save
+from segments.services import rule_validate, segment_delete, segment_refresh, segment_save, segment_users
 from segments.uploads import static_members_upload, static_segment_create
 
 UPLOAD_REPORT = "segment-upload-report-{}"
@@ -185,6 +185,7 @@ def _detail_page(request, segment: Segment, *, upload_errors=None, status=200):
     context = {
         "segment": segment,
         "can_manage": user_can(request.user, "manage_segments"),
+        "users": segment_users(segment),
         "outline": rule_outline(segment.rule, _names()) if segment.rule else None,
         "history": {"points": lists.size_history(segment=segment)},
         "changes": lists.recent_changes(segment=segment),
@@ -220,6 +221,20 @@ def segment_refresh_now(request, segment_id: int):
         % {"entered": change.entered, "exited": change.exited},
     )
     return redirect("segment", segment_id=segment.pk)
+
+
+@capability_required("manage_segments")
+@require_POST
+def segment_remove(request, segment_id: int):
+    segment = get_object_or_404(Segment, pk=segment_id)
+    try:
+        segment_delete(segment=segment, actor=request.user)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+        return redirect("segment", segment_id=segment.pk)
+    messages.success(request, _("Segment “%(name)s” deleted.") % {"name": segment.name})
+    return redirect("segments")
 
 
 @capability_required("manage_segments")

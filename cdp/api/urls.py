@@ -2,7 +2,13 @@ from django.urls import path
 
 from cdp.api.customers import CustomerDetailView, CustomerEventsView, CustomerListView
 from cdp.api.views import MeView, SchemaView
-from segments.api import SegmentListView, SegmentPreviewView, SegmentRefreshView, SegmentVocabularyView
+from segments.api import (
+    SegmentDetailView,
+    SegmentListView,
+    SegmentPreviewView,
+    SegmentRefreshView,
+    SegmentVocabularyView,
+)
 from segments.lifecycle_api import (
     CustomerLifecycleView,
     ScoringRuleDetailView,
@@ -39,5 +45,6 @@ urlpatterns = [
     path("segments/", SegmentListView.as_view(), name="api_segments"),
     path("segments/vocabulary/", SegmentVocabularyView.as_view(), name="api_segment_vocabulary"),
     path("segments/preview/", SegmentPreviewView.as_view(), name="api_segment_preview"),
+    path("segments/<int:segment_id>/", SegmentDetailView.as_view(), name="api_segment"),
     path("segments/<int:segment_id>/refresh/", SegmentRefreshView.as_view(), name="api_segment_refresh"),
 ]

@@ -124,3 +124,16 @@ def test_the_schema_describes_tags_stages_and_scoring(client, user_in_role):
         "/api/customers/{customer_id}/lifecycle/",
     ):
         assert path in schema["paths"], path
+
+
+def test_a_segment_is_deleted_over_the_api_unless_a_rule_reads_it(api, user_in_role, people, admin_user):  # noqa: F811
+    client = api(user_in_role("Marketer"))
+    lapsed = segment_save(key="buyers", name="买家", rule_data={"event": "Order Completed"}, actor=admin_user)
+    segment_save(key="buyers-again", name="复购", rule_data={"segment": "buyers"}, actor=admin_user)
+    refused = client.delete(f"/api/segments/{lapsed.pk}/")
+    assert refused.status_code == 409 and "复购" in str(refused.json())
+    assert client.get(f"/api/segments/{lapsed.pk}/").json()["member_count"] == 2
+    again = client.get("/api/segments/").json()
+    client.delete(f"/api/segments/{next(s['id'] for s in again if s['key'] == 'buyers-again')}/")
+    assert client.delete(f"/api/segments/{lapsed.pk}/").status_code == 204
+    assert client.get(f"/api/segments/{lapsed.pk}/").status_code == 404

@@ -394,3 +394,19 @@ def test_every_kind_of_condition_is_a_leaf_of_the_rule_language_and_every_operat
     }
     for kind in config["kinds"]:
         assert kind["blank"] and next(iter(kind["blank"])) == kind["key"]
+
+
+def test_a_segment_that_another_rule_reads_is_not_deleted_and_an_unused_one_is(marketer, buyers):
+    segment_save(key="lapsed", name="30 天未下单", rule_data=LAPSED, actor=None)
+    built_on = segment_save(key="lapsed-sz", name="深圳流失", rule_data={"segment": "lapsed"}, actor=None)
+    lapsed = Segment.objects.get(key="lapsed")
+    page = text(marketer.get(reverse("segment", args=[lapsed.pk]), **EN))
+    assert "segment “深圳流失”" in page and "Delete segment" not in page
+    response = marketer.post(reverse("segment_delete", args=[lapsed.pk]), follow=True, **EN)
+    assert "is used by segment “深圳流失”" in text(response)
+    assert Segment.objects.filter(pk=lapsed.pk).exists()
+
+    marketer.post(reverse("segment_delete", args=[built_on.pk]))
+    response = marketer.post(reverse("segment_delete", args=[lapsed.pk]), follow=True, **EN)
+    assert "Segment “30 天未下单” deleted." in text(response)
+    assert not Segment.objects.filter(key__in=["lapsed", "lapsed-sz"]).exists()
