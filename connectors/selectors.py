@@ -79,3 +79,14 @@ def known_trait_names(*, sample: int = 2000) -> set[str]:
             [sample],
         )
         return {row[0] for row in cursor.fetchall()}
+
+
+def customer_lookup(query: str):
+    """The customer named by an id (``42`` or ``#42``) or by an exact phone, email or user id."""
+    from cdp.customers import customer_by_identifier, customer_resolve
+
+    query = query.strip()
+    digits = query.removeprefix("#")
+    if digits.isdigit() and (query.startswith("#") or len(digits) < 10):  # phones are longer
+        return customer_resolve(customer_id=int(digits))
+    return customer_by_identifier(query=query) if query else None

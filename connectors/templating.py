@@ -31,7 +31,7 @@ class _RecordingUndefined(Undefined):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         name = self._undefined_name or "?"
-        parent = getattr(self._undefined_obj, "_dotted", None)
+        parent = getattr(self._undefined_obj, "_dotted", None) if self._undefined_obj is not None else None
         self._dotted = f"{parent}.{name}" if parent else str(name)
         missing = _missing_sink()
         if missing is not None:
@@ -122,12 +122,28 @@ def _syntax_problem(text) -> str:
     return ""
 
 
+class _Scope(dict):
+    """A dict that knows its dotted name, so a missing key in it is reported as ``traits.company``."""
+
+    _dotted = ""
+
+
+def _scoped(value, dotted: str):
+    if isinstance(value, dict):
+        scope = _Scope({key: _scoped(item, f"{dotted}.{key}") for key, item in value.items()})
+        scope._dotted = dotted
+        return scope
+    return value
+
+
 def variables_context(*, customer, event_properties: dict | None = None) -> dict:
     traits = dict(customer.traits or {}) if customer is not None else {}
     return {
-        "customer": {"id": getattr(customer, "pk", None), "name": getattr(customer, "name", ""), **traits},
-        "traits": traits,
-        "event": dict(event_properties or {}),
+        "customer": _scoped(
+            {"id": getattr(customer, "pk", None), "name": getattr(customer, "name", ""), **traits}, "customer"
+        ),
+        "traits": _scoped(traits, "traits"),
+        "event": _scoped(dict(event_properties or {}), "event"),
     }
 
 

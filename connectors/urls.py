@@ -1,8 +1,16 @@
 from django.urls import path
 
-from connectors import inbound_views, views
+from connectors import inbound_views, template_views, views
 
 urlpatterns = [
+    path("messages/templates/", template_views.templates_index, name="message_templates"),
+    path("messages/templates/new/<str:channel>/", template_views.template_edit, name="message_template_new"),
+    path("messages/templates/<int:template_id>/", template_views.template_edit, name="message_template"),
+    path(
+        "messages/templates/preview/<str:channel>/",
+        template_views.template_preview,
+        name="message_template_preview",
+    ),
     path("messages/<int:message_id>/", views.message_detail, name="message"),
     path("messages/<int:message_id>/resolve/", views.message_resolve, name="message_resolve"),
     path("channels/new/<str:kind>/", views.channel_new, name="channel_new"),

@@ -13,8 +13,6 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
-from cdp.customers import customer_by_identifier
-from cdp.models import Customer
 from connectors.accounts import account_create, account_pause, account_resume, account_update
 from connectors.forms import TestSendForm, settings_form_class, settings_values
 from connectors.models import ChannelAccount, Message
@@ -23,6 +21,7 @@ from connectors.registry import kind_get, kinds
 from connectors.sandbox import callback_url
 from connectors.selectors import (
     account_summaries,
+    customer_lookup,
     message_life,
     message_search,
     sandbox_outbox,
@@ -46,12 +45,7 @@ def messages_index(request):
     customer = None
     query = params.get("customer", "").strip()
     if query:
-        customer_id = _int(query)
-        customer = (
-            Customer.objects.filter(pk=customer_id).first()
-            if customer_id
-            else customer_by_identifier(query=query)
-        )
+        customer = customer_lookup(query)
     found = customer is not None or not query
     rows = (
         list(
@@ -236,11 +230,7 @@ def channel_test(request, account_id: int):
         flash.error(request, _("Give a customer and a text."))
         return redirect("channel", account_id=account.pk)
     query = form.cleaned_data["customer"].strip()
-    customer = (
-        Customer.objects.filter(pk=int(query)).first()
-        if query.isdigit()
-        else customer_by_identifier(query=query)
-    )
+    customer = customer_lookup(query)
     if customer is None:
         flash.error(request, _("No customer matches “%(query)s”.") % {"query": query})
         return redirect("channel", account_id=account.pk)

@@ -13,6 +13,15 @@ CALLBACK_SECRET = "sandbox-callback-secret-1"
 
 
 @pytest.fixture(autouse=True)
+def in_english():
+    """Service-level texts are compared in English; pages are read in the language they are asked in."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def sandbox_connections_closed():
     yield
     pools_close()  # the sandbox provider's own connections would keep the test database open
