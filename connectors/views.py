@@ -116,7 +116,11 @@ def channels(request):
         "connectors/channels.html",
         {
             "accounts": account_summaries(),
-            "kinds": sorted(kinds().values(), key=lambda kind: (kind.channel, kind.key)),
+            # Plain values: a template would call the classes.
+            "kinds": [
+                {"key": kind.key, "label": kind.label, "sandbox": kind.sandbox}
+                for kind in sorted(kinds().values(), key=lambda kind: (kind.channel, kind.key))
+            ],
             "channel_labels": Channel.LABELS,
         },
     )
@@ -156,7 +160,7 @@ def channel_new(request, kind: str):
         else:
             flash.success(request, _("Account “%(name)s” added.") % {"name": account.name})
             return redirect("channel", account_id=account.pk)
-    return render(request, "connectors/channel_new.html", {"form": form, "kind": kind_class})
+    return render(request, "connectors/channel_new.html", {"form": form, "kind_label": kind_class.label})
 
 
 @capability_required("manage_channels")
@@ -185,7 +189,7 @@ def channel_detail(request, account_id: int):
         "connectors/channel.html",
         {
             "account": account,
-            "kind": kind_class,
+            "kind_label": kind_class.label,
             "form": form,
             "test_form": TestSendForm(),
             "callback_url": callback_url(account.pk),

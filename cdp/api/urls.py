@@ -2,6 +2,7 @@ from django.urls import path
 
 from cdp.api.customers import CustomerDetailView, CustomerEventsView, CustomerListView
 from cdp.api.views import MeView, SchemaView
+from connectors.api import AccountListView, MessageDetailView, MessageListView
 from segments.api import (
     SegmentDetailView,
     SegmentListView,
@@ -25,6 +26,9 @@ from segments.lifecycle_api import (
 urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),
     path("me/", MeView.as_view(), name="api_me"),
+    path("channel-accounts/", AccountListView.as_view(), name="api_channel_accounts"),
+    path("messages/", MessageListView.as_view(), name="api_messages"),
+    path("messages/<int:message_id>/", MessageDetailView.as_view(), name="api_message"),
     path("customers/", CustomerListView.as_view(), name="api_customers"),
     path("customers/<int:customer_id>/", CustomerDetailView.as_view(), name="api_customer"),
     path("customers/<int:customer_id>/events/", CustomerEventsView.as_view(), name="api_customer_events"),

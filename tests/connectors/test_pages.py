@@ -138,3 +138,12 @@ def test_the_sandbox_outbox_shows_what_would_have_been_sent(admin_client, make_a
     dispatch_account_run(account_id=account.pk, budget_seconds=2)
     page = admin_client.get(reverse("channel_sandbox")).content.decode()
     assert "双十一快乐" in page and "+8613800138000" in page
+
+
+def test_the_channels_page_lists_every_kind_to_add_and_the_accounts(admin_client, make_account):
+    page = admin_client.get(reverse("channels"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert reverse("channel_new", args=["sandbox_wechat_template"]) in page
+    assert reverse("channel_new", args=["webhook"]) in page
+    account = make_account(name="阿里云短信")
+    page = admin_client.get(reverse("channels")).content.decode()
+    assert f'data-account="{account.pk}"' in page and "阿里云短信" in page

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cdp.demo import demo_load
 from cdp.demo_customers import DEMO_PEOPLE, demo_customers_load
+from connectors.demo import demo_channels_load, demo_messages_send
 from segments.demo import demo_rules_load
 
 
@@ -43,11 +44,13 @@ class Command(BaseCommand):
         if people < 1:
             raise CommandError("--people must be at least 1.")
         users = demo_load()
+        demo_channels_load()
         if not skip_customers:
             self._load_customers(people)
             self.stdout.write("Setting up the demo's tags, segments, lifecycle stages and scores...")
             self.stdout.flush()
             demo_rules_load()
+            demo_messages_send()
         self.stdout.write(self.style.SUCCESS("Demo company ready. Log in with:"))
         for user in users:
             self.stdout.write(f"  {user.username:<10} password {user.password:<14} ({user.role})")

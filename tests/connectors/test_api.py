@@ -1,0 +1,72 @@
+"""The messaging API: accounts without secrets, sending with an idempotency key, errors by field."""
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from connectors.dispatcher import dispatch_account_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def api(user_in_role):
+    def as_role(role):
+        client = APIClient()
+        client.force_authenticate(user_in_role(role))
+        return client
+
+    return as_role
+
+
+def test_accounts_are_listed_without_their_secrets(api, make_account):
+    account = make_account(callback_secret="top-secret-value-123")
+    response = api("Admin").get(reverse("api_channel_accounts"))
+    assert response.status_code == 200
+    assert response.json()[0]["secrets_set"] == ["callback_secret"]
+    assert "top-secret-value-123" not in response.content.decode()
+    assert response.json()[0]["id"] == account.pk
+    assert api("Marketer").get(reverse("api_channel_accounts")).status_code == 403
+
+
+def test_a_send_is_idempotent_and_its_life_is_readable(api, make_account, make_customer):
+    account, customer = make_account(), make_customer()
+    client = api("Sales")
+    payload = {
+        "account": account.pk,
+        "customer": "+8613800138000",
+        "idempotency_key": "crm-42",
+        "body": {"template_code": "SMS_1", "text": "{{ customer.name }}，您的报价单已更新"},
+    }
+    first = client.post(reverse("api_messages"), payload, format="json")
+    assert first.status_code == 201, first.json()
+    again = client.post(reverse("api_messages"), payload, format="json")
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    dispatch_account_run(account_id=account.pk, budget_seconds=2)
+    detail = client.get(reverse("api_message", args=[first.json()["id"]])).json()
+    assert detail["status"] == "sent" and detail["content"]["text"] == "王芳，您的报价单已更新"
+    assert [step["step"] for step in detail["life"]] == ["queued", "attempt"]
+    listed = client.get(reverse("api_messages"), {"customer": customer.pk, "status": "sent"}).json()
+    assert listed["count"] == 1
+
+
+def test_errors_name_the_field(api, make_account):
+    account = make_account()
+    client = api("Marketer")
+    response = client.post(
+        reverse("api_messages"),
+        {
+            "account": account.pk,
+            "customer": "nobody@example.com",
+            "idempotency_key": "x",
+            "body": {"text": "a"},
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json() == {"customer": ["No customer matches."]}
+    response = client.post(
+        reverse("api_messages"), {"account": 999, "customer": "1", "idempotency_key": "x"}, format="json"
+    )
+    assert response.json() == {"account": ["No channel account has this id."]}
+    assert api("Analyst").post(reverse("api_messages"), {}, format="json").status_code == 403
