@@ -162,6 +162,7 @@ def test_email_carries_unsubscribe_and_its_opens_clicks_and_unsubscribes_become_
 
     path = "/" + unsubscribe.split("://", 1)[1].split("/", 1)[1]
     assert "Stop receiving" in client.get(path, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "不再接收我们的此类消息" in client.get(path, HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
     assert client.post(path).status_code == 200  # RFC 8058 one-click: no CSRF token of ours
     assert Consent.objects.get(customer=customer, channel="email").status == "unsubscribed"
     later = sent(account, customer, key="k2", body={"subject": "又一封", "text": "hi"})
