@@ -19,7 +19,9 @@ def _base_type(annotation):
     return annotation
 
 
-def settings_form_class(kind: type[ConnectorKind], *, has_secrets: bool = False) -> type[forms.Form]:
+def settings_form_class(
+    kind: type[ConnectorKind], *, has_secrets: bool = False, generates_secrets: bool = False
+) -> type[forms.Form]:
     """A form with the account's name and rate, then one field per setting, secrets as password
     inputs (never filled in again; left empty on an existing account they keep their value)."""
     secret_names = set(kind.secret_fields())
@@ -38,13 +40,15 @@ def settings_form_class(kind: type[ConnectorKind], *, has_secrets: bool = False)
         required = info.is_required()
         initial = None if info.is_required() else info.default
         if name in secret_names:
+            if has_secrets:
+                help_text = _("Stored encrypted; leave empty to keep the stored value.")
+            elif generates_secrets:
+                help_text = _("Stored encrypted; leave empty to have one generated.")
             field = forms.CharField(
                 label=label,
-                required=not has_secrets,
+                required=not (has_secrets or generates_secrets),
                 widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-                help_text=_("Stored encrypted; leave empty to keep the stored value.")
-                if has_secrets
-                else help_text,
+                help_text=help_text,
             )
         elif annotation is bool:
             field = forms.BooleanField(label=label, required=False, initial=initial, help_text=help_text)
@@ -58,6 +62,16 @@ def settings_form_class(kind: type[ConnectorKind], *, has_secrets: bool = False)
             field = forms.CharField(label=label, required=required, initial=initial, help_text=help_text)
         fields[name] = field
     return type(f"{kind.__name__}Form", (forms.Form,), dict(fields))
+
+
+def schema_problems_add(form: forms.Form, kind: type[ConnectorKind]) -> None:
+    """Adds the schema's problems to fields the form itself found nothing wrong with, so that one
+    submission shows every problem."""
+    values = settings_values(kind, getattr(form, "cleaned_data", {}))
+    _model, problems = kind.settings_validate(values)
+    for name, problem in problems.items():
+        if name in form.fields and name in values and not form.has_error(name):
+            form.add_error(name, problem)
 
 
 def settings_values(kind: type[ConnectorKind], cleaned: dict) -> dict:

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from connectors.accounts import account_create, account_pause, account_resume, account_update
-from connectors.forms import TestSendForm, settings_form_class, settings_values
+from connectors.forms import TestSendForm, schema_problems_add, settings_form_class, settings_values
 from connectors.models import ChannelAccount, Message
 from connectors.protocol import Channel
 from connectors.registry import kind_get, kinds
@@ -141,17 +141,19 @@ def _form_errors(form, error: ValidationError) -> None:
 @capability_required("manage_channels")
 def channel_new(request, kind: str):
     kind_class = _kind_or_404(kind)
-    form_class = settings_form_class(kind_class)
-    initial = {"name": str(kind_class.label)}
-    if kind_class.sandbox:
-        initial["callback_secret"] = secrets.token_urlsafe(24)
-    form = form_class(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
+    form_class = settings_form_class(kind_class, generates_secrets=kind_class.sandbox)
+    form = form_class(request.POST or None, initial={"name": str(kind_class.label)})
+    if request.method == "POST" and not form.is_valid():
+        schema_problems_add(form, kind_class)
+    elif request.method == "POST":
+        values = settings_values(kind_class, form.cleaned_data)
+        if kind_class.sandbox:
+            values.setdefault("callback_secret", secrets.token_urlsafe(24))
         try:
             account = account_create(
                 kind=kind,
                 name=form.cleaned_data["name"],
-                values=settings_values(kind_class, form.cleaned_data),
+                values=values,
                 rate_per_second=form.cleaned_data["rate_per_second"],
                 actor=request.user,
             )
@@ -170,7 +172,9 @@ def channel_detail(request, account_id: int):
     form_class = settings_form_class(kind_class, has_secrets=bool(account.secrets_encrypted))
     initial = {"name": account.name, "rate_per_second": account.rate_per_second, **account.settings}
     form = form_class(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and not form.is_valid():
+        schema_problems_add(form, kind_class)
+    elif request.method == "POST":
         try:
             account_update(
                 account=account,
