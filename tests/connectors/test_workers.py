@@ -116,3 +116,24 @@ def test_workers_killed_at_random_moments_lose_nothing_and_resend_nothing(worker
         elif key in delivered:
             assert status == "unknown"
     assert statuses.get("unknown", 0) > 0, "no kill landed mid-batch: the test proved nothing"
+
+
+def test_the_rate_limit_holds_across_two_workers(workers, make_account):
+    import datetime as dt
+
+    from django.db.models import Max, Min
+
+    rate = 100
+    account = make_account(latency_ms=20, receipt_delay_seconds=86400, rate=rate)
+    outbox(account, rate * 14)
+    start_worker(workers, "one")
+    start_worker(workers, "two")
+    kick(account, times=4)
+    wait_until(lambda: kick(account, 1) or not pending(), timeout=120, what="the outbox to empty")
+    sent = Message.objects.filter(status="sent")
+    span = sent.aggregate(first=Min("sent_at"), last=Max("sent_at"))
+    start, end = span["first"] + dt.timedelta(seconds=3), span["last"] - dt.timedelta(seconds=3)
+    measured = sent.filter(sent_at__gte=start, sent_at__lt=end).count() / (end - start).total_seconds()
+    assert abs(measured - rate) / rate < 0.05, measured
+    for name in ("one", "two"):
+        assert re.search(r"succeeded in [\d.]+s: [1-9]", workers.log(name)), f"worker {name} sent nothing"
