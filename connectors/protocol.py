@@ -108,6 +108,9 @@ class Receipt:
     detail: str = ""
     url: str = ""
     data: dict = field(default_factory=dict)
+    # Our own id for the message, when the provider echoes it (Aliyun's OutId): it finds a message
+    # whose provider id we never recorded (one left ``unknown``).
+    idempotency_key: str = ""
 
 
 RECEIPT_STATUSES = ("delivered", "failed", "opened", "clicked", "replied", "unsubscribed")

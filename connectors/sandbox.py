@@ -68,6 +68,7 @@ class Delivery:
 
     id: int
     provider_message_id: str
+    idempotency_key: str
     recipient: str
     receipt_status: str
     content: dict
@@ -291,6 +292,7 @@ def receipts_post(*, limit: int = 500, post=None) -> int:
                     Delivery(
                         id=delivery.pk,
                         provider_message_id=delivery.provider_message_id,
+                        idempotency_key=delivery.idempotency_key,
                         recipient=delivery.recipient,
                         receipt_status=delivery.receipt_status,
                         content=delivery.content,

@@ -333,22 +333,27 @@ def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str
     if not receipts:
         return 0
     ids = sorted({receipt.provider_message_id for receipt in receipts})
-    messages = {
-        message.provider_message_id: message
-        for message in Message.objects.select_for_update()
-        .filter(account=account, provider_message_id__in=ids)
+    keys = sorted({receipt.idempotency_key for receipt in receipts if receipt.idempotency_key})
+    found = list(
+        Message.objects.select_for_update()
+        .filter(Q(provider_message_id__in=ids) | Q(idempotency_key__in=keys), account=account)
         .order_by("pk")
-    }
+    )
+    messages = {message.provider_message_id: message for message in found if message.provider_message_id}
+    by_key = {message.idempotency_key: message for message in found}
     now = timezone.now()
     logs, events = [], defaultdict(list)
     matched = 0
     for receipt in receipts:
-        message = messages.get(receipt.provider_message_id)
+        message = messages.get(receipt.provider_message_id) or by_key.get(receipt.idempotency_key)
         if message is None:
             continue
+        fields = []
+        if not message.provider_message_id:  # in doubt until now: the provider had it
+            message.provider_message_id = receipt.provider_message_id
+            fields.append("provider_message_id")
         matched += 1
         when = receipt.occurred_at or now
-        fields = []
         move = MOVES.get(receipt.status)
         if move and message.status in move[0]:
             message.status = move[1]

@@ -203,3 +203,22 @@ def test_other_sandboxes_answer_and_report(client, make_account, make_customer, 
     message.refresh_from_db()
     assert message.status == "delivered"
     assert Message.objects.count() == 1
+
+
+def test_a_receipt_resolves_a_message_left_in_doubt(client, make_account, make_customer):
+    from connectors.dispatcher import leases_expire
+
+    account = make_account(receipt_delay_seconds=0)
+    message = sent(account, make_customer())
+    # As if the worker had died after the provider's answer: the answer was never recorded.
+    Message.objects.filter(pk=message.pk).update(
+        status="sending", provider_message_id="", claim="dead", lease_until="2026-01-01T00:00:00Z"
+    )
+    leases_expire()
+    message.refresh_from_db()
+    assert message.status == "unknown"
+    receipts_post(post=via(client))
+    message.refresh_from_db()
+    assert message.status == "delivered"
+    assert message.provider_message_id
+    assert [step.step for step in message.log.all()] == ["queued", "attempt", "unknown", "receipt"]

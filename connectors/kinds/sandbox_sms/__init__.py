@@ -62,7 +62,7 @@ class SandboxSms(SandboxKind):
                 "err_msg": "用户接收成功" if delivery.receipt_status == "delivered" else "号码停机",
                 "sms_size": "1",
                 "biz_id": delivery.provider_message_id,
-                "out_id": "",
+                "out_id": delivery.idempotency_key,
             }
             for delivery in deliveries
         ]
@@ -104,6 +104,7 @@ class SandboxSms(SandboxKind):
                     provider_message_id=str(report["biz_id"]),
                     status="delivered" if report["success"] else "failed",
                     detail=f"{report.get('err_code', '')} {report.get('err_msg', '')}".strip(),
+                    idempotency_key=str(report.get("out_id") or ""),
                 )
                 for report in reports
             ]
