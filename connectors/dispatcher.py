@@ -30,6 +30,7 @@ from django.utils.translation import gettext_noop
 
 from cdp import json_codec
 from cdp.ingest import system_events_record
+from cdp.models import Consent
 from cdp.sqlvalues import json_rows
 from connectors.accounts import account_pause, kind_instance
 from connectors.models import ChannelAccount, Message
@@ -103,7 +104,13 @@ def tokens_take(*, account_id: int, wanted: int) -> tuple[int, float]:
             [BURST_SECONDS, account_id, wanted, wanted],
         )
         row = cursor.fetchone()
-    if row is None:
+    if row is None:  # an account made without its bucket: give it one, the next take uses it
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO connectors_ratebucket (account_id, tokens, refilled_at)"
+                " SELECT id, 0, now() FROM connectors_channelaccount WHERE id = %s ON CONFLICT DO NOTHING",
+                [account_id],
+            )
         return 0, 0.0
     granted, _available, rate = row
     return max(granted, 0), rate
@@ -178,15 +185,15 @@ def _consent_refused(claimed: list[Claimed]) -> set[int]:
         if consent_channel and item.customer_id:
             by_channel[consent_channel].append(item)
     refused: set[int] = set()
-    with connection.cursor() as cursor:
-        for consent_channel, items in by_channel.items():
-            cursor.execute(
-                "SELECT customer_id FROM cdp_consent WHERE channel = %s AND status = 'unsubscribed'"
-                " AND customer_id = ANY(%s)",
-                [consent_channel, [item.customer_id for item in items]],
-            )
-            unsubscribed = {row[0] for row in cursor.fetchall()}
-            refused.update(item.id for item in items if item.customer_id in unsubscribed)
+    for consent_channel, items in by_channel.items():
+        unsubscribed = set(
+            Consent.objects.filter(
+                channel=consent_channel,
+                status=Consent.Status.UNSUBSCRIBED,
+                customer_id__in=[item.customer_id for item in items],
+            ).values_list("customer_id", flat=True)
+        )
+        refused.update(item.id for item in items if item.customer_id in unsubscribed)
     return refused
 
 
@@ -376,6 +383,12 @@ def skipped_record(*, claim: str, items: list[Claimed], reason: str, account: Ch
 def dispatch_batch(*, account: ChannelAccount, limit: int = BATCH) -> int:
     """One round: take tokens, claim that many due messages, send them, record the answers.
     Returns how many were claimed (0: nothing due or no token yet)."""
+    try:
+        connector = kind_instance(account)
+    except Exception as error:  # unreadable secrets, settings the kind no longer accepts: an admin must act
+        log.exception("account %s cannot be used", account.pk)
+        account_pause(account_id=account.pk, reason=f"the account's settings cannot be used: {error}"[:500])
+        return 0
     granted, _rate = tokens_take(account_id=account.pk, wanted=limit)
     if not granted:
         return 0
@@ -395,7 +408,6 @@ def dispatch_batch(*, account: ChannelAccount, limit: int = BATCH) -> int:
     to_send = [item for item in claimed if item.id not in refused]
     if not to_send:
         return len(claimed)
-    connector = kind_instance(account)
     parallel = min(len(to_send), connector.max_parallel)
     if parallel <= 1:
         answers = [_send_one(connector, item) for item in to_send]

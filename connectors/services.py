@@ -317,7 +317,7 @@ def callback_store(*, account: ChannelAccount, body: bytes, headers: dict, accep
             return InboundCallback.objects.create(
                 account=account,
                 body_hash=body_hash,
-                body=body.decode("utf-8", "replace"),
+                body=body.decode("utf-8", "replace").replace("\x00", "\\x00"),
                 headers=headers,
                 accepted=accepted,
                 problem=problem[:2000],

@@ -150,3 +150,21 @@ def test_invalid_account_settings_are_refused_with_the_field(db):
         account_create(kind="sandbox_sms", name="x", values={"failure_rate": 3, "callback_secret": "k"})
     assert set(refused.value.message_dict) == {"failure_rate", "callback_secret"}
     assert not Consent.objects.exists()
+
+
+def test_an_account_whose_secrets_cannot_be_read_pauses_and_sends_nothing(
+    make_account, make_customer, settings
+):
+    from connectors.vault import secrets_seal
+
+    account = make_account()
+    settings.CHANNEL_SECRETS_KEY = "another-key-than-the-one-it-was-sealed-with"
+    ChannelAccount.objects.filter(pk=account.pk).update(
+        secrets_encrypted=secrets_seal({"callback_secret": "k" * 9})
+    )
+    settings.CHANNEL_SECRETS_KEY = ""
+    message = send(account, make_customer())
+    account.refresh_from_db()
+    assert message.status == "queued"  # never claimed, so never in doubt
+    assert account.status == "paused"
+    assert "cannot be used" in account.paused_reason
