@@ -423,7 +423,7 @@ def dispatch_batch(*, account: ChannelAccount, limit: int = BATCH) -> int:
     return len(claimed)
 
 
-def _due_count(account_id: int) -> bool:
+def _has_due(account_id: int) -> bool:
     return Message.objects.filter(
         account_id=account_id, status=Message.Status.QUEUED, due_at__lte=timezone.now()
     ).exists()
@@ -442,11 +442,11 @@ def dispatch_account_run(*, account_id: int, budget_seconds: float = 10.0) -> in
         total += claimed
         if claimed:
             continue
-        if not _due_count(account_id):
+        if not _has_due(account_id):
             return total
         # Due messages but no token: wait for about one token (the limit other workers share).
         time.sleep(min(0.05, 1.0 / max(account.rate_per_second, 1.0)))
-    if _due_count(account_id):
+    if _has_due(account_id):
         dispatch_wake(account_id=account_id, force=True)
     return total
 
@@ -475,16 +475,12 @@ def leases_expire() -> int:
 def dispatch_sweep() -> list[int]:
     """Beat's sweep: expires leases, wakes a dispatcher for every account with due messages."""
     leases_expire()
-    accounts = list(
-        Message.objects.filter(status=Message.Status.QUEUED, due_at__lte=timezone.now())
-        .values_list("account_id", flat=True)
-        .distinct()
-    )
-    active = set(
-        ChannelAccount.objects.filter(pk__in=accounts, status=ChannelAccount.Status.ACTIVE).values_list(
-            "pk", flat=True
-        )
-    )
-    for account_id in sorted(active):
-        dispatch_wake(account_id=account_id, force=True)
-    return sorted(active)
+    # Accounts are few and the outbox may be long: one index probe per active account.
+    woken = []
+    for account_id in ChannelAccount.objects.filter(status=ChannelAccount.Status.ACTIVE).values_list(
+        "pk", flat=True
+    ):
+        if _has_due(account_id):
+            dispatch_wake(account_id=account_id, force=True)
+            woken.append(account_id)
+    return woken

@@ -36,6 +36,12 @@ def message_search(
     return messages
 
 
+def message_for_key(*, idempotency_key: str) -> Message | None:
+    """The message a step wrote (journeys read its status to take their ``delivered`` or ``failed``
+    handle)."""
+    return Message.objects.filter(idempotency_key=idempotency_key).first()
+
+
 def message_life(*, message: Message) -> list:
     return list(message.log.order_by("at", "id"))
 

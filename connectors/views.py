@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
@@ -77,17 +78,31 @@ def messages_index(request):
     return render(request, template, context)
 
 
+STEP_LABELS = {
+    "queued": gettext_lazy("Queued"),
+    "attempt": gettext_lazy("Attempt"),
+    "receipt": gettext_lazy("Receipt"),
+    "unknown": gettext_lazy("In doubt"),
+    "resolved": gettext_lazy("Decided by a person"),
+}
+STATUS_LABELS = dict(Message.Status.choices)
+
+
 @capability_required("view_messages")
 def message_detail(request, message_id: int):
     message = get_object_or_404(
         Message.objects.select_related("account", "customer", "template"), pk=message_id
     )
+    life = message_life(message=message)
+    for step in life:
+        step.label = STEP_LABELS.get(step.step, step.step)
+        step.status_label = STATUS_LABELS.get(step.status, step.status)
     return render(
         request,
         "connectors/message.html",
         {
             "message": message,
-            "life": message_life(message=message),
+            "life": life,
             "links": list(message.links.all()),
             "content_json": json.dumps(message.content, ensure_ascii=False, indent=2),
             "can_resolve": user_can(request.user, "send_messages"),
