@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -16,6 +18,8 @@ from connectors.models import ChannelAccount, Message
 from connectors.protocol import ConnectorKind
 from connectors.registry import kind_get
 from connectors.vault import secrets_open, secrets_seal
+
+log = logging.getLogger(__name__)
 
 
 def _split(kind: type[ConnectorKind], values: dict) -> tuple[dict, dict]:
@@ -103,6 +107,15 @@ def _admins_to_tell() -> list[int]:
     return [user.pk for user in users if user_can(user, "manage_channels")]
 
 
+def admins_notify(*, message: str, params: dict, data: dict) -> None:
+    """Tells every admin who manages channels, on their open pages (``message`` untranslated)."""
+    for user_id in _admins_to_tell():
+        try:
+            notify_user(user_id=user_id, kind="warning", message=message, params=params, data=data)
+        except Exception:  # the realtime layer being away must not fail the dispatcher
+            log.warning("could not notify user %s", user_id, exc_info=True)
+
+
 def account_pause(*, account_id: int, reason: str, actor=None) -> bool:
     """Stops every send of the account (its queued messages wait as they are) and tells its admins.
     Returns whether it was running before. Runs inside the caller's transaction if there is one."""
@@ -114,17 +127,13 @@ def account_pause(*, account_id: int, reason: str, actor=None) -> bool:
     account = ChannelAccount.objects.get(pk=account_id)
     audit_record(actor=actor, action="channel_account.pause", target=account, details={"reason": reason})
 
-    def tell() -> None:
-        for user_id in _admins_to_tell():
-            notify_user(
-                user_id=user_id,
-                kind="warning",
-                message=gettext_noop("Channel account “%(name)s” is paused: %(reason)s"),
-                params={"name": account.name, "reason": reason[:300]},
-                data={"account": account.pk},
-            )
-
-    transaction.on_commit(tell)
+    transaction.on_commit(
+        lambda: admins_notify(
+            message=gettext_noop("Channel account “%(name)s” is paused: %(reason)s"),
+            params={"name": account.name, "reason": reason[:300]},
+            data={"account": account.pk},
+        )
+    )
     return True
 
 

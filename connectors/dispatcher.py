@@ -32,7 +32,7 @@ from cdp import json_codec
 from cdp.ingest import system_events_record
 from cdp.models import Consent
 from cdp.sqlvalues import json_rows
-from connectors.accounts import account_pause, kind_instance
+from connectors.accounts import account_pause, admins_notify, kind_instance
 from connectors.models import ChannelAccount, Message
 from connectors.protocol import (
     Channel,
@@ -451,25 +451,41 @@ def dispatch_account_run(*, account_id: int, budget_seconds: float = 10.0) -> in
     return total
 
 
+IN_DOUBT = gettext_noop(
+    "The dispatcher stopped before recording the provider's answer: check with the provider before "
+    "sending it again."
+)
+
+
 def leases_expire() -> int:
-    """Messages whose dispatcher died between claiming and recording become ``unknown``."""
+    """Messages whose dispatcher died between claiming and recording become ``unknown``; admins are
+    told how many, on their open pages."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             """
             WITH expired AS (
-                UPDATE connectors_message
-                SET status = 'unknown',
-                    reason = 'the dispatcher stopped before recording the provider''s answer; '
-                             || 'check with the provider before sending again'
+                UPDATE connectors_message SET status = 'unknown', reason = %s
                 WHERE status = 'sending' AND lease_until < clock_timestamp()
                 RETURNING id
             )
             INSERT INTO connectors_messagelog (message_id, at, step, status, detail, raw)
             SELECT id, clock_timestamp(), 'unknown', 'unknown', 'lease expired', '' FROM expired
             RETURNING message_id
-            """
+            """,
+            [IN_DOUBT],
         )
-        return len(cursor.fetchall())
+        count = len(cursor.fetchall())
+        if count:
+            transaction.on_commit(
+                lambda: admins_notify(
+                    message=gettext_noop(
+                        "%(count)s messages are in doubt; open Messages to decide about them."
+                    ),
+                    params={"count": count},
+                    data={"in_doubt": count},
+                )
+            )
+    return count
 
 
 def dispatch_sweep() -> list[int]:

@@ -9,6 +9,7 @@ in ``segments/static/segments/builder.js``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -359,9 +360,13 @@ def builder_page_config(problems: list[dict] | None = None) -> dict:
     }
 
 
-def rule_form_context(*, rule_json: str, problems: list[dict], **labels) -> dict:
+def rule_form_context(request, *, stored_rule, problems: list[dict], **labels) -> dict:
     """What ``segments/rule_form.html`` needs besides its form: the headings and links (``labels``),
-    the rule as posted or stored, and the builder's configuration."""
+    the rule as just posted (kept as typed) or as stored, and the builder's configuration."""
+    if request.method == "POST":
+        rule_json = request.POST.get("rule", "")
+    else:
+        rule_json = json.dumps(stored_rule or {"and": []}, ensure_ascii=False)
     return {**labels, "rule_json": rule_json, "config": builder_page_config(problems)}
 
 

@@ -1,8 +1,6 @@
 """The lifecycle pages: the kanban of stages with the customers in each, the stages' definitions,
 and the scoring rules."""
 
-import json
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
@@ -78,19 +76,19 @@ def stage_edit(request, stage_id: int | None = None):
                 % {"name": saved.name, "count": count},
             )
             return redirect("lifecycle")
-    posted_rule = request.POST.get("rule") if request.method == "POST" else None
     context = {
         "form": form,
         "stage": stage,
         "users": stage_users(stage) if stage else [],
         **rule_form_context(
+            request,
+            stored_rule=stage.rule if stage else None,
             heading=stage.name if stage else _("New stage"),
             back_url=reverse("lifecycle"),
             back_label=_("Lifecycle"),
             rule_title=_("Who is in this stage"),
             rule_help=_("Every customer is in the furthest stage of the path whose rule they match."),
             submit_label=_("Save stage"),
-            rule_json=posted_rule or json.dumps(stage.rule if stage else {"and": []}, ensure_ascii=False),
             problems=problems,
             fixed_key=stage.key if stage else "",
         ),

@@ -45,6 +45,15 @@ def tag_group_save(*, name: str, color: str = "#64748b", roles: list[str] | None
     return group
 
 
+def _name_and_color_problems(name: str, color: str) -> dict[str, list[str]]:
+    errors = {}
+    if not name:
+        errors["name"] = [_("Give the tag a name.")]
+    if color and not COLOR.match(color):
+        errors["color"] = [_("Pick a colour such as #2563eb.")]
+    return errors
+
+
 @transaction.atomic
 def tag_save(
     *, key: str, name: str, group: TagGroup | None = None, color: str = "", rule_data=None, actor
@@ -52,15 +61,11 @@ def tag_save(
     """A new tag: static (set by people, imports, the API and journeys) or, with a rule, dynamic (held
     by whoever matches the rule, from now on)."""
     key, name, color = key.strip(), name.strip(), color.strip()
-    errors = {}
+    errors = _name_and_color_problems(name, color)
     if not KEY_PATTERN.match(key):
         errors["key"] = [_("Use lower-case letters, digits, - and _ (up to 100), e.g. new-customer.")]
     elif Tag.objects.filter(key=key).exists():
         errors["key"] = [_("A tag with this key exists already.")]
-    if not name:
-        errors["name"] = [_("Give the tag a name.")]
-    if color and not COLOR.match(color):
-        errors["color"] = [_("Pick a colour such as #2563eb.")]
     if errors:
         raise ValidationError(errors)
     if rule_data is not None:
@@ -87,11 +92,7 @@ def tag_change(
     """Renames, recolours or regroups a tag (rules name it by key, so they are untouched); a
     dynamic tag's rule may change too, and its holders follow at once."""
     name, color = name.strip(), color.strip()
-    errors = {}
-    if not name:
-        errors["name"] = [_("Give the tag a name.")]
-    if color and not COLOR.match(color):
-        errors["color"] = [_("Pick a colour such as #2563eb.")]
+    errors = _name_and_color_problems(name, color)
     if errors:
         raise ValidationError(errors)
     tag = Tag.objects.select_for_update().get(pk=tag.pk)

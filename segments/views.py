@@ -1,5 +1,3 @@
-import json
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -143,10 +141,11 @@ def _dynamic_tag_form(request, tag: Tag | None):
                 % {"name": saved.name, "count": count},
             )
             return redirect("tag", tag_id=saved.pk)
-    posted_rule = request.POST.get("rule") if request.method == "POST" else None
     context = {
         "form": form,
         **rule_form_context(
+            request,
+            stored_rule=tag.rule if tag else None,
             heading=tag.name if tag else _("New dynamic tag"),
             back_url=reverse("tag", args=[tag.pk]) if tag else reverse("tags"),
             back_label=tag.name if tag else _("Tags"),
@@ -155,7 +154,6 @@ def _dynamic_tag_form(request, tag: Tag | None):
                 "Customers get the tag when they come to match the rule and lose it when they no longer do."
             ),
             submit_label=_("Save tag"),
-            rule_json=posted_rule or json.dumps(tag.rule if tag else {"and": []}, ensure_ascii=False),
             problems=problems,
             fixed_key=tag.key if tag else "",
         ),
