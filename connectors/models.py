@@ -132,9 +132,10 @@ class Message(models.Model):
             ),
             models.Index(fields=["lease_until"], name="message_leased", condition=models.Q(status="sending")),
             models.Index(fields=["account", "provider_message_id"], name="message_provider_id"),
-            models.Index(fields=["customer", "-created_at"], name="message_customer"),
-            models.Index(fields=["-created_at", "-id"], name="message_recent"),
-            models.Index(fields=["status", "-created_at"], name="message_status_recent"),
+            # The Messages page: newest first (by id), filtered by customer, status or account.
+            models.Index(fields=["customer", "-id"], name="message_customer"),
+            models.Index(fields=["status", "-id"], name="message_status"),
+            models.Index(fields=["account", "-id"], name="message_account"),
         ]
 
     def __str__(self) -> str:

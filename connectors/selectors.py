@@ -46,11 +46,9 @@ def message_life(*, message: Message) -> list:
     return list(message.log.order_by("at", "id"))
 
 
-def status_counts() -> dict[str, int]:
-    """Messages per status (the filter's badges); ``unknown`` ones are the ones people must look at."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT status, count(*) FROM connectors_message GROUP BY status")
-        return dict(cursor.fetchall())
+def in_doubt_count() -> int:
+    """How many messages are ``unknown``: people must decide about each (one index range)."""
+    return Message.objects.filter(status=Message.Status.UNKNOWN).count()
 
 
 def account_summaries() -> list[ChannelAccount]:

@@ -23,10 +23,10 @@ from connectors.sandbox import callback_url
 from connectors.selectors import (
     account_summaries,
     customer_lookup,
+    in_doubt_count,
     message_life,
     message_search,
     sandbox_outbox,
-    status_counts,
 )
 from connectors.services import message_enqueue, message_resolve_unknown
 
@@ -68,7 +68,7 @@ def messages_index(request):
         "rows": rows,
         "more_before": rows[-1].pk if more else None,
         "statuses": Message.Status.choices,
-        "counts": status_counts(),
+        "in_doubt": in_doubt_count(),
         "channels": Channel.LABELS.items(),
         "accounts": ChannelAccount.objects.order_by("name"),
         "filters": params,
