@@ -136,6 +136,13 @@ class Message(models.Model):
             models.Index(fields=["customer", "-id"], name="message_customer"),
             models.Index(fields=["status", "-id"], name="message_status"),
             models.Index(fields=["account", "-id"], name="message_account"),
+            # The Channels page's sent and failed counts of the last day.
+            models.Index(
+                fields=["sent_at"], name="message_sent_at", condition=models.Q(sent_at__isnull=False)
+            ),
+            models.Index(
+                fields=["failed_at"], name="message_failed_at", condition=models.Q(failed_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
