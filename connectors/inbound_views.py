@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from connectors.accounts import kind_instance
 from connectors.models import ChannelAccount
 from connectors.protocol import CallbackRejected, InboundRequest
-from connectors.services import (
+from connectors.receipts import (
     callback_store,
     link_click,
     receipts_apply,

@@ -1,0 +1,195 @@
+"""Writes of what comes back: providers' receipts (through the inbound URL), clicks on tracked
+links, unsubscribes. Each moves its message and becomes an event on the customer's timeline."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import defaultdict
+
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from cdp.ingest import system_events_record
+from cdp.models import Customer
+from cdp.services import consent_record
+from connectors.models import ChannelAccount, InboundCallback, Message, MessageLog, TrackedLink
+from connectors.protocol import Channel, Receipt
+
+UNSUBSCRIBE_SALT = "connectors.unsubscribe"
+
+# -- receipts ----------------------------------------------------------------------------------
+
+RECEIPT_EVENTS = {
+    "delivered": "message_delivered",
+    "failed": "message_failed",
+    "opened": "message_opened",
+    "clicked": "message_clicked",
+    "replied": "message_replied",
+    "unsubscribed": "message_unsubscribed",
+}
+# Which statuses a receipt may move a message from: a late "delivered" never undoes a "failed" one
+# reported later, and proof of reading (opened, clicked, replied) implies delivery.
+MOVES = {
+    "delivered": ({"sent", "unknown", "sending"}, "delivered"),
+    "failed": ({"sent", "unknown", "sending"}, "failed"),
+    "opened": ({"sent", "unknown"}, "delivered"),
+    "clicked": ({"sent", "unknown"}, "delivered"),
+    "replied": ({"sent", "unknown"}, "delivered"),
+}
+TIMESTAMP = {
+    "delivered": "delivered_at",
+    "failed": "failed_at",
+    "opened": "opened_at",
+    "clicked": "clicked_at",
+    "replied": "replied_at",
+}
+
+
+def callback_store(*, account: ChannelAccount, body: bytes, headers: dict, accepted: bool, problem: str = ""):
+    """Stores the callback raw; returns None when the same body was already accepted (a replay)."""
+    body_hash = hashlib.sha256(body).hexdigest()
+    try:
+        with transaction.atomic():
+            return InboundCallback.objects.create(
+                account=account,
+                body_hash=body_hash,
+                body=body.decode("utf-8", "replace").replace("\x00", "\\x00"),
+                headers=headers,
+                accepted=accepted,
+                problem=problem[:2000],
+            )
+    except IntegrityError:
+        return None
+
+
+@transaction.atomic
+def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str = "") -> int:
+    """Applies receipts to their messages (by the provider's id) and records each as an event on the
+    customer's timeline. Returns how many matched a message."""
+    if not receipts:
+        return 0
+    ids = sorted({receipt.provider_message_id for receipt in receipts})
+    keys = sorted({receipt.idempotency_key for receipt in receipts if receipt.idempotency_key})
+    found = list(
+        Message.objects.select_for_update()
+        .filter(Q(provider_message_id__in=ids) | Q(idempotency_key__in=keys), account=account)
+        .order_by("pk")
+    )
+    messages = {message.provider_message_id: message for message in found if message.provider_message_id}
+    by_key = {message.idempotency_key: message for message in found}
+    now = timezone.now()
+    logs, events = [], defaultdict(list)
+    matched = 0
+    for receipt in receipts:
+        message = messages.get(receipt.provider_message_id) or by_key.get(receipt.idempotency_key)
+        if message is None:
+            continue
+        fields = []
+        if not message.provider_message_id:  # in doubt until now: the provider had it
+            message.provider_message_id = receipt.provider_message_id
+            fields.append("provider_message_id")
+        matched += 1
+        when = receipt.occurred_at or now
+        move = MOVES.get(receipt.status)
+        if move and message.status in move[0]:
+            message.status = move[1]
+            message.reason = receipt.detail if receipt.status == "failed" else ""
+            fields += ["status", "reason"]
+        stamp = TIMESTAMP.get(receipt.status)
+        if stamp and getattr(message, stamp) is None:
+            setattr(message, stamp, when)
+            fields.append(stamp)
+        if move and move[1] == "delivered" and message.delivered_at is None and receipt.status != "delivered":
+            message.delivered_at = when
+            fields.append("delivered_at")
+        if fields:
+            message.save(update_fields=sorted(set(fields)))
+        logs.append(
+            MessageLog(
+                message=message,
+                at=now,
+                step="receipt",
+                status=message.status,
+                detail=" ".join(part for part in (receipt.status, receipt.detail, receipt.url) if part),
+                raw=raw[:20000],
+            )
+        )
+        if receipt.status == "unsubscribed" and message.customer_id:
+            consent = Channel.CONSENT.get(message.channel)
+            if consent:
+                consent_record(
+                    customer_id=message.customer_id,
+                    channel=consent,
+                    status="unsubscribed",
+                    changed_at=when,
+                    origin=f"message {message.pk}",
+                )
+        if message.customer_id and receipt.status in RECEIPT_EVENTS:
+            properties = {"channel": message.channel, "account": account.pk, "message": message.pk}
+            if receipt.url:
+                properties["url"] = receipt.url
+            properties.update({key: value for key, value in receipt.data.items() if key not in properties})
+            events[(RECEIPT_EVENTS[receipt.status], tuple(sorted(properties.items())))].append(
+                message.customer_id
+            )
+    MessageLog.objects.bulk_create(logs)
+    for (name, properties), customer_ids in events.items():
+        system_events_record(
+            rows=[(customer_id, name) for customer_id in customer_ids],
+            kind="track",
+            properties=dict(properties),
+            moment=now,
+            message_prefix=f"{name}-{secrets.token_hex(6)}",
+        )
+    return matched
+
+
+@transaction.atomic
+def link_click(*, code: str) -> str | None:
+    """Records a click on a tracked link; returns where to send the visitor (None: unknown code)."""
+    link = TrackedLink.objects.select_related("message__account").filter(code=code).first()
+    if link is None:
+        return None
+    TrackedLink.objects.filter(pk=link.pk).update(clicks=link.clicks + 1)
+    message = link.message
+    if message.provider_message_id:
+        receipt = Receipt(provider_message_id=message.provider_message_id, status="clicked", url=link.url)
+        receipts_apply(account=message.account, receipts=[receipt])
+    elif message.customer_id:
+        system_events_record(
+            rows=[(message.customer_id, "message_clicked")],
+            kind="track",
+            properties={"channel": message.channel, "message": message.pk, "url": link.url},
+            moment=timezone.now(),
+            message_prefix=f"message_clicked-{secrets.token_hex(6)}",
+        )
+    return link.url
+
+
+def unsubscribe_read(token: str) -> tuple[int, str] | None:
+    try:
+        data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+        return int(data["c"]), str(data["ch"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+
+
+@transaction.atomic
+def unsubscribe_apply(*, customer_id: int, channel: str) -> bool:
+    if not Customer.objects.filter(pk=customer_id).exists():
+        return False
+    now = timezone.now()
+    consent_record(
+        customer_id=customer_id, channel=channel, status="unsubscribed", changed_at=now, origin="link"
+    )
+    system_events_record(
+        rows=[(customer_id, "Unsubscribed")],
+        kind="track",
+        properties={"channel": channel, "origin": "unsubscribe link"},
+        moment=now,
+        message_prefix=f"unsubscribed-{secrets.token_hex(6)}",
+    )
+    return True
