@@ -11,10 +11,11 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cdp.access import user_can
 from cdp.api.permissions import HasCapability
 from connectors.models import ChannelAccount, Message, MessageTemplate
 from connectors.registry import kind_get
-from connectors.selectors import customer_lookup, message_life, message_search
+from connectors.selectors import customer_lookup, message_life, message_search, recipient_shown
 from connectors.services import message_enqueue
 from connectors.vault import secrets_open
 
@@ -94,10 +95,19 @@ class MessageSendInput(serializers.Serializer):
     event_properties = serializers.DictField(required=False)
 
 
+class MaskedMessageOutput(MessageOutput):
+    def to_representation(self, message):
+        data = super().to_representation(message)
+        data["recipient"] = recipient_shown(
+            message, show_pii=user_can(self.context["request"].user, "view_pii")
+        )
+        return data
+
+
 class MessageListView(ListAPIView):
     permission_classes = [HasCapability]
     required_capability = {"GET": "view_messages", "POST": "send_messages"}
-    serializer_class = MessageOutput
+    serializer_class = MaskedMessageOutput
 
     @extend_schema(
         parameters=[
@@ -158,7 +168,8 @@ class MessageListView(ListAPIView):
         except DjangoValidationError as error:
             raise ValidationError(error.message_dict) from None
         return Response(
-            MessageOutput(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            MaskedMessageOutput(message, context={"request": request}).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 
@@ -171,7 +182,7 @@ class MessageDetailView(APIView):
         message = Message.objects.filter(pk=message_id).first()
         if message is None:
             raise NotFound
-        data = MessageOutput(message).data
+        data = MaskedMessageOutput(message, context={"request": request}).data
         data["provider_answer"] = message.provider_answer
         data["life"] = LifeOutput(message_life(message=message), many=True).data
         return Response(data)

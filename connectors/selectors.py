@@ -36,6 +36,15 @@ def message_search(
     return messages
 
 
+def recipient_shown(message: Message, *, show_pii: bool) -> str:
+    """The recipient as this reader may see it: phone numbers masked without ``view_pii``."""
+    from cdp.customers import mask_phone
+
+    if show_pii or message.channel not in {"sms", "call"} or not message.recipient:
+        return message.recipient
+    return mask_phone(message.recipient)
+
+
 def message_for_key(*, idempotency_key: str) -> Message | None:
     """The message a step wrote (journeys read its status to take their ``delivered`` or ``failed``
     handle)."""

@@ -26,6 +26,7 @@ from connectors.selectors import (
     in_doubt_count,
     message_life,
     message_search,
+    recipient_shown,
     sandbox_outbox,
 )
 from connectors.services import message_enqueue, message_resolve_unknown
@@ -93,6 +94,7 @@ def message_detail(request, message_id: int):
     message = get_object_or_404(
         Message.objects.select_related("account", "customer", "template"), pk=message_id
     )
+    message.recipient = recipient_shown(message, show_pii=user_can(request.user, "view_pii"))
     life = message_life(message=message)
     for step in life:
         step.label = STEP_LABELS.get(step.step, step.step)

@@ -70,3 +70,27 @@ def test_errors_name_the_field(api, make_account):
     )
     assert response.json() == {"account": ["No channel account has this id."]}
     assert api("Analyst").post(reverse("api_messages"), {}, format="json").status_code == 403
+
+
+def test_phone_numbers_are_masked_for_roles_without_view_pii(
+    api, make_account, make_customer, client, user_in_role
+):
+    account, customer = make_account(), make_customer()
+    payload = {
+        "account": account.pk,
+        "customer": str(customer.pk),
+        "idempotency_key": "m",
+        "body": {"text": "x"},
+    }
+    sent = api("Marketer").post(
+        reverse("api_messages"), {**payload, "body": {"template_code": "S"}}, format="json"
+    )
+    assert sent.json()["recipient"] == "+86 138****8000"
+    assert (
+        api("Sales").get(reverse("api_message", args=[sent.json()["id"]])).json()["recipient"]
+        == "+8613800138000"
+    )
+    assert api("Analyst").get(reverse("api_messages")).json()["results"][0]["recipient"] == "+86 138****8000"
+    client.force_login(user_in_role("Analyst"))
+    page = client.get(reverse("message", args=[sent.json()["id"]])).content.decode()
+    assert "+86 138****8000" in page and "+8613800138000" not in page
