@@ -257,8 +257,11 @@ CELERY_TASK_ROUTES = {
     "connectors.tasks.dispatch_account": {"queue": "dispatch"},
     "connectors.tasks.dispatch_sweep": {"queue": "dispatch"},
     "connectors.tasks.sandbox_receipts": {"queue": "default"},
+    "journeys.tasks.engine_tick": {"queue": "engine"},
+    "journeys.tasks.events_arrived": {"queue": "engine"},
 }
 HEARTBEAT_INTERVAL_SECONDS = env.number("HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
+JOURNEY_TICK_SECONDS = env.number("JOURNEY_TICK_SECONDS", 2, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     # Batches whose task was lost (a broker restart, a killed worker) are picked up here.
     "ingest-sweep": {"task": "cdp.tasks.ingest_batches", "schedule": 5.0, "options": {"expires": 5}},
@@ -273,6 +276,12 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-sweep": {"task": "connectors.tasks.dispatch_sweep", "schedule": 2.0, "options": {"expires": 2}},
     # Sandbox providers post their receipts back through the inbound path once they are due.
     "sandbox-receipts": {"task": "connectors.tasks.sandbox_receipts", "schedule": 1.0, "options": {"expires": 1}},
+    # Journeys: due enrollments run (delays end, waits time out); never Celery ETAs for delays.
+    "journey-engine-tick": {
+        "task": "journeys.tasks.engine_tick",
+        "schedule": JOURNEY_TICK_SECONDS,
+        "options": {"expires": JOURNEY_TICK_SECONDS},
+    },
     "heartbeat": {
         "task": "cdp.tasks.heartbeat",
         "schedule": HEARTBEAT_INTERVAL_SECONDS,
@@ -296,6 +305,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Journey builder and customer data platform API",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a "status"; each keeps its own enum name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "JourneyStatusEnum": "journeys.models.Journey.Status",
+        "EnrollmentStatusEnum": "journeys.models.Enrollment.Status",
+    },
 }
 
 EMAIL_BACKEND = (

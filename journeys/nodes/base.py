@@ -1,0 +1,128 @@
+"""What every node type shares: its config model, its handles, its palette entry, and how it runs.
+
+A node runs in two halves. ``enter`` does the node's work once per visit (the engine records the
+step first, so a replay never does it twice) and answers with what comes next: a handle to follow
+(``Follow``), a wait (``Wait``: until a time, for events, or both), or the end (``End``). When a wait
+ends (its time came or an awaited event arrived), ``resume`` is asked the same question again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_HANDLE = "default"
+
+
+class NodeConfig(BaseModel):
+    """Fields every node's config may hold besides its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field("", max_length=200, description="The name shown on the canvas.")
+    ends: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Handles deliberately left unconnected: a customer leaving by one of them completes the journey."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Follow:
+    handle: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Wait until ``until`` (None: no time limit), or until one of ``events`` arrives for the customer;
+    with ``match_property``, only an event whose property has ``match_value`` counts."""
+
+    until: dt.datetime | None = None
+    events: tuple[str, ...] = ()
+    match_property: str = ""
+    match_value: Any = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class End:
+    status: str = "completed"  # or "exited"
+    reason: str = ""
+
+
+Result = Follow | Wait | End
+
+
+class NodeFailed(Exception):
+    """The node cannot run for this customer (a referenced account is gone, a config no longer
+    parses): the enrollment fails with this reason, the engine goes on with the others."""
+
+
+@dataclass
+class StepContext:
+    enrollment: Any  # journeys.models.Enrollment
+    customer: Any  # cdp.models.Customer
+    node_id: str
+    visit: int
+    config: NodeConfig
+    now: dt.datetime
+    # The event that ended the wait ({"id", "name", "properties"}), when one did.
+    woken_by: dict | None = None
+    # When the wait started and until when it was meant to last (for resume).
+    waiting_match: dict = field(default_factory=dict)
+
+    @property
+    def step_key(self) -> str:
+        """The idempotency key of anything this visit sends: one send per (enrollment, node, visit)."""
+        return f"journey:{self.enrollment.pk}:{self.node_id}:{self.visit}"
+
+
+def wait_until(ctx: StepContext, seconds: int) -> dt.datetime:
+    """When the node's wait ends: as recorded when it began, else (a replayed visit) counted from
+    when the visit began."""
+    if ctx.waiting_match.get("until"):
+        return dt.datetime.fromisoformat(ctx.waiting_match["until"])
+    return dt.datetime.fromisoformat(ctx.waiting_match["since"]) + dt.timedelta(seconds=seconds)
+
+
+class NodeType:
+    """One kind of node. Subclasses set the class attributes and override ``enter`` (and ``resume``
+    if they wait); triggers override ``trigger_event`` and ``trigger_matches``."""
+
+    key: ClassVar[str]
+    kind: ClassVar[str]  # trigger, flow, action
+    label: ClassVar[Any]  # lazily translated
+    description: ClassVar[Any]
+    icon: ClassVar[str] = "circle"
+    config: ClassVar[type[NodeConfig]] = NodeConfig
+    handles: ClassVar[tuple[str, ...]] = (DEFAULT_HANDLE,)
+    # Whether the handles come from the config (a condition's branches) rather than ``handles``.
+    dynamic_handles: ClassVar[bool] = False
+
+    def output_handles(self, config: NodeConfig) -> list[str]:
+        return list(self.handles)
+
+    def reference_problems(self, config: NodeConfig) -> list[str]:
+        """What the config names that does not exist (a tag, a segment, an account, a template)."""
+        return []
+
+    def enter(self, ctx: StepContext) -> Result:
+        return Follow(self.handles[0]) if self.handles else End()
+
+    def resume(self, ctx: StepContext) -> Result:
+        return Follow(self.handles[0]) if self.handles else End()
+
+
+class TriggerType(NodeType):
+    kind = "trigger"
+
+    def trigger_event(self, config: NodeConfig) -> str:
+        raise NotImplementedError
+
+    def trigger_matches(self, config: NodeConfig, properties: dict, *, today: dt.date) -> bool:
+        return True

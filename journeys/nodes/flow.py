@@ -1,0 +1,322 @@
+"""Flow nodes: delays, waits for events, condition and random splits, goals and exits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import zoneinfo
+from typing import Any, Literal
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from journeys.nodes import node_type
+from journeys.nodes.base import (
+    DEFAULT_HANDLE,
+    End,
+    Follow,
+    NodeConfig,
+    NodeFailed,
+    NodeType,
+    StepContext,
+    Wait,
+    wait_until,
+)
+from journeys.selectors import event_arrived
+from segments.evaluator import facts_load, properties_match, rule_matches
+from segments.rules import PropertyFilter, RuleError, rule_parse
+from segments.services import rule_validate
+
+MAX_WAIT_SECONDS = 366 * 86400
+HANDLE_ID = re.compile(r"^[a-zA-Z0-9_-]{1,40}$")
+
+
+def customer_zone(customer) -> zoneinfo.ZoneInfo:
+    """The customer's own time zone (the ``timezone`` trait, an IANA name) or else the site's."""
+    name = (customer.traits or {}).get("timezone") if isinstance(customer.traits, dict) else None
+    if isinstance(name, str) and name:
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+# -- delay -----------------------------------------------------------------------------------------
+
+
+class DelayConfig(NodeConfig):
+    seconds: int | None = Field(None, ge=1, le=MAX_WAIT_SECONDS, description="Wait this long.")
+    until_time: str | None = Field(
+        None,
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Or wait until this time of day (HH:MM), the next time it comes.",
+    )
+    time_zone: Literal["customer", "site"] = Field(
+        "customer",
+        description="Whose clock “until_time” reads: the customer's time zone trait, or the site's.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> DelayConfig:
+        if (self.seconds is None) == (self.until_time is None):
+            raise ValueError("give either seconds or until_time")
+        return self
+
+
+@node_type("delay")
+class Delay(NodeType):
+    kind = "flow"
+    label = gettext_lazy("Delay")
+    description = gettext_lazy("Waits for a duration, or until a time of day in the customer's time zone.")
+    icon = "clock"
+    config = DelayConfig
+
+    def enter(self, ctx: StepContext) -> Wait:
+        config: DelayConfig = ctx.config
+        if config.seconds is not None:
+            return Wait(until=ctx.now + dt.timedelta(seconds=config.seconds))
+        zone = (
+            customer_zone(ctx.customer)
+            if config.time_zone == "customer"
+            else zoneinfo.ZoneInfo(settings.TIME_ZONE)
+        )
+        hour, minute = (int(part) for part in config.until_time.split(":"))
+        local = ctx.now.astimezone(zone)
+        target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if target <= local:
+            target = (local + dt.timedelta(days=1)).replace(hour=hour, minute=minute, second=0, microsecond=0)
+        # replace() on a zone-aware time keeps the wall clock, so a DST change is handled by the zone.
+        return Wait(until=target.astimezone(dt.UTC), reason=f"until {config.until_time} {zone.key}")
+
+    def resume(self, ctx: StepContext) -> Follow:
+        return Follow(DEFAULT_HANDLE)
+
+
+# -- wait for an event -----------------------------------------------------------------------------
+
+
+class WaitForEventConfig(NodeConfig):
+    event: str = Field(min_length=1, max_length=200, description="The event to wait for.")
+    timeout_seconds: int = Field(ge=1, le=MAX_WAIT_SECONDS, description="Give up after this long.")
+    match_property: str = Field(
+        "",
+        max_length=200,
+        description="Only an event whose property of this name equals the trigger event's (e.g. cart_id).",
+    )
+    where: list[PropertyFilter] = Field(default_factory=list, max_length=10, description="Property filters.")
+
+
+@node_type("wait_for_event")
+class WaitForEvent(NodeType):
+    kind = "flow"
+    label = gettext_lazy("Wait for an event")
+    description = gettext_lazy("Waits until the customer does an event, or gives up after a time.")
+    icon = "hourglass"
+    config = WaitForEventConfig
+    handles = ("happened", "timed_out")
+
+    def enter(self, ctx: StepContext) -> Wait:
+        config: WaitForEventConfig = ctx.config
+        return Wait(
+            until=ctx.now + dt.timedelta(seconds=config.timeout_seconds),
+            events=(config.event,),
+            match_property=config.match_property,
+            match_value=self._value(ctx),
+        )
+
+    def resume(self, ctx: StepContext) -> Follow | Wait:
+        config: WaitForEventConfig = ctx.config
+        today = ctx.now.astimezone(zoneinfo.ZoneInfo(settings.TIME_ZONE)).date()
+        woken = ctx.woken_by
+        if woken is not None and properties_match(woken.get("properties") or {}, config.where, today):
+            return Follow("happened", reason=f"event {woken.get('id')}")
+        # An event that arrived while this wait was being written was not seen by the matcher: look.
+        arrived = event_arrived(
+            customer_id=ctx.customer.pk,
+            name=config.event,
+            since=dt.datetime.fromisoformat(ctx.waiting_match["since"]),
+            match_property=config.match_property,
+            match_value=self._value(ctx),
+            where=config.where,
+            today=today,
+        )
+        if arrived is not None:
+            return Follow("happened", reason=f"event {arrived}")
+        until = wait_until(ctx, config.timeout_seconds)
+        if ctx.now >= until:
+            return Follow("timed_out")
+        return Wait(
+            until=until,
+            events=(config.event,),
+            match_property=config.match_property,
+            match_value=self._value(ctx),
+        )
+
+    @staticmethod
+    def _value(ctx: StepContext):
+        prop = ctx.config.match_property
+        return ctx.enrollment.context.get(prop) if prop else None
+
+
+# -- condition split -------------------------------------------------------------------------------
+
+
+class _Branch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="The branch's handle (letters, digits, - and _).")
+    label: str = Field("", max_length=200)
+
+    @field_validator("id")
+    @classmethod
+    def _handle_like(cls, value: str) -> str:
+        if not HANDLE_ID.match(value) or value == "else":
+            raise ValueError("use 1 to 40 letters, digits, - and _ (and not “else”)")
+        return value
+
+
+class RuleBranch(_Branch):
+    rule: dict[str, Any] = Field(description="A rule of the rule language (docs/rules.md).")
+    _parsed: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _rule_parses(self) -> RuleBranch:
+        try:
+            self._parsed = rule_parse(self.rule)
+        except RuleError as error:
+            raise ValueError("; ".join(f"{p['path']}: {p['message']}" for p in error.problems)) from None
+        return self
+
+
+def _unique_ids(branches: list[_Branch]) -> None:
+    ids = [branch.id for branch in branches]
+    if len(set(ids)) != len(ids):
+        raise ValueError("branch ids must differ")
+
+
+class ConditionConfig(NodeConfig):
+    branches: list[RuleBranch] = Field(
+        min_length=1, max_length=20, description="Tested in order; the first whose rule holds is taken."
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ConditionConfig:
+        _unique_ids(self.branches)
+        return self
+
+
+@node_type("condition")
+class Condition(NodeType):
+    kind = "flow"
+    label = gettext_lazy("Condition")
+    description = gettext_lazy("Sends the customer down the first branch whose rule holds, else “else”.")
+    icon = "split"
+    config = ConditionConfig
+    handles = ("else",)
+    dynamic_handles = True
+
+    def output_handles(self, config: ConditionConfig) -> list[str]:
+        return [branch.id for branch in config.branches] + ["else"]
+
+    def reference_problems(self, config: ConditionConfig) -> list[str]:
+        problems = []
+        for index, branch in enumerate(config.branches):
+            try:
+                rule_validate(branch.rule)
+            except RuleError as error:
+                problems += [f"branches[{index}].rule {p['path']}: {p['message']}" for p in error.problems]
+        return problems
+
+    def enter(self, ctx: StepContext) -> Follow:
+        today = ctx.now.astimezone(zoneinfo.ZoneInfo(settings.TIME_ZONE)).date()
+        for branch in ctx.config.branches:
+            facts = facts_load(customer=ctx.customer, rule=branch._parsed)
+            if rule_matches(branch._parsed, facts, today=today):
+                return Follow(branch.id, reason=f"rule of {branch.id} holds")
+        return Follow("else", reason="no branch's rule holds")
+
+
+# -- random split ----------------------------------------------------------------------------------
+
+
+class PercentBranch(_Branch):
+    percent: int = Field(ge=0, le=100)
+
+
+class RandomSplitConfig(NodeConfig):
+    branches: list[PercentBranch] = Field(min_length=2, max_length=10)
+
+    @model_validator(mode="after")
+    def _whole(self) -> RandomSplitConfig:
+        _unique_ids(self.branches)
+        if sum(branch.percent for branch in self.branches) != 100:
+            raise ValueError("the percentages must add up to 100")
+        return self
+
+
+@node_type("random_split")
+class RandomSplit(NodeType):
+    kind = "flow"
+    label = gettext_lazy("Random split")
+    description = gettext_lazy(
+        "Splits customers by percentages (A/B); a customer always gets the same branch."
+    )
+    icon = "shuffle"
+    config = RandomSplitConfig
+    handles = ()
+    dynamic_handles = True
+
+    def output_handles(self, config: RandomSplitConfig) -> list[str]:
+        return [branch.id for branch in config.branches]
+
+    def enter(self, ctx: StepContext) -> Follow:
+        # Sticky: the same customer at the same node of the same journey always lands in one bucket,
+        # in every version and on every visit.
+        seed = f"{ctx.enrollment.journey_id}:{ctx.node_id}:{ctx.customer.pk}".encode()
+        bucket = int.from_bytes(hashlib.sha256(seed).digest()[:8], "big") % 100
+        floor = 0
+        for branch in ctx.config.branches:
+            floor += branch.percent
+            if bucket < floor:
+                return Follow(branch.id, reason=f"bucket {bucket}")
+        raise NodeFailed(_("The split's percentages do not cover bucket %(bucket)s.") % {"bucket": bucket})
+
+
+# -- goal and exit ---------------------------------------------------------------------------------
+
+
+class GoalConfig(NodeConfig):
+    exit: bool = Field(False, description="Whether reaching the goal ends the journey for the customer.")
+
+
+@node_type("goal")
+class Goal(NodeType):
+    kind = "flow"
+    label = gettext_lazy("Goal")
+    description = gettext_lazy("Counts the customer as converted; optionally ends the journey for them.")
+    icon = "flag"
+    config = GoalConfig
+
+    def output_handles(self, config: GoalConfig) -> list[str]:
+        return [] if config.exit else [DEFAULT_HANDLE]
+
+    def enter(self, ctx: StepContext) -> Follow | End:
+        if ctx.enrollment.goal_reached_at is None:
+            ctx.enrollment.goal_reached_at = ctx.now
+        return End(reason="goal") if ctx.config.exit else Follow(DEFAULT_HANDLE)
+
+
+@node_type("exit")
+class Exit(NodeType):
+    kind = "flow"
+    label = gettext_lazy("Exit")
+    description = gettext_lazy("Ends the journey for the customer.")
+    icon = "stop"
+    handles = ()
+
+    def enter(self, ctx: StepContext) -> End:
+        return End(reason="exit")

@@ -1,0 +1,224 @@
+"""Writes of journeys: drafts, publishing (validated, immutable versions), pause / resume / archive,
+and enrolling customers under the journey's entry policy."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from cdp.services import audit_record
+from cdp.sqlvalues import json_rows
+from journeys.models import Enrollment, Journey, JourneyVersion
+from journeys.validation import GraphInvalid, graph_parse, graph_validate
+
+EMPTY_GRAPH = {"nodes": [], "edges": []}
+
+
+def _policy_checked(*, entry_policy: str, cooldown_seconds: int | None, entry_key_property: str) -> None:
+    problems = {}
+    if entry_policy not in Journey.EntryPolicy.values:
+        problems["entry_policy"] = [_("Choose once, after_cooldown or once_per_key.")]
+    if entry_policy == Journey.EntryPolicy.AFTER_COOLDOWN and not cooldown_seconds:
+        problems["cooldown_seconds"] = [
+            _("Give the cooldown, in seconds, before a customer may enter again.")
+        ]
+    if entry_policy == Journey.EntryPolicy.ONCE_PER_KEY and not entry_key_property.strip():
+        problems["entry_key_property"] = [_("Name the trigger event's property that holds the key.")]
+    if problems:
+        raise ValidationError(problems)
+
+
+@transaction.atomic
+def journey_save(
+    *,
+    name: str,
+    actor,
+    journey: Journey | None = None,
+    description: str = "",
+    draft_graph: dict | None = None,
+    entry_policy: str = Journey.EntryPolicy.ONCE,
+    cooldown_seconds: int | None = None,
+    entry_key_property: str = "",
+    priority: int = 0,
+) -> Journey:
+    """Creates a journey or changes its draft and settings. The draft may be incomplete: it is only
+    validated when published. Published versions never change."""
+    if not name.strip():
+        raise ValidationError({"name": [_("Give the journey a name.")]})
+    _policy_checked(
+        entry_policy=entry_policy, cooldown_seconds=cooldown_seconds, entry_key_property=entry_key_property
+    )
+    if journey is not None and journey.status == Journey.Status.ARCHIVED:
+        raise ValidationError({"status": [_("An archived journey cannot be changed.")]})
+    journey = journey or Journey(created_by=actor if getattr(actor, "is_authenticated", False) else None)
+    journey.name, journey.description = name.strip(), description
+    journey.draft_graph = draft_graph if draft_graph is not None else (journey.draft_graph or EMPTY_GRAPH)
+    journey.entry_policy, journey.cooldown_seconds = entry_policy, cooldown_seconds
+    journey.entry_key_property, journey.priority = entry_key_property.strip(), priority
+    journey.save()
+    audit_record(actor=actor, action="journey.save", target=journey)
+    return journey
+
+
+def trigger_event_names(graph: dict) -> list[str]:
+    parsed, _edges, _problems = graph_parse(graph)
+    return sorted({kind.trigger_event(config) for kind, config in parsed.values() if kind.kind == "trigger"})
+
+
+@transaction.atomic
+def journey_publish(*, journey: Journey, actor) -> JourneyVersion:
+    """Validates the draft and publishes it as a new immutable version that new customers enter;
+    customers already in the journey stay on their version. Raises GraphInvalid with every problem."""
+    journey = Journey.objects.select_for_update().get(pk=journey.pk)
+    if journey.status == Journey.Status.ARCHIVED:
+        raise ValidationError({"status": [_("An archived journey cannot be published.")]})
+    problems = graph_validate(journey.draft_graph)
+    if problems:
+        raise GraphInvalid(problems)
+    latest = journey.versions.order_by("-number").values_list("number", flat=True).first() or 0
+    version = JourneyVersion.objects.create(
+        journey=journey,
+        number=latest + 1,
+        graph=journey.draft_graph,
+        trigger_events=trigger_event_names(journey.draft_graph),
+        published_at=timezone.now(),
+        published_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    if journey.status == Journey.Status.DRAFT:
+        journey.status = Journey.Status.ACTIVE
+    journey.save(update_fields=["status", "updated_at"])
+    audit_record(actor=actor, action="journey.publish", target=journey, details={"version": version.number})
+    return version
+
+
+@transaction.atomic
+def journey_set_status(*, journey: Journey, status: str, actor) -> Journey:
+    """Pause (nobody enters, nobody moves on), resume, or archive (everyone still in it exits)."""
+    journey = Journey.objects.select_for_update().get(pk=journey.pk)
+    allowed = {
+        Journey.Status.PAUSED: {Journey.Status.ACTIVE},
+        Journey.Status.ACTIVE: {Journey.Status.PAUSED},
+        Journey.Status.ARCHIVED: {Journey.Status.DRAFT, Journey.Status.ACTIVE, Journey.Status.PAUSED},
+    }
+    if journey.status not in allowed.get(status, set()):
+        raise ValidationError(
+            {
+                "status": [
+                    _("A %(current)s journey cannot become %(new)s.")
+                    % {"current": journey.status, "new": status}
+                ]
+            }
+        )
+    journey.status = status
+    journey.save(update_fields=["status", "updated_at"])
+    if status == Journey.Status.ARCHIVED:
+        journey.enrollments.filter(status=Enrollment.Status.ACTIVE).update(
+            status=Enrollment.Status.EXITED,
+            reason="journey archived",
+            wake_at=None,
+            waiting_events=[],
+            finished_at=timezone.now(),
+        )
+    audit_record(actor=actor, action=f"journey.{status}", target=journey)
+    return journey
+
+
+# -- enrolling -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A customer who matched a trigger node with an event."""
+
+    version_id: int
+    journey_id: int
+    node_id: str
+    customer_id: int
+    event_id: int | None
+    occurred_at: dt.datetime
+    properties: dict
+
+
+def _entry_key(journey: Journey, entry: Entry) -> str | None:
+    if journey.entry_policy == Journey.EntryPolicy.ONCE_PER_KEY:
+        value = (
+            entry.properties.get(journey.entry_key_property) if isinstance(entry.properties, dict) else None
+        )
+        return None if value is None or value == "" else f"key:{value}"
+    if journey.entry_policy == Journey.EntryPolicy.AFTER_COOLDOWN:
+        return f"event:{entry.event_id}" if entry.event_id else f"at:{entry.occurred_at.isoformat()}"
+    return "once"
+
+
+def _cooling_down(journey: Journey, customer_ids: set[int], now: dt.datetime) -> set[int]:
+    """Customers still in the journey, or who entered it within the cooldown."""
+    since = now - dt.timedelta(seconds=journey.cooldown_seconds or 0)
+    return set(
+        Enrollment.objects.filter(journey=journey, customer_id__in=customer_ids)
+        .filter(Q(status=Enrollment.Status.ACTIVE) | Q(enrolled_at__gte=since))
+        .values_list("customer_id", flat=True)
+    )
+
+
+@transaction.atomic
+def enrollments_start(*, entries: list[Entry], now: dt.datetime | None = None) -> list[int]:
+    """Enrolls the customers at their trigger nodes (due at once), under each journey's entry policy;
+    an entry seen before enrolls nobody. Returns the new enrollments' ids."""
+    now = now or timezone.now()
+    journeys = {
+        journey.pk: journey
+        for journey in Journey.objects.filter(
+            pk__in={entry.journey_id for entry in entries}, status=Journey.Status.ACTIVE
+        )
+    }
+    rows, taken = [], set()
+    for journey_id, journey in journeys.items():
+        mine = [entry for entry in entries if entry.journey_id == journey_id]
+        blocked: set[int] = set()
+        if journey.entry_policy == Journey.EntryPolicy.AFTER_COOLDOWN:
+            with connection.cursor() as cursor:
+                # Two workers enrolling the same customers check the cooldown one after the other.
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [0x4A0E, journey_id])
+            blocked = _cooling_down(journey, {entry.customer_id for entry in mine}, now)
+        for entry in mine:
+            key = _entry_key(journey, entry)
+            if key is None or entry.customer_id in blocked or (journey_id, entry.customer_id, key) in taken:
+                continue
+            if journey.entry_policy == Journey.EntryPolicy.AFTER_COOLDOWN:
+                blocked.add(entry.customer_id)  # one entry per batch; the next waits out the cooldown
+            taken.add((journey_id, entry.customer_id, key))
+            rows.append(
+                (
+                    journey_id,
+                    entry.version_id,
+                    entry.customer_id,
+                    key,
+                    entry.node_id,
+                    {entry.node_id: 1},
+                    entry.properties,
+                )
+            )
+    if not rows:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO journeys_enrollment (journey_id, version_id, customer_id, entry_key, node_id, visit,
+                visits, phase, status, wake_at, waiting_events, waiting_match, context, reason, enrolled_at)
+            SELECT journey_id, version_id, customer_id, entry_key, node_id, 1, visits, 'enter', 'active', %s,
+                   '{}', '{}'::jsonb, context, '', %s
+            FROM json_to_recordset(%s::json) AS r(journey_id bigint, version_id bigint, customer_id bigint,
+                 entry_key text, node_id text, visits jsonb, context jsonb)
+            ORDER BY customer_id
+            ON CONFLICT (journey_id, customer_id, entry_key) DO NOTHING
+            RETURNING id
+            """,
+            [now, now, json_rows("journey_id version_id customer_id entry_key node_id visits context", rows)],
+        )
+        return [row[0] for row in cursor.fetchall()]
