@@ -3,6 +3,18 @@ from django.urls import path
 from cdp.api.customers import CustomerDetailView, CustomerEventsView, CustomerListView
 from cdp.api.views import MeView, SchemaView
 from connectors.api import AccountListView, MessageDetailView, MessageListView
+from journeys.api import (
+    GraphValidateView,
+    JourneyArchiveView,
+    JourneyDetailView,
+    JourneyEnrollmentsView,
+    JourneyListView,
+    JourneyPauseView,
+    JourneyPublishView,
+    JourneyResumeView,
+    JourneyStatsView,
+    NodeTypeListView,
+)
 from segments.api import (
     SegmentDetailView,
     SegmentListView,
@@ -51,4 +63,18 @@ urlpatterns = [
     path("segments/preview/", SegmentPreviewView.as_view(), name="api_segment_preview"),
     path("segments/<int:segment_id>/", SegmentDetailView.as_view(), name="api_segment"),
     path("segments/<int:segment_id>/refresh/", SegmentRefreshView.as_view(), name="api_segment_refresh"),
+    path("journeys/", JourneyListView.as_view(), name="api_journeys"),
+    path("journeys/node-types/", NodeTypeListView.as_view(), name="api_journey_node_types"),
+    path("journeys/validate/", GraphValidateView.as_view(), name="api_journey_validate"),
+    path("journeys/<int:journey_id>/", JourneyDetailView.as_view(), name="api_journey"),
+    path("journeys/<int:journey_id>/publish/", JourneyPublishView.as_view(), name="api_journey_publish"),
+    path("journeys/<int:journey_id>/pause/", JourneyPauseView.as_view(), name="api_journey_pause"),
+    path("journeys/<int:journey_id>/resume/", JourneyResumeView.as_view(), name="api_journey_resume"),
+    path("journeys/<int:journey_id>/archive/", JourneyArchiveView.as_view(), name="api_journey_archive"),
+    path(
+        "journeys/<int:journey_id>/enrollments/",
+        JourneyEnrollmentsView.as_view(),
+        name="api_journey_enrollments",
+    ),
+    path("journeys/<int:journey_id>/stats/", JourneyStatsView.as_view(), name="api_journey_stats"),
 ]

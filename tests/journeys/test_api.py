@@ -1,0 +1,175 @@
+"""Journeys over the API: the palette, drafts, publishing with every problem and its node id,
+pause / resume / archive, enrollments and per-node counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from journeys.matching import events_match
+from journeys.models import Enrollment
+from tests.journeys.conftest import edge, node, track
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def marketer(client, user_in_role):
+    client.force_login(user_in_role("Marketer"))
+    return client
+
+
+def post(client, url: str, data=None):
+    return client.post(url, data or {}, content_type="application/json")
+
+
+def create(client, graph: dict, **fields):
+    response = post(client, "/api/journeys/", {"name": "新客培育", "draft_graph": graph, **fields})
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def test_the_palette_lists_every_node_type_with_its_schema_and_handles(marketer):
+    palette = {entry["type"]: entry for entry in marketer.get("/api/journeys/node-types/").json()}
+    assert {
+        "event_trigger",
+        "segment_trigger",
+        "tag_added_trigger",
+        "delay",
+        "wait_for_event",
+        "condition",
+    } <= set(palette)
+    assert {"random_split", "goal", "exit", "send", "add_tag", "remove_tag", "set_trait", "add_score"} <= set(
+        palette
+    )
+    send = palette["send"]
+    assert send["kind"] == "action"
+    assert send["handles"] == ["delivered", "failed", "no_response"]
+    assert {"account", "template", "no_response_seconds"} <= set(send["config_schema"]["properties"])
+    assert palette["condition"]["dynamic_handles"] is True
+    # Translated for the reader: the palette follows the request's language.
+    chinese = {
+        entry["type"]: entry
+        for entry in marketer.get("/api/journeys/node-types/", HTTP_ACCEPT_LANGUAGE="zh-hans").json()
+    }
+    assert chinese["delay"]["group"] != "Flow"
+
+
+def test_publishing_refuses_a_graph_with_every_problem_and_its_node(marketer, tags):
+    graph = {
+        "nodes": [
+            node("t1", "event_trigger", event="signed_up"),
+            node("d1", "delay"),  # neither seconds nor until_time
+            node("g1", "add_tag", tag="no-such-tag"),  # its handle leads nowhere, and the tag is missing
+            node("w1", "wait_for_event", event="order_completed", timeout_seconds=3600),  # unreachable
+            node("q1", "quantum_leap"),
+            node("x1", "exit"),
+        ],
+        "edges": [edge("t1", "d1"), edge("d1", "g1"), edge("w1", "x1", "happened"), edge("t1", "x1", "nope")],
+    }
+    journey = create(marketer, graph)
+    response = post(marketer, f"/api/journeys/{journey['id']}/publish/")
+    assert response.status_code == 400
+    problems = {(problem["node"], problem["message"]) for problem in response.json()["problems"]}
+    assert ("d1", "Value error, give either seconds or until_time") in problems
+    assert ("g1", "There is no tag with the key “no-such-tag”.") in problems
+    assert ("g1", "The handle “default” leads nowhere: connect it, or mark it as ending.") in problems
+    assert ("w1", "No trigger leads to this node.") in problems
+    assert ("w1", "The handle “timed_out” leads nowhere: connect it, or mark it as ending.") in problems
+    assert ("q1", "There is no node type “quantum_leap”.") in problems
+    assert ("t1", "This node has no handle “nope” (it has: default).") in problems
+    assert marketer.get(f"/api/journeys/{journey['id']}/").json()["live_version"] is None
+
+    # The same answer without publishing, for the canvas while it edits.
+    checked = post(marketer, "/api/journeys/validate/", {"graph": graph}).json()["problems"]
+    assert {(problem["node"], problem["message"]) for problem in checked} == problems
+
+
+def test_a_graph_without_a_trigger_is_refused(marketer):
+    journey = create(marketer, {"nodes": [node("x1", "exit")], "edges": []})
+    problems = post(marketer, f"/api/journeys/{journey['id']}/publish/").json()["problems"]
+    assert {
+        "node": None,
+        "field": "nodes",
+        "message": "A journey needs a trigger: what starts a customer on it.",
+    } in (problems)
+
+
+def test_publish_pause_resume_archive_enrollments_and_counts(marketer, tags, make_customer):
+    graph = {
+        "nodes": [
+            node("t1", "tag_added_trigger", tag="lead"),
+            node("d1", "delay", seconds=600),
+            node("g1", "add_tag", tag="bought", ends=["default"]),
+        ],
+        "edges": [edge("t1", "d1"), edge("d1", "g1")],
+    }
+    journey = create(marketer, graph)
+    version = post(marketer, f"/api/journeys/{journey['id']}/publish/")
+    assert version.status_code == 201
+    assert (version.json()["number"], version.json()["trigger_events"]) == (1, ["tag_added"])
+    assert marketer.get(f"/api/journeys/{journey['id']}/").json()["status"] == "active"
+
+    customer = make_customer()
+    track(customer, "tag_added", {"tag": "lead"})
+    other = make_customer(name="另一位", phone="+8613700137000")
+    track(other, "tag_added", {"tag": "vip"})  # another tag starts nothing
+    events_match(customer_ids=[customer.pk, other.pk])
+
+    enrollments = marketer.get(f"/api/journeys/{journey['id']}/enrollments/").json()
+    assert [(e["customer_id"], e["node_id"], e["phase"], e["version"]) for e in enrollments] == [
+        (customer.pk, "d1", "resume", 1)
+    ]
+    assert (
+        marketer.get(f"/api/journeys/{journey['id']}/enrollments/?node=d1").json()[0]["customer_id"]
+        == customer.pk
+    )
+    stats = marketer.get(f"/api/journeys/{journey['id']}/stats/").json()
+    assert (stats["entered"], stats["active"], stats["converted"]) == (1, 1, 0)
+    assert stats["nodes"]["t1"] == {"entered": 1, "waiting": 0, "left": {"default": 1}}
+    assert stats["nodes"]["d1"] == {"entered": 1, "waiting": 1, "left": {}}
+
+    assert post(marketer, f"/api/journeys/{journey['id']}/pause/").json()["status"] == "paused"
+    assert post(marketer, f"/api/journeys/{journey['id']}/pause/").status_code == 409
+    assert post(marketer, f"/api/journeys/{journey['id']}/resume/").json()["status"] == "active"
+    assert post(marketer, f"/api/journeys/{journey['id']}/archive/").json()["status"] == "archived"
+    assert Enrollment.objects.get().status == "exited"
+    assert post(marketer, f"/api/journeys/{journey['id']}/publish/").status_code == 409
+
+
+def test_editing_the_draft_and_entry_policy(marketer):
+    journey = create(marketer, {"nodes": [], "edges": []})
+    response = marketer.put(
+        f"/api/journeys/{journey['id']}/",
+        {"name": "购物车", "entry_policy": "once_per_key", "draft_graph": {"nodes": [], "edges": []}},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "entry_key_property": ["Name the trigger event's property that holds the key."]
+    }
+    response = marketer.put(
+        f"/api/journeys/{journey['id']}/",
+        {"name": "购物车", "entry_policy": "once_per_key", "entry_key_property": "cart_id"},
+        content_type="application/json",
+    )
+    assert (response.json()["entry_policy"], response.json()["entry_key_property"]) == (
+        "once_per_key",
+        "cart_id",
+    )
+
+
+def test_analysts_read_journeys_but_change_nothing(client, user_in_role):
+    client.force_login(user_in_role("Analyst"))
+    assert client.get("/api/journeys/").status_code == 200
+    assert client.get("/api/journeys/node-types/").status_code == 200
+    assert post(client, "/api/journeys/", {"name": "x"}).status_code == 403
+
+
+def test_the_schema_describes_the_journey_api(marketer):
+    schema = marketer.get("/api/schema/").content.decode()
+    for path in (
+        "/api/journeys/node-types/",
+        "/api/journeys/{journey_id}/publish/",
+        "/api/journeys/{journey_id}/stats/",
+    ):
+        assert path in schema
