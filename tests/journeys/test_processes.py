@@ -1,0 +1,138 @@
+"""Journeys with the product's real processes: a Celery worker (engine, dispatch and default
+queues), beat's tick every second, and the web server that sandbox providers post receipts to.
+The live-stream sign-up journey: the form is submitted, the customer is tagged, waits, is checked,
+gets a WeChat template that the provider refuses, an SMS instead (delivered), and then either clicks
+the menu or the wait times out. Nothing is called in-process: events are recorded on timelines and
+the processes do the rest."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from cdp.celery import app as celery_app
+from connectors.models import Message
+from journeys.models import Enrollment, Step
+from segments.models import CustomerTag
+from tests.journeys.conftest import edge, node, published, track
+from tests.processes import ProcessGroup, current_database_url, free_port, get, wait_until
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def processes(redis_url, tmp_path, transactional_db, monkeypatch):
+    # What this process queues (the ingest signal's matching task) goes to the workers' broker.
+    monkeypatch.setitem(celery_app.conf, "broker_url", redis_url)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    group = ProcessGroup(
+        {
+            "DATABASE_URL": current_database_url(),
+            "CELERY_BROKER_URL": redis_url,
+            "REDIS_URL": redis_url,
+            "SITE_URL": url,
+            "JOURNEY_TICK_SECONDS": "1",
+        },
+        tmp_path,
+    )
+    group.start("web", "daphne", "-b", "127.0.0.1", "-p", str(port), "cdp.asgi:application")
+    group.start(
+        "worker", "celery", "-A", "cdp", "worker", "-Q", "engine,dispatch,default,segments", "-c", "3",
+        "-n", "journeys@%h", "--loglevel", "INFO",
+    )  # fmt: skip
+    group.start("beat", "celery", "-A", "cdp", "beat", "--loglevel", "INFO")
+    wait_until(lambda: get(f"{url}/login/")[0] == 200, timeout=60, what="the web server")
+    yield group
+    group.stop_all()
+
+
+def live_stream_graph(wechat, sms) -> dict:
+    return {
+        "nodes": [
+            node(
+                "t1",
+                "event_trigger",
+                event="form_submitted",
+                where=[{"property": "form", "op": "eq", "value": "live"}],
+            ),
+            node("a1", "add_tag", tag="lead"),
+            node("d1", "delay", seconds=2),
+            node("c1", "condition", branches=[{"id": "known", "rule": {"trait": "city", "op": "exists"}}]),
+            node("s1", "send", account=wechat.pk, template="cart-wechat", ends=["no_response"]),
+            node("s2", "send", account=sms.pk, template="cart-sms", ends=["failed", "no_response"]),
+            node("w1", "wait_for_event", event="menu_clicked", timeout_seconds=15),
+            node("g1", "add_tag", tag="bought", ends=["default"]),
+            node("g2", "add_tag", tag="lost", ends=["default"]),
+            node("x1", "exit"),
+        ],
+        "edges": [
+            edge("t1", "a1"),
+            edge("a1", "d1"),
+            edge("d1", "c1"),
+            edge("c1", "s1", "known"),
+            edge("c1", "x1", "else"),
+            edge("s1", "w1", "delivered"),
+            edge("s1", "s2", "failed"),
+            edge("s2", "w1", "delivered"),
+            edge("w1", "g1", "happened"),
+            edge("w1", "g2", "timed_out"),
+        ],
+    }
+
+
+def at(customer, node_id: str) -> bool:
+    return Enrollment.objects.filter(customer=customer, node_id=node_id, phase="resume").exists()
+
+
+def test_the_live_stream_sign_up_journey_runs_on_real_processes(
+    processes, make_account, make_customer, sms_template, wechat_template, tags
+):
+    wechat = make_account(
+        kind="sandbox_wechat_template",
+        name="公众号沙箱",
+        appid="wx0000sandbox00000",
+        error_rate=1.0,
+        error_code="43004",
+    )
+    sms = make_account(receipt_delay_seconds=0)
+    clicker = make_customer(openid="o-clicker")
+    idle = make_customer(name="李雷", phone="+8613900139000", openid="o-idle")
+    published(live_stream_graph(wechat, sms))
+    started = timezone.now()
+    for customer in (clicker, idle):
+        track(customer, "form_submitted", {"form": "live"})
+
+    wait_until(
+        lambda: at(clicker, "w1") and at(idle, "w1"), timeout=60, what="both customers at the menu check"
+    )
+    track(clicker, "menu_clicked")
+    wait_until(
+        lambda: Enrollment.objects.filter(status="completed").count() == 2, timeout=60, what="both to finish"
+    )
+
+    def path(customer):
+        return list(
+            Step.objects.filter(enrollment__customer=customer)
+            .order_by("id")
+            .values_list("node_id", "outcome")
+        )
+
+    fallback = [("t1", "default"), ("a1", "default"), ("d1", "default"), ("c1", "known"), ("s1", "failed")]
+    assert path(clicker) == [*fallback, ("s2", "delivered"), ("w1", "happened"), ("g1", "default")]
+    assert path(idle) == [*fallback, ("s2", "delivered"), ("w1", "timed_out"), ("g2", "default")]
+    for customer, tag in ((clicker, "bought"), (idle, "lost")):
+        held = set(CustomerTag.objects.filter(customer=customer).values_list("tag__key", flat=True))
+        assert held == {"lead", tag}
+    assert sorted(Message.objects.values_list("channel", "status")) == [
+        ("sms", "delivered"),
+        ("sms", "delivered"),
+        ("wechat_template", "failed"),
+        ("wechat_template", "failed"),
+    ]
+    # The delay ended on a tick, not at once.
+    delay_left = (
+        Step.objects.filter(enrollment__customer=idle, node_id="d1").values_list("left_at", flat=True).get()
+    )
+    assert (delay_left - started).total_seconds() >= 2
+    assert "journeys.tasks.engine_tick" in processes.log("worker")
