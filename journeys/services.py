@@ -110,8 +110,8 @@ def journey_set_status(*, journey: Journey, status: str, actor) -> Journey:
         raise ValidationError(
             {
                 "status": [
-                    _("A %(current)s journey cannot become %(new)s.")
-                    % {"current": journey.status, "new": status}
+                    _("A journey that is “%(current)s” cannot become “%(new)s”.")
+                    % {"current": Journey.Status(journey.status).label, "new": Journey.Status(status).label}
                 ]
             }
         )
