@@ -382,9 +382,10 @@ def _has_due(account_id: int) -> bool:
     ).exists()
 
 
-def dispatch_account_run(*, account_id: int, budget_seconds: float = 10.0) -> int:
+def dispatch_account_run(*, account_id: int, budget_seconds: float = 3.0) -> int:
     """Dispatches the account's due messages until none is due or the time budget is spent; returns
-    how many it claimed. Waits for tokens when the rate limit is reached."""
+    how many it claimed. Waits for tokens when the rate limit is reached. The budget is short so a
+    worker moves on to other accounts' wake-ups; a follow-up is queued when work is left."""
     deadline = time.monotonic() + budget_seconds
     total = 0
     while time.monotonic() < deadline:
