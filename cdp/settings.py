@@ -275,7 +275,11 @@ CELERY_BEAT_SCHEDULE = {
     # Due messages whose wake-up was lost, and leases that ran out (messages left in doubt).
     "dispatch-sweep": {"task": "connectors.tasks.dispatch_sweep", "schedule": 2.0, "options": {"expires": 2}},
     # Sandbox providers post their receipts back through the inbound path once they are due.
-    "sandbox-receipts": {"task": "connectors.tasks.sandbox_receipts", "schedule": 1.0, "options": {"expires": 1}},
+    "sandbox-receipts": {
+        "task": "connectors.tasks.sandbox_receipts",
+        "schedule": 1.0,
+        "options": {"expires": 1},
+    },
     # Journeys: due enrollments run (delays end, waits time out); never Celery ETAs for delays.
     "journey-engine-tick": {
         "task": "journeys.tasks.engine_tick",
