@@ -313,6 +313,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JourneyStatusEnum": "journeys.models.Journey.Status",
         "EnrollmentStatusEnum": "journeys.models.Enrollment.Status",
+        "MessageStatusEnum": "connectors.models.Message.Status",
     },
 }
 
