@@ -2,9 +2,11 @@
 lifecycle stage (scores are awarded first, from events alone: ``segments.scoring``).
 
 Only the customers that changed are evaluated again, every target in dependency order, in one
-transaction: a segment built on a dynamic tag reads the tag as it was just refreshed. Targets that
-build on no other target are evaluated together, in one pass over those customers. A definition
-change recomputes that target over everyone, as a diff, then everything that builds on it."""
+transaction: a segment built on a dynamic tag reads the tag as it was just refreshed. Targets are
+taken in levels (those that build on no other target, then those that build only on them, ...);
+a level is evaluated in one pass over those customers and its segments' changes are written in one
+go. A definition change recomputes that target over everyone, as a diff, then everything that
+builds on it."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from cdp.sqlvalues import id_array
-from segments.compiler import rule_compile
+from segments.compiler import evaluation_settings, rules_compile
 from segments.graph import (
     STAGE,
     definitions_load,
@@ -46,47 +48,68 @@ class _Target:
 class _SegmentTarget(_Target):
     segment: Segment
 
-    def current(self, ids: str) -> set[int]:
-        return _ids(
-            "SELECT customer_id FROM segments_segmentmember"
-            " WHERE segment_id = %s AND customer_id = ANY(%s::bigint[])",
-            [self.segment.pk, ids],
-        )
-
-    def apply(self, matched: list[set[int]], current: set[int]) -> MembershipDiff:
-        return membership_apply(self.segment, matched[0], current)
-
 
 @dataclass
 class _TagTarget(_Target):
     tag: Tag
-
-    def current(self, ids: str) -> set[int]:
-        return _ids(
-            "SELECT customer_id FROM segments_customertag"
-            " WHERE tag_id = %s AND customer_id = ANY(%s::bigint[])",
-            [self.tag.pk, ids],
-        )
-
-    def apply(self, matched: list[set[int]], current: set[int]) -> MembershipDiff:
-        return dynamic_tag_apply(self.tag, matched[0], current)
 
 
 @dataclass
 class _StagesTarget(_Target):
     stages: list[LifecycleStage]
 
-    def current(self, ids: str) -> dict[int, int]:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT customer_id, stage_id FROM segments_customerstage"
-                " WHERE customer_id = ANY(%s::bigint[])",
-                [ids],
-            )
-            return dict(cursor.fetchall())
 
-    def apply(self, matched: list[set[int]], current: dict[int, int], considered: set[int]) -> MembershipDiff:
-        return stages_apply(self.stages, _furthest(self.stages, matched, considered), current)
+@dataclass
+class _Current:
+    """Who is in each target now, among the customers looked at. Read once for the whole refresh: a
+    target's rows change only when that target is applied, so reading them before the targets it
+    builds on are applied gives the same answer."""
+
+    segments: dict[int, set[int]]  # segment id: its members
+    tags: dict[int, set[int]]  # tag id: its holders
+    stages: dict[int, int]  # customer: stage id
+
+
+def _held(kind: str, table: str, column: str) -> str:
+    """Who holds what among an id array: customer by customer through the customer index (a few rows
+    each). ``OFFSET 0`` keeps it that way even when the table's statistics lag behind a large change,
+    where the planner would otherwise read the whole table. Fixed names only."""
+    return (
+        f"SELECT '{kind}', held.{column}, x.id FROM unnest(%s::bigint[]) AS x(id) CROSS JOIN LATERAL"  # noqa: S608
+        f" (SELECT t.{column} FROM {table} AS t WHERE t.customer_id = x.id OFFSET 0) AS held"
+    )
+
+
+_HELD_SEGMENTS = _held("s", "segments_segmentmember", "segment_id")
+_HELD_TAGS = _held("t", "segments_customertag", "tag_id")
+_HELD_STAGES = _held("g", "segments_customerstage", "stage_id")
+
+
+def _current_load(targets: list[_Target], ids: str) -> _Current:
+    """Every target's members among ``ids``, in one statement."""
+    segment_ids = [target.segment.pk for target in targets if isinstance(target, _SegmentTarget)]
+    tag_ids = [target.tag.pk for target in targets if isinstance(target, _TagTarget)]
+    current = _Current({pk: set() for pk in segment_ids}, {pk: set() for pk in tag_ids}, {})
+    parts = [
+        part
+        for part, wanted in (
+            (_HELD_SEGMENTS, segment_ids),
+            (_HELD_TAGS, tag_ids),
+            (_HELD_STAGES, any(isinstance(target, _StagesTarget) for target in targets)),
+        )
+        if wanted
+    ]
+    if not parts:
+        return current
+    held = {"s": current.segments, "t": current.tags}
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), [ids] * len(parts))
+        for kind, target_id, customer_id in cursor.fetchall():
+            if kind == "g":
+                current.stages[customer_id] = target_id
+            elif target_id in held[kind]:  # not a static segment or tag
+                held[kind][target_id].add(customer_id)
+    return current
 
 
 def _ids(sql: str, params: list) -> set[int]:
@@ -121,6 +144,40 @@ def _targets_load() -> dict[str, _Target]:
     return targets
 
 
+# A segment or tag whose rule has at most this many leaves (counting those it takes in from the
+# rules it reads) is read by the rules built on it as its rule, in the same pass; a larger one from
+# its stored rows, in a later pass (so that long chains do not grow the statement without bound).
+INLINE_LEAVES = 100
+
+
+def _levels(targets: dict[str, _Target]) -> tuple[list[list[_Target]], set[str]]:
+    """The passes of a refresh, each a list of targets in dependency order, and the segments and
+    tags that are read through their rule within a pass. A target that reads a segment or tag of
+    the same refresh takes in its rule and goes in the same pass; one that reads the stages (or a
+    rule too large to take in) goes in a later pass than them, after they are stored."""
+    graph = {node: target.references & targets.keys() for node, target in targets.items()}
+    depth: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    inline: set[str] = set()
+    for node in dependency_order(targets, graph):
+        target = targets[node]
+        depth[node], leaves[node] = 0, sum(len(rule_leaves(rule)) for rule in target.rules)
+        for reference in graph[node]:
+            if reference not in depth:  # a cycle (refused when rules are saved)
+                continue
+            if reference in inline:
+                depth[node] = max(depth[node], depth[reference])
+                leaves[node] += leaves[reference]
+            else:
+                depth[node] = max(depth[node], depth[reference] + 1)
+        if not isinstance(target, _StagesTarget) and leaves[node] <= INLINE_LEAVES:
+            inline.add(node)
+    levels: list[list[_Target]] = [[] for _level in range(1 + max(depth.values(), default=-1))]
+    for node in depth:  # dependency order within each level
+        levels[depth[node]].append(targets[node])
+    return levels, inline
+
+
 @transaction.atomic
 def customers_refresh(*, customer_ids: list[int], today: dt.date | None = None) -> dict[str, MembershipDiff]:
     """Re-evaluates every rule-maintained target for these customers only, in one transaction;
@@ -129,46 +186,65 @@ def customers_refresh(*, customer_ids: list[int], today: dt.date | None = None) 
         return {}
     ids = id_array(set(customer_ids))
     today = today or timezone.localdate()
+    evaluation_settings()
     targets = _targets_load()
-    graph = {node: target.references for node, target in targets.items()}
-    independent = [target for target in targets.values() if not target.references & targets.keys()]
-    matched, considered = _matched_together(independent, ids, today)
-    changes = {}
-    for node in dependency_order(targets, graph):
-        target = targets[node]
-        if node not in matched:
-            columns, _considered = _matched_together([target], ids, today)
-            matched[node] = columns[node]
-        current = target.current(ids)
-        if isinstance(target, _StagesTarget):
-            diff = target.apply(matched[node], current, considered)
-        else:
-            diff = target.apply(matched[node], current)
-        if diff.entered or diff.exited:
-            changes[node] = diff
+    current = _current_load(list(targets.values()), ids)
+    changes: dict[str, MembershipDiff] = {}
+    levels, inline = _levels(targets)
+    for level in levels:
+        matched, considered = _matched_together(level, ids, today, inline)
+        segments = [target for target in level if isinstance(target, _SegmentTarget)]
+        diffs = membership_apply(
+            [
+                (target.segment, matched[target.node][0], current.segments[target.segment.pk])
+                for target in segments
+            ]
+        )
+        for target, diff in zip(segments, diffs, strict=True):
+            if diff.entered or diff.exited:
+                changes[target.node] = diff
+        for target in level:
+            if isinstance(target, _TagTarget):
+                holders = current.tags[target.tag.pk]
+                if matched[target.node][0] != holders:
+                    changes[target.node] = dynamic_tag_apply(target.tag, matched[target.node][0], holders)
+            elif isinstance(target, _StagesTarget):
+                chosen = _furthest(target.stages, matched[target.node], considered)
+                diff = stages_apply(target.stages, chosen, current.stages)
+                if diff.entered or diff.exited:
+                    changes[target.node] = diff
     return changes
 
 
 def _matched_together(
-    targets: list[_Target], ids: str, today: dt.date
+    targets: list[_Target], ids: str, today: dt.date, inline: set[str]
 ) -> tuple[dict[str, list[set[int]]], set[int]]:
-    """Several targets' rules in one pass over the customers: one row per customer, a column per
-    rule. Also returns the active customers among ``ids``."""
-    compiled = [rule_compile(rule, today=today, few=True) for target in targets for rule in target.rules]
-    columns = "".join(f", ({rule.where})" for rule in compiled)
-    params = [param for rule in compiled for param in rule.params]
+    """Several targets' rules (in dependency order) in one pass over the customers, each customer's
+    rollups read once for all of them: for each rule the ids of those it selects (and the active
+    customers among ``ids``), as arrays, so that only ids travel back. A rule that reads a segment
+    or tag in ``inline`` evaluated in this pass reads its rule (which is what will be stored)."""
+    rules, maintains = [], []
+    for target in targets:
+        for rule in target.rules:
+            rules.append(rule)
+            maintains.append(target.node if target.node in inline else None)
+    compiled = rules_compile(rules, today=today, few=True, maintains=maintains)
+    columns = "".join(f"array_agg(c.id) FILTER (WHERE {rule.where}), " for rule in compiled.rules)
+    params = [param for rule in compiled.rules for param in rule.params]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT c.id{columns} FROM cdp_customer AS c"  # noqa: S608 (compiled rules; values are parameters)
+            f"SELECT {columns}array_agg(c.id) FROM cdp_customer AS c {compiled.joins}"  # noqa: S608 (compiled rules; values are parameters)
             " WHERE c.id = ANY(%s::bigint[]) AND c.merged_into_id IS NULL",
-            [*params, ids],
+            [*params, *compiled.join_params, ids],
         )
-        rows = cursor.fetchall()
-    matched, column = {}, 1
+        *selected, active = cursor.fetchone()
+    matched, column = {}, 0
     for target in targets:
-        matched[target.node] = [{row[0] for row in rows if row[column + i]} for i in range(len(target.rules))]
+        matched[target.node] = [
+            set(members or ()) for members in selected[column : column + len(target.rules)]
+        ]
         column += len(target.rules)
-    return matched, {row[0] for row in rows}
+    return matched, set(active or ())
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,15 +10,14 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from cdp.ingest import system_events_record
 from cdp.models import ChannelEventDaily, Customer, CustomerRole
 from cdp.services import audit_record
-from cdp.sqlvalues import id_array
-from segments.compiler import evaluation_memory, rule_customer_ids_sql
+from cdp.sqlvalues import json_rows
+from segments.compiler import evaluation_settings, rule_customer_ids_sql
 from segments.graph import cycles_refuse, node_users, segment_node
 from segments.models import LifecycleStage, MembershipChange, Segment, Tag
 from segments.rules import (
@@ -119,19 +118,19 @@ class Preview:
 
 
 def segment_preview(*, rule_data) -> Preview:
-    """How many customers a rule selects now, and a few of them (the most recently active)."""
+    """How many customers a rule selects now (exactly), and a few of them (the most recently active)."""
     rule = rule_validate(rule_data)
-    selected, params = rule_customer_ids_sql(rule, today=timezone.localdate())
+    selected, params = rule_customer_ids_sql(rule, today=timezone.localdate(), columns="c.id, c.last_seen_at")
     with transaction.atomic(), connection.cursor() as cursor:
-        evaluation_memory()
-        # The rule evaluated once for both the count and the sample. Fixed text around the compiled
-        # rule, whose values are all parameters.
+        evaluation_settings()
+        # The rule evaluated once for both the count and the sample; the sample is sorted from the
+        # matched rows themselves (which carry their last-seen time), not looked up again among a
+        # million customers. Fixed text around the compiled rule, whose values are all parameters.
         cursor.execute(
             f"""
             WITH matched AS MATERIALIZED ({selected})
             SELECT (SELECT count(*) FROM matched),
-                   ARRAY(SELECT c.id FROM cdp_customer AS c JOIN matched ON matched.id = c.id
-                         ORDER BY c.last_seen_at DESC NULLS LAST, c.id DESC LIMIT %s)
+                   ARRAY(SELECT id FROM matched ORDER BY last_seen_at DESC NULLS LAST, id DESC LIMIT %s)
             """,  # noqa: S608
             [*params, PREVIEW_SAMPLE],
         )
@@ -220,65 +219,49 @@ def segment_refresh(*, segment: Segment, today: dt.date | None = None) -> Member
     rule = rule_parse(segment.rule)
     selected, params = rule_customer_ids_sql(rule, today=today or timezone.localdate())
     now = timezone.now()
-    evaluation_memory()
+    evaluation_settings()
     with connection.cursor() as cursor:
-        # Dropped at commit; dropped here too, for a second refresh in the same transaction.
-        cursor.execute("DROP TABLE IF EXISTS segment_now, segment_change")
-        cursor.execute("CREATE TEMP TABLE segment_now (id bigint PRIMARY KEY) ON COMMIT DROP")
-        cursor.execute(f"INSERT INTO segment_now {selected}", params)
+        # One statement: the rule evaluated, compared with the members (one hash join both ways),
+        # the members changed and the change recorded with who entered and who left, in id order
+        # (which is also the order the indexes take them in most cheaply).
         cursor.execute(
-            """
-            CREATE TEMP TABLE segment_change ON COMMIT DROP AS
-            SELECT now.id AS customer_id, 'segment_entered'::text AS name
-            FROM segment_now AS now
-            WHERE NOT EXISTS (SELECT 1 FROM segments_segmentmember AS m
-                              WHERE m.segment_id = %s AND m.customer_id = now.id)
-            UNION ALL
-            SELECT m.customer_id, 'segment_exited'
-            FROM segments_segmentmember AS m
-            WHERE m.segment_id = %s
-              AND NOT EXISTS (SELECT 1 FROM segment_now AS now WHERE now.id = m.customer_id)
-            """,
-            [segment.pk, segment.pk],
-        )
-        cursor.execute(
-            """
-            DELETE FROM segments_segmentmember AS m USING segment_change AS change
-            WHERE m.segment_id = %s AND m.customer_id = change.customer_id AND change.name = 'segment_exited'
-            """,
-            [segment.pk],
-        )
-        cursor.execute(
-            """
-            INSERT INTO segments_segmentmember (segment_id, customer_id, entered_at)
-            SELECT %s, customer_id, %s FROM segment_change WHERE name = 'segment_entered'
-            """,
-            [segment.pk, now],
-        )
-        cursor.execute(
-            "SELECT count(*) FILTER (WHERE name = 'segment_entered'),"
-            " count(*) FILTER (WHERE name = 'segment_exited') FROM segment_change"
-        )
-        entered, exited = cursor.fetchone()
-        if entered or exited:
-            cursor.execute(
-                """
+            f"""
+            WITH matched AS MATERIALIZED ({selected}),
+            change AS MATERIALIZED (
+                SELECT coalesce(matched.id, member.customer_id) AS customer_id,
+                       matched.id IS NOT NULL AS entered
+                FROM matched
+                FULL JOIN (SELECT customer_id FROM segments_segmentmember WHERE segment_id = %s) AS member
+                       ON member.customer_id = matched.id
+                WHERE matched.id IS NULL OR member.customer_id IS NULL
+            ),
+            exited AS (
+                DELETE FROM segments_segmentmember AS m USING change
+                WHERE m.segment_id = %s AND m.customer_id = change.customer_id AND NOT change.entered
+            ),
+            entered AS (
+                INSERT INTO segments_segmentmember (segment_id, customer_id, entered_at)
+                SELECT %s, customer_id, %s FROM change WHERE entered ORDER BY customer_id
+            ),
+            recorded AS (
                 INSERT INTO segments_membershipchange (segment_id, changed_at, entered, exited,
                                                        member_count, events_written, events_done)
                 SELECT %s, %s,
-                       ARRAY(SELECT customer_id FROM segment_change WHERE name = 'segment_entered'
-                             ORDER BY 1),
-                       ARRAY(SELECT customer_id FROM segment_change WHERE name = 'segment_exited'
-                             ORDER BY 1),
-                       (SELECT count(*) FROM segment_now), 0, false
+                       ARRAY(SELECT customer_id FROM change WHERE entered ORDER BY 1),
+                       ARRAY(SELECT customer_id FROM change WHERE NOT entered ORDER BY 1),
+                       (SELECT count(*) FROM matched), 0, false
+                WHERE EXISTS (SELECT 1 FROM change)
                 RETURNING id
-                """,
-                [segment.pk, now],
             )
-            change_id = cursor.fetchone()[0]
-            transaction.on_commit(lambda: _queue_events(change_id), robust=True)
-        cursor.execute("SELECT count(*) FROM segment_now")
-        segment.member_count = cursor.fetchone()[0]
+            SELECT (SELECT count(*) FROM change WHERE entered),
+                   (SELECT count(*) FROM change WHERE NOT entered),
+                   (SELECT count(*) FROM matched), (SELECT id FROM recorded)
+            """,  # noqa: S608 (the compiled rule; values are parameters)
+            [*params, segment.pk, segment.pk, segment.pk, now, segment.pk, now],
+        )
+        entered, exited, segment.member_count, change_id = cursor.fetchone()
+    if change_id is not None:
+        transaction.on_commit(lambda: _queue_events(change_id), robust=True)
     segment.refreshed_at = now
     segment.save(update_fields=["member_count", "refreshed_at"])
     return MembershipDiff(entered, exited)
@@ -338,28 +321,47 @@ def _events_insert(change: MembershipChange, rows: list[tuple[int, str]]) -> Non
     )
 
 
-def membership_apply(segment: Segment, matched: set[int], current: set[int]) -> MembershipDiff:
-    """Among the customers looked at: who now matches enters, who no longer does exits."""
-    entered, exited = sorted(matched - current), sorted(current - matched)
-    if not entered and not exited:
-        return MembershipDiff(0, 0)
+def membership_apply(looked_at: list[tuple[Segment, set[int], set[int]]]) -> list[MembershipDiff]:
+    """Among the customers looked at, for each (segment, who matches now, who is in it now): who
+    now matches enters, who no longer does exits. Every segment's change in the same few statements
+    (members deleted, inserted, sizes, the recorded changes), whatever the number of segments."""
+    diffs, exits, entries, sizes, changes = [], [], [], [], []
     now = timezone.now()
+    for segment, matched, current in looked_at:
+        entered, exited = sorted(matched - current), sorted(current - matched)
+        diffs.append(MembershipDiff(len(entered), len(exited)))
+        if entered or exited:
+            exits += [(segment.pk, customer_id) for customer_id in exited]
+            entries += [(segment.pk, customer_id) for customer_id in entered]
+            sizes.append((segment.pk, len(entered) - len(exited)))
+            changes.append(MembershipChange(segment=segment, changed_at=now, entered=entered, exited=exited))
+    if not changes:
+        return diffs
     with connection.cursor() as cursor:
+        if exits:
+            cursor.execute(
+                "DELETE FROM segments_segmentmember AS m"
+                " USING json_to_recordset(%s::json) AS x(segment_id bigint, customer_id bigint)"
+                " WHERE m.segment_id = x.segment_id AND m.customer_id = x.customer_id",
+                [json_rows("segment_id customer_id", exits)],
+            )
+        if entries:
+            cursor.execute(
+                "INSERT INTO segments_segmentmember (segment_id, customer_id, entered_at)"
+                " SELECT x.segment_id, x.customer_id, %s"
+                " FROM json_to_recordset(%s::json) AS x(segment_id bigint, customer_id bigint)",
+                [now, json_rows("segment_id customer_id", entries)],
+            )
         cursor.execute(
-            "DELETE FROM segments_segmentmember WHERE segment_id = %s AND customer_id = ANY(%s::bigint[])",
-            [segment.pk, id_array(exited)],
+            "UPDATE segments_segment AS g SET member_count = g.member_count + x.change, refreshed_at = %s"
+            " FROM json_to_recordset(%s::json) AS x(id bigint, change integer) WHERE g.id = x.id"
+            " RETURNING g.id, g.member_count",
+            [now, json_rows("id change", sizes)],
         )
-        cursor.execute(
-            "INSERT INTO segments_segmentmember (segment_id, customer_id, entered_at)"
-            " SELECT %s, unnest(%s::bigint[]), %s",
-            [segment.pk, id_array(entered), now],
-        )
-    Segment.objects.filter(pk=segment.pk).update(
-        member_count=F("member_count") + len(entered) - len(exited), refreshed_at=now
-    )
-    member_count = Segment.objects.filter(pk=segment.pk).values_list("member_count", flat=True).get()
-    change = MembershipChange.objects.create(
-        segment=segment, changed_at=now, entered=entered, exited=exited, member_count=member_count
-    )
-    transaction.on_commit(lambda: _queue_events(change.pk), robust=True)
-    return MembershipDiff(len(entered), len(exited))
+        member_counts = dict(cursor.fetchall())
+    for change in changes:
+        change.member_count = member_counts[change.segment_id]
+    MembershipChange.objects.bulk_create(changes)
+    for change in changes:
+        transaction.on_commit(lambda change_id=change.pk: _queue_events(change_id), robust=True)
+    return diffs
