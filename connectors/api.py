@@ -186,3 +186,43 @@ class MessageDetailView(APIView):
         data["provider_answer"] = message.provider_answer
         data["life"] = LifeOutput(message_life(message=message), many=True).data
         return Response(data)
+
+
+class AccountOptionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    channel = serializers.CharField()
+    status = serializers.CharField()
+
+
+class AccountOptionsView(APIView):
+    """The accounts a journey's send step may name (no settings): for the people who draw journeys."""
+
+    permission_classes = [HasCapability]
+    required_capability = "view_journeys"
+
+    @extend_schema(responses=AccountOptionOutput(many=True))
+    def get(self, request):
+        accounts = ChannelAccount.objects.order_by("name")
+        return Response(AccountOptionOutput(accounts, many=True).data)
+
+
+class TemplateOutput(serializers.ModelSerializer):
+    class Meta:
+        model = MessageTemplate
+        fields = ["id", "key", "name", "channel", "body", "updated_at"]
+
+
+class TemplateListView(ListAPIView):
+    permission_classes = [HasCapability]
+    required_capability = "view_messages"
+    serializer_class = TemplateOutput
+
+    @extend_schema(parameters=[OpenApiParameter("channel", str)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        templates = MessageTemplate.objects.order_by("name", "id")
+        channel = self.request.query_params.get("channel", "")
+        return templates.filter(channel=channel) if channel else templates

@@ -2,7 +2,13 @@ from django.urls import path
 
 from cdp.api.customers import CustomerDetailView, CustomerEventsView, CustomerListView
 from cdp.api.views import MeView, SchemaView
-from connectors.api import AccountListView, MessageDetailView, MessageListView
+from connectors.api import (
+    AccountListView,
+    AccountOptionsView,
+    MessageDetailView,
+    MessageListView,
+    TemplateListView,
+)
 from journeys.api import (
     GraphValidateView,
     JourneyArchiveView,
@@ -39,6 +45,8 @@ urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),
     path("me/", MeView.as_view(), name="api_me"),
     path("channel-accounts/", AccountListView.as_view(), name="api_channel_accounts"),
+    path("channel-accounts/options/", AccountOptionsView.as_view(), name="api_channel_account_options"),
+    path("message-templates/", TemplateListView.as_view(), name="api_message_templates"),
     path("messages/", MessageListView.as_view(), name="api_messages"),
     path("messages/<int:message_id>/", MessageDetailView.as_view(), name="api_message"),
     path("customers/", CustomerListView.as_view(), name="api_customers"),

@@ -94,3 +94,16 @@ def test_phone_numbers_are_masked_for_roles_without_view_pii(
     client.force_login(user_in_role("Analyst"))
     page = client.get(reverse("message", args=[sent.json()["id"]])).content.decode()
     assert "+86 138****8000" in page and "+8613800138000" not in page
+
+
+def test_people_who_draw_journeys_list_accounts_and_templates_without_settings(api, make_account, db):
+    from connectors.demo import demo_channels_load
+
+    demo_channels_load()
+    marketer = api("Marketer")
+    options = marketer.get(reverse("api_channel_account_options")).json()
+    assert {option["channel"] for option in options} >= {"sms", "email", "wechat_template"}
+    assert set(options[0]) == {"id", "name", "channel", "status"}
+    templates = marketer.get(reverse("api_message_templates"), {"channel": "sms"}).json()["results"]
+    assert [template["key"] for template in templates] == ["sms-cart"]
+    assert api("Analyst").get(reverse("api_channel_account_options")).status_code == 200
