@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def marketer(client, user_in_role):
     client.force_login(user_in_role("Marketer"))
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
     return client
 
 
