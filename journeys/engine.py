@@ -31,12 +31,14 @@ CLAIM_BATCH = 200
 # Steps one enrollment may take in one run: a loop without a wait cannot hold a worker; the rest
 # runs on the next tick.
 MAX_STEPS_PER_RUN = 50
-# Node types whose work reads nothing that can fail in the database: they run without a savepoint.
+# Node types whose work touches nothing in the database that can fail: they run without a savepoint.
+# Resuming a wait only reads, so it never needs one either.
 PURE_NODE_TYPES = {
     "event_trigger",
     "segment_trigger",
     "tag_added_trigger",
     "delay",
+    "wait_for_event",
     "random_split",
     "exit",
     "goal",
@@ -124,7 +126,8 @@ def batch_run(*, limit: int, ids: list[int] | None = None, now: dt.datetime | No
         Enrollment.objects.filter(pk__in=claimed).select_related("customer", "version").order_by("pk")
     )
     left: list[tuple] = []
-    steps = sum(_enrollment_run(enrollment, now, left) for enrollment in enrollments)
+    memo: dict = {}  # what the batch's nodes look up once for all its enrollments
+    steps = sum(_enrollment_run(enrollment, now, left, memo) for enrollment in enrollments)
     _steps_leave(left)
     _enrollments_save(enrollments)
     return len(claimed), steps
@@ -213,8 +216,9 @@ def _steps_leave(left: list[tuple]) -> None:
         )
 
 
-def _visit(enrollment: Enrollment, kind: NodeType, config: NodeConfig, now: dt.datetime):
+def _visit(enrollment: Enrollment, kind: NodeType, config: NodeConfig, now: dt.datetime, memo: dict):
     ctx = StepContext(
+        memo=memo,
         enrollment=enrollment,
         customer=enrollment.customer,
         node_id=enrollment.node_id,
@@ -249,7 +253,7 @@ def _finish(enrollment: Enrollment, status: str, reason: str, now: dt.datetime) 
     )
 
 
-def _enrollment_run(enrollment: Enrollment, now: dt.datetime, left: list[tuple]) -> int:
+def _enrollment_run(enrollment: Enrollment, now: dt.datetime, left: list[tuple], memo: dict) -> int:
     graph = graph_compiled(enrollment.version)
     steps = 0
     for _ in range(MAX_STEPS_PER_RUN):
@@ -265,9 +269,9 @@ def _enrollment_run(enrollment: Enrollment, now: dt.datetime, left: list[tuple])
         kind, config = node
         pending: list[tuple] = []
         try:
-            guard = contextlib.nullcontext() if kind.key in PURE_NODE_TYPES else transaction.atomic()
-            with guard:
-                result = _visit(enrollment, kind, config, now)
+            pure = kind.key in PURE_NODE_TYPES or enrollment.phase == Enrollment.Phase.RESUME
+            with contextlib.nullcontext() if pure else transaction.atomic():
+                result = _visit(enrollment, kind, config, now, memo)
         except Exception as error:
             reason = str(error) if isinstance(error, NodeFailed) else f"{type(error).__name__}: {error}"
             if not isinstance(error, NodeFailed):

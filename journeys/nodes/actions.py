@@ -78,10 +78,14 @@ class Send(NodeType):
 
     def enter(self, ctx: StepContext) -> Follow | Wait:
         config: SendConfig = ctx.config
-        account = ChannelAccount.objects.filter(pk=config.account).first()
+        account = ctx.remembered(
+            ("account", config.account), lambda: ChannelAccount.objects.filter(pk=config.account).first()
+        )
         if account is None:
             raise NodeFailed(_("The channel account %(id)s no longer exists.") % {"id": config.account})
-        template = MessageTemplate.objects.filter(key=config.template).first()
+        template = ctx.remembered(
+            ("template", config.template), lambda: MessageTemplate.objects.filter(key=config.template).first()
+        )
         if template is None:
             raise NodeFailed(_("The message template “%(key)s” no longer exists.") % {"key": config.template})
         enrollment = ctx.enrollment
@@ -147,8 +151,9 @@ class _TagNode(NodeType):
             ]
         return []
 
-    def _tag(self, config: TagConfig) -> Tag:
-        tag = Tag.objects.filter(key=config.tag).first()
+    def _tag(self, ctx: StepContext) -> Tag:
+        config: TagConfig = ctx.config
+        tag = ctx.remembered(("tag", config.tag), lambda: Tag.objects.filter(key=config.tag).first())
         if tag is None:
             raise NodeFailed(_("The tag “%(key)s” no longer exists.") % {"key": config.tag})
         return tag
@@ -163,7 +168,7 @@ class AddTag(_TagNode):
     def enter(self, ctx: StepContext) -> Follow:
         customers_tag(
             customer_ids=[ctx.customer.pk],
-            tag=self._tag(ctx.config),
+            tag=self._tag(ctx),
             actor=None,
             origin=CustomerTag.Origin.JOURNEY,
         )
@@ -179,7 +184,7 @@ class RemoveTag(_TagNode):
     def enter(self, ctx: StepContext) -> Follow:
         customers_untag(
             customer_ids=[ctx.customer.pk],
-            tag=self._tag(ctx.config),
+            tag=self._tag(ctx),
             actor=None,
             origin=CustomerTag.Origin.JOURNEY,
         )

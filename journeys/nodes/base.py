@@ -75,6 +75,13 @@ class StepContext:
     woken_by: dict | None = None
     # When the wait started and until when it was meant to last (for resume).
     waiting_match: dict = field(default_factory=dict)
+    # Lookups shared by the enrollments of one batch (an account, a template): a batch lasts seconds.
+    memo: dict = field(default_factory=dict)
+
+    def remembered(self, key: tuple, load):
+        if key not in self.memo:
+            self.memo[key] = load()
+        return self.memo[key]
 
     @property
     def step_key(self) -> str:
