@@ -57,11 +57,13 @@ class CompiledGraph:
 _compiled: dict[int, CompiledGraph] = {}
 
 
-def graph_compiled(version: JourneyVersion) -> CompiledGraph:
+def graph_compiled(version: JourneyVersion | int) -> CompiledGraph:
     """A version's graph, parsed once per process (versions never change)."""
-    compiled = _compiled.get(version.pk)
+    version_id = version if isinstance(version, int) else version.pk
+    compiled = _compiled.get(version_id)
     if compiled is None:
-        nodes, edges, problems = graph_parse(version.graph)
+        graph = version.graph if isinstance(version, JourneyVersion) else _version_graph(version_id)
+        nodes, edges, problems = graph_parse(graph)
         broken: dict[str, str] = {}
         for problem in problems:
             if problem["node"] and problem["node"] not in nodes:
@@ -71,8 +73,12 @@ def graph_compiled(version: JourneyVersion) -> CompiledGraph:
             broken=broken,
             next={(edge["source"], edge_handle(edge)): edge["target"] for edge in edges},
         )
-        _compiled[version.pk] = compiled
+        _compiled[version_id] = compiled
     return compiled
+
+
+def _version_graph(version_id: int) -> dict:
+    return JourneyVersion.objects.values_list("graph", flat=True).get(pk=version_id)
 
 
 # -- claiming --------------------------------------------------------------------------------------
@@ -123,7 +129,8 @@ def batch_run(*, limit: int, ids: list[int] | None = None, now: dt.datetime | No
     if not claimed:
         return 0, 0
     enrollments = list(
-        Enrollment.objects.filter(pk__in=claimed).select_related("customer", "version").order_by("pk")
+        # Not the versions: their graphs are parsed once per process, not once per row.
+        Enrollment.objects.filter(pk__in=claimed).select_related("customer").order_by("pk")
     )
     left: list[tuple] = []
     memo: dict = {}  # what the batch's nodes look up once for all its enrollments
@@ -254,7 +261,7 @@ def _finish(enrollment: Enrollment, status: str, reason: str, now: dt.datetime) 
 
 
 def _enrollment_run(enrollment: Enrollment, now: dt.datetime, left: list[tuple], memo: dict) -> int:
-    graph = graph_compiled(enrollment.version)
+    graph = graph_compiled(enrollment.version_id)
     steps = 0
     for _ in range(MAX_STEPS_PER_RUN):
         node_id = enrollment.node_id
@@ -262,7 +269,7 @@ def _enrollment_run(enrollment: Enrollment, now: dt.datetime, left: list[tuple],
         if node is None:
             reason = (
                 graph.broken.get(node_id)
-                or f"the node {node_id} is not in version {enrollment.version.number}"
+                or f"the node {node_id} is not in the version {enrollment.version_id}"
             )
             _finish(enrollment, Enrollment.Status.FAILED, reason, now)
             return steps

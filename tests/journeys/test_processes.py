@@ -136,3 +136,67 @@ def test_the_live_stream_sign_up_journey_runs_on_real_processes(
     )
     assert (delay_left - started).total_seconds() >= 2
     assert "journeys.tasks.engine_tick" in processes.log("worker")
+
+
+def test_two_beats_and_a_worker_killed_mid_run_repeat_no_step_and_lose_none(
+    redis_url, tmp_path, transactional_db, monkeypatch, tags
+):
+    """Two beat schedulers tick at once, two workers share the engine queue, and one worker is killed
+    with SIGKILL twice while customers are mid-journey: every customer finishes, and the steps whose
+    work is not idempotent by itself (score points, tag events) happened exactly once each."""
+    from cdp.models import Customer, Event
+    from segments.models import ScoreEntry
+
+    monkeypatch.setitem(celery_app.conf, "broker_url", redis_url)
+    env = {
+        "DATABASE_URL": current_database_url(),
+        "CELERY_BROKER_URL": redis_url,
+        "REDIS_URL": redis_url,
+        "JOURNEY_TICK_SECONDS": "1",
+    }
+    group = ProcessGroup(env, tmp_path)
+    try:
+
+        def start_worker(name: str) -> None:
+            group.start(
+                name, "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "engine", "-n", f"{name}@%h",
+                "--loglevel", "INFO",
+            )  # fmt: skip
+
+        start_worker("one")
+        start_worker("two")
+        group.start("beat1", "celery", "-A", "cdp", "beat", "--loglevel", "INFO", "-s", str(tmp_path / "b1"))
+        group.start("beat2", "celery", "-A", "cdp", "beat", "--loglevel", "INFO", "-s", str(tmp_path / "b2"))
+        customers = Customer.objects.bulk_create([Customer(name=f"客户{n}") for n in range(300)])
+        published(
+            {
+                "nodes": [
+                    node("t1", "event_trigger", event="signed_up"),
+                    node("d1", "delay", seconds=2),
+                    node("a1", "add_score", points=3),
+                    node("g1", "add_tag", tag="lead", ends=["default"]),
+                ],
+                "edges": [edge("t1", "d1"), edge("d1", "a1"), edge("a1", "g1")],
+            }
+        )
+        for customer in customers:
+            track(customer, "signed_up")
+        for scored in (1, 100):
+            wait_until(
+                lambda scored=scored: Step.objects.filter(node_id="a1").count() >= scored,
+                timeout=60,
+                what=f"{scored} scores",
+            )
+            group.kill("one")  # SIGKILL, mid-batch or between batches
+            start_worker("one")
+        wait_until(
+            lambda: Enrollment.objects.filter(status="completed").count() == 300,
+            timeout=120,
+            what="every customer",
+        )
+    finally:
+        group.stop_all()
+    assert Enrollment.objects.count() == 300
+    assert ScoreEntry.objects.count() == 300
+    assert Event.objects.filter(name="tag_added").count() == 300
+    assert Step.objects.count() == 300 * 4
