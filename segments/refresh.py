@@ -119,10 +119,10 @@ def _ids(sql: str, params: list) -> set[int]:
 
 
 def _furthest(
-    stages: list[LifecycleStage], matched: list[set[int]], considered: set[int]
+    stages: list[LifecycleStage], matched: list[set[int]], asked: set[int]
 ) -> dict[int, int | None]:
     """Each customer's stage: the furthest (last in order) whose rule they match, else none."""
-    chosen: dict[int, int | None] = dict.fromkeys(considered)
+    chosen: dict[int, int | None] = dict.fromkeys(asked)
     for stage, members in zip(stages, matched, strict=True):  # in order: later stages overwrite
         for customer_id in members:
             chosen[customer_id] = stage.pk
@@ -184,7 +184,8 @@ def customers_refresh(*, customer_ids: list[int], today: dt.date | None = None) 
     returns who entered and who left each (targets with no change are left out)."""
     if not customer_ids:
         return {}
-    ids = id_array(set(customer_ids))
+    asked = set(customer_ids)
+    ids = id_array(asked)
     today = today or timezone.localdate()
     evaluation_settings()
     targets = _targets_load()
@@ -192,7 +193,7 @@ def customers_refresh(*, customer_ids: list[int], today: dt.date | None = None) 
     changes: dict[str, MembershipDiff] = {}
     levels, inline = _levels(targets)
     for level in levels:
-        matched, considered = _matched_together(level, ids, today, inline)
+        matched, _active = _matched_together(level, ids, today, inline)
         segments = [target for target in level if isinstance(target, _SegmentTarget)]
         diffs = membership_apply(
             [
@@ -209,7 +210,8 @@ def customers_refresh(*, customer_ids: list[int], today: dt.date | None = None) 
                 if matched[target.node][0] != holders:
                     changes[target.node] = dynamic_tag_apply(target.tag, matched[target.node][0], holders)
             elif isinstance(target, _StagesTarget):
-                chosen = _furthest(target.stages, matched[target.node], considered)
+                # Over every customer asked about: one merged away meanwhile leaves its stage.
+                chosen = _furthest(target.stages, matched[target.node], asked)
                 diff = stages_apply(target.stages, chosen, current.stages)
                 if diff.entered or diff.exited:
                     changes[target.node] = diff

@@ -64,7 +64,10 @@ def test_a_bad_stage_rule_is_shown_where_it_is_wrong_and_nothing_is_saved(client
     )
     assert response.status_code == 400
     # the rule builder shows each problem at its condition
-    assert [problem["path"] for problem in builder_config_of(response)["problems"]] == ["$.count.value", "$.event"]
+    assert [problem["path"] for problem in builder_config_of(response)["problems"]] == [
+        "$.count.value",
+        "$.event",
+    ]
     assert "Fix the marked conditions of the rule." in response.content.decode()
     response = client.post(
         reverse("lifecycle_stage_new"),

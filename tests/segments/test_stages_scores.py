@@ -274,8 +274,14 @@ def test_tags_and_score_entries_follow_a_merge_and_score_entries_its_undoing(peo
     customers_tag(customer_ids=[visitor.pk], tag=vip, actor=admin_user)
     customers_tag(customer_ids=[visitor.pk, buyer.pk], tag=web, actor=admin_user)
 
+    stage_save(key="customer", name="成交客户", rule_data=ORDERED, actor=admin_user)
+    assert CustomerStage.objects.filter(customer=buyer).exists()
     log = customers_merge_by_hand(customer=visitor, other=buyer, actor=admin_user)
     survivor, merged = log.survivor_id, log.merged_id
+    customers_refresh(customer_ids=[survivor, merged])  # what the merge queues
+    # the survivor now holds the order, so the stage; the merged-away profile holds nothing
+    assert CustomerStage.objects.get(customer_id=survivor).stage.key == "customer"
+    assert not CustomerStage.objects.filter(customer_id=merged).exists()
     assert set(CustomerTag.objects.filter(customer_id=survivor).values_list("tag__key", flat=True)) >= {
         "vip",
         "web",
