@@ -19,7 +19,8 @@ def test_a_marketer_adds_stages_and_a_card_opens_the_customer(new_page, app_serv
     log_in(marketer, app_server.url, "marketer", "demo-marketer")
     marketer.goto(f"{app_server.url}/lifecycle/")
     expect(marketer.get_by_text("No lifecycle stages yet")).to_be_visible()
-    for name, key, tags in (("New", "new", ["new-customer"]), ("Nurturing", "nurturing", ["new-customer", "online"])):
+    stages = (("New", "new", ["new-customer"]), ("Nurturing", "nurturing", ["new-customer", "online"]))
+    for name, key, tags in stages:
         marketer.get_by_role("link", name="Add a stage at the end of the path").click()
         marketer.get_by_label("Name").fill(name)
         marketer.get_by_label("Key (used in rules)").fill(key)
