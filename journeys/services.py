@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -156,14 +155,18 @@ def _entry_key(journey: Journey, entry: Entry) -> str | None:
     return "once"
 
 
-def _cooling_down(journey: Journey, customer_ids: set[int], now: dt.datetime) -> set[int]:
-    """Customers still in the journey, or who entered it within the cooldown."""
+def _cooling_down(journey: Journey, customer_ids: set[int], now: dt.datetime) -> tuple[set[int], dict]:
+    """Customers still in the journey or who entered it within the cooldown; and when each customer
+    last entered (an event from before that never enrolls them again)."""
     since = now - dt.timedelta(seconds=journey.cooldown_seconds or 0)
-    return set(
-        Enrollment.objects.filter(journey=journey, customer_id__in=customer_ids)
-        .filter(Q(status=Enrollment.Status.ACTIVE) | Q(enrolled_at__gte=since))
-        .values_list("customer_id", flat=True)
-    )
+    blocked, last_entered = set(), {}
+    for customer_id, status, enrolled_at in Enrollment.objects.filter(
+        journey=journey, customer_id__in=customer_ids
+    ).values_list("customer_id", "status", "enrolled_at"):
+        if status == Enrollment.Status.ACTIVE or enrolled_at >= since:
+            blocked.add(customer_id)
+        last_entered[customer_id] = max(enrolled_at, last_entered.get(customer_id, enrolled_at))
+    return blocked, last_entered
 
 
 @transaction.atomic
@@ -181,15 +184,18 @@ def enrollments_start(*, entries: list[Entry], now: dt.datetime | None = None) -
     for journey_id, journey in journeys.items():
         mine = [entry for entry in entries if entry.journey_id == journey_id]
         blocked: set[int] = set()
+        last_entered: dict[int, dt.datetime] = {}
         if journey.entry_policy == Journey.EntryPolicy.AFTER_COOLDOWN:
             with connection.cursor() as cursor:
                 # Two workers enrolling the same customers check the cooldown one after the other.
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [0x4A0E, journey_id])
-            blocked = _cooling_down(journey, {entry.customer_id for entry in mine}, now)
+            blocked, last_entered = _cooling_down(journey, {entry.customer_id for entry in mine}, now)
         for entry in mine:
             key = _entry_key(journey, entry)
             if key is None or entry.customer_id in blocked or (journey_id, entry.customer_id, key) in taken:
                 continue
+            if entry.customer_id in last_entered and entry.occurred_at <= last_entered[entry.customer_id]:
+                continue  # an event from before the customer's last entry (it was seen then)
             if journey.entry_policy == Journey.EntryPolicy.AFTER_COOLDOWN:
                 blocked.add(entry.customer_id)  # one entry per batch; the next waits out the cooldown
             taken.add((journey_id, entry.customer_id, key))
