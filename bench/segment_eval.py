@@ -122,6 +122,14 @@ def build(customers: int, events: int, database: str = DATABASE) -> None:
         print(f"[build] rollups and statistics, {time.perf_counter() - started:.0f}s in all", flush=True)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent on anything but idle and I/O wait since boot (other sessions'
+    work on this shared machine included)."""
+    with open("/proc/stat") as handle:
+        values = [int(value) for value in handle.readline().split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(function, repeat: int) -> tuple[float, object]:
     spent, result = [], None
     for _ in range(repeat):
@@ -146,6 +154,16 @@ def main() -> int:
         with psycopg.connect(f"{SERVER}/{DATABASE}", autocommit=True) as db:
             db.execute("VACUUM ANALYZE")
         print(f"[reuse] VACUUM ANALYZE {time.perf_counter() - began:.0f}s", flush=True)
+
+    # How busy the machine is without us: the figures are wall-clock times on shared cores.
+    busy, began = machine_busy_seconds(), time.perf_counter()
+    time.sleep(2)
+    print(
+        f"[machine] busy {(machine_busy_seconds() - busy) / (time.perf_counter() - began):.2f} of"
+        f" {os.cpu_count()} cores before the measurements",
+        flush=True,
+    )
+    busy, run_began = machine_busy_seconds(), time.perf_counter()
 
     os.environ["DATABASE_URL"] = f"{SERVER}/{DATABASE}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
@@ -321,6 +339,10 @@ def main() -> int:
             f" {len(statements)} statements"
         )
         transaction.set_rollback(True)
+    print(
+        f"[machine] busy {(machine_busy_seconds() - busy) / (time.perf_counter() - run_began):.2f} of"
+        f" {os.cpu_count()} cores during the measurements (this run included)"
+    )
     return 0
 
 

@@ -321,10 +321,18 @@ def _events_insert(change: MembershipChange, rows: list[tuple[int, str]]) -> Non
     )
 
 
+# A refresh's changes up to this many customers in all write their timeline events in the same
+# transaction, rather than in a task of their own per segment: after new events a refresh moves a
+# few customers, and two more tasks per event would take the worker from the refreshes themselves.
+EVENTS_INLINE = 1_000
+
+
 def membership_apply(looked_at: list[tuple[Segment, set[int], set[int]]]) -> list[MembershipDiff]:
     """Among the customers looked at, for each (segment, who matches now, who is in it now): who
     now matches enters, who no longer does exits. Every segment's change in the same few statements
-    (members deleted, inserted, sizes, the recorded changes), whatever the number of segments."""
+    (members deleted, inserted, sizes, the recorded changes), whatever the number of segments; their
+    ``segment_entered`` / ``segment_exited`` events with them when there are few (``EVENTS_INLINE``),
+    else from a task each after the commit, as for a full refresh."""
     diffs, exits, entries, sizes, changes = [], [], [], [], []
     now = timezone.now()
     for segment, matched, current in looked_at:
@@ -359,9 +367,16 @@ def membership_apply(looked_at: list[tuple[Segment, set[int], set[int]]]) -> lis
             [now, json_rows("id change", sizes)],
         )
         member_counts = dict(cursor.fetchall())
+    inline = len(exits) + len(entries) <= EVENTS_INLINE
     for change in changes:
         change.member_count = member_counts[change.segment_id]
+        if inline:
+            change.events_written, change.events_done = len(change.entered) + len(change.exited), True
     MembershipChange.objects.bulk_create(changes)
     for change in changes:
-        transaction.on_commit(lambda change_id=change.pk: _queue_events(change_id), robust=True)
+        if inline:
+            rows = [(customer_id, "segment_entered") for customer_id in change.entered]
+            _events_insert(change, rows + [(customer_id, "segment_exited") for customer_id in change.exited])
+        else:
+            transaction.on_commit(lambda change_id=change.pk: _queue_events(change_id), robust=True)
     return diffs
