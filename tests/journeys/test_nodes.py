@@ -116,3 +116,39 @@ def test_a_delay_until_a_time_of_day_reads_the_customers_time_zone(make_customer
         site.pk: "completed",
         tokyo.pk: "active",
     }
+
+
+def test_actions_set_a_trait_add_points_and_remove_a_tag(make_customer, tags):
+    from cdp.models import Customer, Event
+    from segments.models import CustomerScore, CustomerTag
+    from segments.tags import customers_tag
+
+    customer = make_customer()
+    customers_tag(customer_ids=[customer.pk], tag=tags["lead"], actor=None)
+    published(
+        {
+            "nodes": [
+                node(
+                    "t1",
+                    "event_trigger",
+                    event="order_completed",
+                    where=[{"property": "amount", "op": "gte", "value": 500}],
+                ),
+                node("s1", "set_trait", trait="tier", value="gold"),
+                node("a1", "add_score", points=20, expires_after_days=90),
+                node("r1", "remove_tag", tag="lead", ends=["default"]),
+            ],
+            "edges": [edge("t1", "s1"), edge("s1", "a1"), edge("a1", "r1")],
+        }
+    )
+    track(customer, "order_completed", {"amount": 120})  # filtered out by the trigger
+    events_match(customer_ids=[customer.pk])
+    assert not Enrollment.objects.exists()
+    track(customer, "order_completed", {"amount": 800})
+    events_match(customer_ids=[customer.pk])
+    assert Enrollment.objects.get().status == "completed"
+    customer = Customer.objects.get(pk=customer.pk)
+    assert customer.traits["tier"] == "gold"
+    assert Event.objects.filter(customer=customer, name="trait_set", properties__trait="tier").exists()
+    assert CustomerScore.objects.get(customer=customer).points == 20
+    assert not CustomerTag.objects.filter(customer=customer, tag__key="lead").exists()
