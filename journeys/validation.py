@@ -25,7 +25,11 @@ def _problem(node: str | None, message: str, field: str = "") -> dict:
 
 def _pydantic_problems(node_id: str, error: ValidationError) -> list[dict]:
     return [
-        _problem(node_id, str(item["msg"]), "config." + ".".join(str(part) for part in item["loc"]))
+        _problem(
+            node_id,
+            str(item["msg"]).removeprefix("Value error, "),
+            "config." + ".".join(str(part) for part in item["loc"]),
+        )
         for item in error.errors()
     ]
 
