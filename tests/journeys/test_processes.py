@@ -181,6 +181,9 @@ def test_two_beats_and_a_worker_killed_mid_run_repeat_no_step_and_lose_none(
         )
         for customer in customers:
             track(customer, "signed_up")
+        # Kills start once everyone is enrolled: a matching task lost with its worker is redelivered
+        # only after the broker's visibility timeout, and trigger matching has no sweep of its own yet.
+        wait_until(lambda: Enrollment.objects.count() == 300, timeout=60, what="every customer enrolled")
         for scored in (1, 100):
             wait_until(
                 lambda scored=scored: Step.objects.filter(node_id="a1").count() >= scored,
