@@ -1,6 +1,5 @@
 """Shared fixtures: users per role, and the real services (Redis) the suite runs against."""
 
-import asyncio
 import os
 
 import pytest
@@ -101,15 +100,3 @@ def source(db):
     from cdp.services import source_create
 
     return source_create(name="官网 Website", kind="web")
-
-
-@pytest.fixture(autouse=True)
-def orm_beside_a_running_loop(monkeypatch):
-    """Once the session's browser has started (Playwright's sync API), an event loop stays running
-    in the test thread for the rest of the session; the ORM calls of later tests in that worker are
-    ordinary synchronous ones, so Django may allow them."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

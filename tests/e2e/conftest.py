@@ -27,6 +27,10 @@ def browser(django_db_setup):
     # The test database is created before Playwright starts its event loop in this thread.
     if not Path(CHROMIUM).exists():
         service_missing(f"Chromium at {CHROMIUM}")
+    # From here on an event loop runs in this thread for the rest of the session (Playwright's sync
+    # API), so the ORM calls of every later test in this worker, browser test or not, are ordinary
+    # synchronous ones running beside it.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
