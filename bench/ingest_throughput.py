@@ -787,6 +787,30 @@ def fmt_ms(stats: dict[str, float]) -> str:
     )
 
 
+def production_env(dsn: str, broker_url: str, cache_url: str, log_dir: Path) -> dict:
+    """The environment the app's processes run with in a benchmark: production settings against
+    the bench database, broker and cache (the heartbeat out of the way)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "DEBUG", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update(
+        DJANGO_ENV="production",
+        DJANGO_SETTINGS_MODULE="cdp.settings",
+        SECRET_KEY=secrets.token_urlsafe(48),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="false",
+        DATABASE_URL=dsn,
+        CELERY_BROKER_URL=broker_url,
+        REDIS_URL=cache_url,
+        HEARTBEAT_INTERVAL_SECONDS="3600",
+        CDP_VAR_DIR=str(log_dir / "var"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="events in the bulk phase")
@@ -836,24 +860,7 @@ def main() -> int:
     admin_dsn = f"{args.pg.rstrip('/')}/postgres"
     dsn = f"{args.pg.rstrip('/')}/{DB_NAME}"
     log_dir = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "DEBUG", "DJANGO_SETTINGS_MODULE"}
-    }
-    env.update(
-        DJANGO_ENV="production",
-        DJANGO_SETTINGS_MODULE="cdp.settings",
-        SECRET_KEY=secrets.token_urlsafe(48),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL_REDIRECT="false",
-        DATABASE_URL=dsn,
-        CELERY_BROKER_URL=BROKER_URL,
-        REDIS_URL=CACHE_URL,
-        HEARTBEAT_INTERVAL_SECONDS="3600",
-        CDP_VAR_DIR=str(log_dir / "var"),
-        PYTHONUNBUFFERED="1",
-    )
+    env = production_env(dsn, BROKER_URL, CACHE_URL, log_dir)
     processes = Processes(env, log_dir)
 
     def on_term(signum, frame):

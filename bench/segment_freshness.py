@@ -31,7 +31,6 @@ import datetime as dt
 import json
 import os
 import random
-import secrets
 import signal
 import socket
 import sys
@@ -44,7 +43,7 @@ from pathlib import Path
 
 import psycopg
 from benchdb import database_migrate
-from ingest_throughput import Client, Processes, fmt_ms, machine_busy_seconds, percentiles
+from ingest_throughput import Client, Processes, fmt_ms, machine_busy_seconds, percentiles, production_env
 from segment_eval import build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -314,25 +313,7 @@ def main() -> int:
     source_id = db.execute("SELECT id FROM cdp_source WHERE write_key = %s", [WRITE_KEY]).fetchone()[0]
 
     log_dir = Path(tempfile.mkdtemp(prefix="freshness-bench-"))
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "DEBUG", "DJANGO_SETTINGS_MODULE"}
-    }
-    env.update(
-        DJANGO_ENV="production",
-        DJANGO_SETTINGS_MODULE="cdp.settings",
-        SECRET_KEY=secrets.token_urlsafe(48),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL_REDIRECT="false",
-        DATABASE_URL=dsn,
-        CELERY_BROKER_URL=BROKER_URL,
-        REDIS_URL=CACHE_URL,
-        HEARTBEAT_INTERVAL_SECONDS="3600",
-        CDP_VAR_DIR=str(log_dir / "var"),
-        PYTHONUNBUFFERED="1",
-    )
-    processes = Processes(env, log_dir)
+    processes = Processes(production_env(dsn, BROKER_URL, CACHE_URL, log_dir), log_dir)
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
