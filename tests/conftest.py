@@ -47,7 +47,9 @@ def redis_url(worker_id) -> str:
     base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
     if base.rsplit("/", 1)[-1].isdigit():
         base = base.rsplit("/", 1)[0]
-    index = 1 if worker_id == "master" else 1 + int(worker_id.removeprefix("gw"))
+    # Two test runs on one machine (two checkouts) keep apart by giving each its own first database.
+    first = int(os.environ.get("CDP_TEST_REDIS_FIRST_DB", "1"))
+    index = first if worker_id == "master" else first + int(worker_id.removeprefix("gw"))
     url = f"{base}/{index}"
     client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
