@@ -251,7 +251,7 @@ CELERY_TASK_ROUTES = {
     "cdp.tasks.import_run": {"queue": "ingest"},
     "segments.tasks.membership_events": {"queue": "segments"},
     "segments.tasks.membership_events_sweep": {"queue": "segments"},
-    "segments.tasks.refresh_customers": {"queue": "segments"},
+    "segments.tasks.refresh_requested": {"queue": "segments"},
     "segments.tasks.refresh_dependents": {"queue": "segments"},
     "segments.tasks.rules_tick": {"queue": "segments"},
     "connectors.tasks.dispatch_account": {"queue": "dispatch"},

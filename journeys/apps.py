@@ -8,6 +8,8 @@ class JourneysConfig(AppConfig):
 
     def ready(self):
         from cdp.signals import customers_changed
-        from journeys.signals import queue_events_match
+        from journeys.signals import journeys_reading_answer, queue_events_match
+        from segments.graph import node_users_asked
 
         customers_changed.connect(queue_events_match, dispatch_uid="journeys.queue_events_match")
+        node_users_asked.connect(journeys_reading_answer, dispatch_uid="journeys.journeys_reading")

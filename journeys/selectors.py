@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils.translation import gettext as _
 
 from cdp.models import Event
-from journeys.models import Enrollment, Journey, Step
+from journeys.models import Enrollment, Journey, JourneyVersion, Step
 from segments.evaluator import properties_match
 from segments.rules import MISSING
 
@@ -85,3 +86,22 @@ def journey_summary(*, journey: Journey) -> dict:
         failed=Count("id", filter=Q(status=Enrollment.Status.FAILED)),
     )
     return totals
+
+
+def journeys_reading(node: str) -> list[str]:
+    """Readable names of the journeys whose draft, latest version or a version customers are still in
+    reads ``node`` (``tag:<key>``, ``segment:<key>``, ``stage:<key>``): what deleting it would break."""
+    from journeys.validation import graph_references
+
+    active = Enrollment.objects.filter(version=OuterRef("pk"), status=Enrollment.Status.ACTIVE)
+    in_flight = JourneyVersion.objects.filter(Exists(active))
+    users = []
+    for journey in Journey.objects.order_by("name", "pk"):
+        graphs = list(in_flight.filter(journey=journey).values_list("graph", flat=True))
+        if journey.status != Journey.Status.ARCHIVED:
+            graphs.append(journey.draft_graph)
+            latest = journey.versions.order_by("-number").values_list("graph", flat=True).first()
+            graphs += [latest] if latest else []
+        if any(node in graph_references(graph) for graph in graphs):
+            users.append(_("journey “%(name)s”") % {"name": journey.name})
+    return users

@@ -3,6 +3,13 @@ import logging
 log = logging.getLogger(__name__)
 
 
+def journeys_reading_answer(sender, *, node: str, **kwargs) -> list[str]:
+    """A tag, segment or stage is about to be deleted: the journeys that read it."""
+    from journeys.selectors import journeys_reading
+
+    return journeys_reading(node)
+
+
 def queue_events_match(sender, customer_ids: list[int], **kwargs) -> None:
     """New events for these customers: a worker on the engine queue matches them with journeys, so
     ingestion never waits for journeys."""

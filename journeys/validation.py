@@ -176,3 +176,10 @@ def graph_validate(graph) -> list[dict]:
         if node_id not in reachable and triggers:
             problems.append(_problem(node_id, _("No trigger leads to this node.")))
     return problems
+
+
+def graph_references(graph) -> set[str]:
+    """What the graph's nodes read that rules maintain (``tag:<key>``, ``segment:<key>``,
+    ``stage:<key>``); nodes that do not parse name nothing."""
+    nodes, _edges, _problems = graph_parse(graph)
+    return set().union(*(kind.references(config) for kind, config in nodes.values()))

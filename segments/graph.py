@@ -8,6 +8,7 @@ build on cannot be deleted while they do."""
 
 from __future__ import annotations
 
+from django.dispatch import Signal
 from django.utils.translation import gettext as _
 
 from segments.models import LifecycleStage, Segment, Tag
@@ -104,8 +105,14 @@ def stage_node(key: str) -> str:
     return f"stage:{key}"
 
 
+# Sent with ``node`` by ``node_users``: apps whose objects read tags, segments or stages too (journeys)
+# answer with a list of readable names of those that read it.
+node_users_asked = Signal()
+
+
 def node_users(node: str) -> list[str]:
-    """Readable names of the rules that read ``node`` directly (for refusing a deletion)."""
+    """Readable names of the rules, and of whatever else (journeys), that read ``node`` directly (for
+    refusing a deletion)."""
     users = []
     for segment in Segment.objects.exclude(rule=None).order_by("name"):
         if node in rule_references(rule_parse(segment.rule)):
@@ -116,4 +123,6 @@ def node_users(node: str) -> list[str]:
     for stage in LifecycleStage.objects.all():
         if node in rule_references(rule_parse(stage.rule)):
             users.append(_("stage “%(name)s”") % {"name": stage.name})
+    for _receiver, names in node_users_asked.send(sender=None, node=node):
+        users += names
     return users

@@ -5,15 +5,10 @@ score entries of the events that go back."""
 
 from __future__ import annotations
 
-from django.db import connection, transaction
+from django.db import connection
 
 from segments.scoring import scores_recompute
-
-
-def _refresh_later(customer_ids: list[int]) -> None:
-    from segments.tasks import refresh_customers
-
-    transaction.on_commit(lambda: refresh_customers.delay(customer_ids), robust=True)
+from segments.signals import refresh_later
 
 
 def merge_follow(sender, *, survivor_id: int, merged_id: int, **kwargs) -> None:
@@ -35,7 +30,7 @@ def merge_follow(sender, *, survivor_id: int, merged_id: int, **kwargs) -> None:
             "UPDATE segments_scoreentry SET customer_id = %s WHERE customer_id = %s", [survivor_id, merged_id]
         )
     scores_recompute(customer_ids=[survivor_id, merged_id])
-    _refresh_later([survivor_id, merged_id])
+    refresh_later([survivor_id, merged_id])
 
 
 def unmerge_follow(sender, *, survivor_id: int, merged_id: int, **kwargs) -> None:
@@ -49,4 +44,4 @@ def unmerge_follow(sender, *, survivor_id: int, merged_id: int, **kwargs) -> Non
             [merged_id, survivor_id, merged_id],
         )
     scores_recompute(customer_ids=[survivor_id, merged_id])
-    _refresh_later([survivor_id, merged_id])
+    refresh_later([survivor_id, merged_id])

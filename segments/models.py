@@ -92,18 +92,39 @@ class Segment(models.Model):
 
 
 class SegmentMember(models.Model):
-    """Materialised membership: who is in a segment now, and since when."""
+    """Materialised membership: who is in a segment now, and since when.
 
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="members")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="segment_memberships")
+    Rows are derived from the rule and written set-based, hundreds of thousands at a time, so they
+    carry no database foreign keys: the per-row checks at commit cost more than the change itself
+    (docs/decisions/0008). Segments are deleted through the ORM, which deletes their members; customers
+    are never deleted (a merge keeps the row and moves its memberships)."""
+
+    # Lookups by segment use the unique pair's index, which starts with the segment.
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="members", db_index=False, db_constraint=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="segment_memberships", db_constraint=False
+    )
     entered_at = models.DateTimeField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["segment", "customer"], name="segment_member_unique")]
-        indexes = [models.Index(fields=["customer"], name="segment_member_customer")]
 
     def __str__(self) -> str:
         return f"{self.segment_id}:{self.customer_id}"
+
+
+class RefreshRequest(models.Model):
+    """A customer whose segments, tags, stage and score must be evaluated again (new events, a tag, a
+    merge). Written in the transaction that changed them, so the request survives a lost task; a
+    worker takes every pending request at once, so a burst of small changes costs one refresh."""
+
+    customer_id = models.BigIntegerField(primary_key=True)
+    requested_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return str(self.customer_id)
 
 
 class MembershipChange(models.Model):

@@ -348,3 +348,54 @@ def edges_cross(*, today: dt.date | None = None) -> int:
             node_refresh(node, today=today)
             dependents_refresh(node, today=today)
     return len(customers)
+
+
+# -- requests: who must be evaluated again ----------------------------------------------------------
+
+# Customers one pass takes: a burst of events becomes a few large refreshes, not many small ones.
+REFRESH_REQUESTS_PER_PASS = 5000
+
+
+def refresh_request(customer_ids: list[int]) -> None:
+    """Asks for these customers to be evaluated again; durable with the caller's transaction (or at
+    once outside one). Asking twice before a worker looks is one request."""
+    if not customer_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO segments_refreshrequest (customer_id, requested_at)
+            SELECT id, now() FROM unnest(%s::bigint[]) AS x(id) ORDER BY id
+            ON CONFLICT (customer_id) DO NOTHING
+            """,
+            [id_array(set(customer_ids))],
+        )
+
+
+def refresh_requests_take(*, limit: int = REFRESH_REQUESTS_PER_PASS) -> int:
+    """Evaluates every pending request, a pass at a time: scores first (events alone), then the
+    targets. A pass takes its requests and applies what follows in one transaction, so a worker killed
+    midway leaves them for the next; requests another worker holds are skipped, not waited for.
+    Returns how many customers were evaluated."""
+    from segments.scoring import scores_award
+
+    done = 0
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    """
+                    DELETE FROM segments_refreshrequest WHERE customer_id IN (
+                        SELECT customer_id FROM segments_refreshrequest
+                        ORDER BY customer_id LIMIT %s FOR UPDATE SKIP LOCKED)
+                    RETURNING customer_id
+                    """,
+                    [limit],
+                )
+                customer_ids = sorted(row[0] for row in cursor.fetchall())
+            if customer_ids:
+                scores_award(customer_ids=customer_ids)
+                customers_refresh(customer_ids=customer_ids)
+        done += len(customer_ids)
+        if len(customer_ids) < limit:
+            return done

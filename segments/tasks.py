@@ -1,7 +1,7 @@
 from celery import shared_task
 
-from segments.refresh import customers_refresh, dependents_refresh, edges_cross
-from segments.scoring import scores_award, scores_expire
+from segments.refresh import customers_refresh, dependents_refresh, edges_cross, refresh_requests_take
+from segments.scoring import scores_expire
 from segments.services import membership_events_pending, membership_events_write
 
 
@@ -18,11 +18,11 @@ def membership_events_sweep() -> int:
 
 
 @shared_task
-def refresh_customers(customer_ids: list[int]) -> int:
-    """Scores, then tags, segments and stages, re-evaluated for the customers an ingest group (or a
-    tag change) touched."""
-    scores_award(customer_ids=customer_ids)
-    return len(customers_refresh(customer_ids=customer_ids))
+def refresh_requested() -> int:
+    """Scores, then tags, segments and stages, re-evaluated for every customer waiting for it (those
+    ingest groups, tag changes and merges touched). Queued at each request's commit; a task that
+    finds the requests already taken by an earlier one ends at once."""
+    return refresh_requests_take()
 
 
 @shared_task
@@ -38,4 +38,5 @@ def rules_tick() -> int:
     lapsed = scores_expire()
     if lapsed:
         customers_refresh(customer_ids=sorted(lapsed))
-    return len(lapsed) + edges_cross()
+    # Requests whose task was lost (the broker was down when they were made, a worker was killed).
+    return len(lapsed) + edges_cross() + refresh_requests_take()

@@ -27,6 +27,7 @@ from journeys.nodes.base import (
     Wait,
     wait_until,
 )
+from segments.graph import tag_node
 from segments.models import CustomerTag, ScoreEntry, Tag
 from segments.scoring import scores_recompute
 from segments.tags import customers_tag, customers_untag
@@ -150,6 +151,9 @@ class _TagNode(NodeType):
                 _("The tag “%(key)s” is given by its rule; a journey cannot set it.") % {"key": config.tag}
             ]
         return []
+
+    def references(self, config: TagConfig) -> set[str]:
+        return {tag_node(config.tag)}
 
     def _tag(self, ctx: StepContext) -> Tag:
         config: TagConfig = ctx.config

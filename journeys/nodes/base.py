@@ -118,6 +118,11 @@ class NodeType:
         """What the config names that does not exist (a tag, a segment, an account, a template)."""
         return []
 
+    def references(self, config: NodeConfig) -> set[str]:
+        """What the config reads that rules maintain, as the rule graph names it (``tag:<key>``,
+        ``segment:<key>``, ``stage:<key>``): deleting one of them is refused while a journey uses it."""
+        return set()
+
     def enter(self, ctx: StepContext) -> Result:
         return Follow(self.handles[0]) if self.handles else End()
 

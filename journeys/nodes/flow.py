@@ -27,7 +27,7 @@ from journeys.nodes.base import (
 )
 from journeys.selectors import event_arrived
 from segments.evaluator import facts_load, properties_match, rule_matches
-from segments.rules import PropertyFilter, RuleError, rule_parse
+from segments.rules import PropertyFilter, RuleError, rule_parse, rule_references
 from segments.services import rule_validate
 
 MAX_WAIT_SECONDS = 366 * 86400
@@ -230,6 +230,9 @@ class Condition(NodeType):
             except RuleError as error:
                 problems += [f"branches[{index}].rule {p['path']}: {p['message']}" for p in error.problems]
         return problems
+
+    def references(self, config: ConditionConfig) -> set[str]:
+        return set().union(*(rule_references(branch._parsed) for branch in config.branches))
 
     def enter(self, ctx: StepContext) -> Follow:
         today = ctx.now.astimezone(zoneinfo.ZoneInfo(settings.TIME_ZONE)).date()

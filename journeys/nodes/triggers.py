@@ -12,6 +12,7 @@ from pydantic import Field
 from journeys.nodes import node_type
 from journeys.nodes.base import NodeConfig, TriggerType
 from segments.evaluator import properties_match
+from segments.graph import segment_node, tag_node
 from segments.rules import PropertyFilter
 from segments.services import NAME_SOURCES
 
@@ -54,6 +55,9 @@ class SegmentTrigger(TriggerType):
             return [_("There is no segment with the key “%(key)s”.") % {"key": config.segment}]
         return []
 
+    def references(self, config: SegmentTriggerConfig) -> set[str]:
+        return {segment_node(config.segment)}
+
     def trigger_event(self, config: SegmentTriggerConfig) -> str:
         return f"segment_{config.on}"
 
@@ -76,6 +80,9 @@ class TagAddedTrigger(TriggerType):
         if config.tag not in NAME_SOURCES["tag"]():
             return [_("There is no tag with the key “%(key)s”.") % {"key": config.tag}]
         return []
+
+    def references(self, config: TagTriggerConfig) -> set[str]:
+        return {tag_node(config.tag)}
 
     def trigger_event(self, config: TagTriggerConfig) -> str:
         return "tag_added"

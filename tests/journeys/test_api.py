@@ -174,3 +174,49 @@ def test_the_schema_describes_the_journey_api(marketer):
         "/api/journeys/{journey_id}/stats/",
     ):
         assert path in schema
+
+
+def test_tags_and_segments_a_journey_reads_are_not_deleted(marketer, tags, user_in_role, client_factory):
+    from segments.models import Segment, Tag
+    from segments.services import segment_save
+
+    segment_save(key="lapsed", name="流失客户", rule_data={"tag": "lost"}, actor=None)
+    graph = {
+        "nodes": [
+            node("t1", "segment_trigger", segment="lapsed", on="entered"),
+            node(
+                "c1", "condition", branches=[{"id": "lead", "rule": {"tag": "lead"}}], ends=["lead", "else"]
+            ),
+        ],
+        "edges": [edge("t1", "c1")],
+    }
+    journey = create(marketer, graph)
+    admin = client_factory()
+    admin.force_login(user_in_role("Admin", username="boss"))
+
+    refused = admin.delete("/api/tags/lead/")
+    assert refused.status_code == 409 and "新客培育" in str(refused.json())  # read by the draft's condition
+    segment = Segment.objects.get(key="lapsed")
+    refused = admin.delete(f"/api/segments/{segment.pk}/")
+    assert refused.status_code == 409 and "新客培育" in str(refused.json())
+    assert admin.delete("/api/tags/bought/").status_code == 200  # nothing reads it
+
+    # Published, then the draft no longer reads the tag: the live version still does.
+    assert post(marketer, f"/api/journeys/{journey['id']}/publish/").status_code == 201
+    graph["nodes"][1] = node(
+        "c1", "condition", branches=[{"id": "vip", "rule": {"trait": "vip", "op": "exists"}}]
+    )
+    assert (
+        marketer.put(
+            f"/api/journeys/{journey['id']}/",
+            {"name": "新客培育", "draft_graph": graph},
+            content_type="application/json",
+        ).status_code
+        == 200
+    )
+    assert admin.delete("/api/tags/lead/").status_code == 409
+
+    # Archived with no one inside: nothing of it is read any more.
+    assert post(marketer, f"/api/journeys/{journey['id']}/archive/").status_code == 200
+    assert admin.delete("/api/tags/lead/").status_code == 200
+    assert not Tag.objects.filter(key="lead").exists()

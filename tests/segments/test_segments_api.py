@@ -218,3 +218,75 @@ def test_new_events_move_just_the_touched_customers_in_dependency_order(
     assert customers_refresh(customer_ids=seen[0]) == {}  # nothing left to change
     membership_events_pending()
     assert Event.objects.filter(name="segment_exited", customer=buyers[2]).count() == 2
+
+
+def test_refresh_requests_survive_a_lost_task_and_a_burst_becomes_one_change(
+    api,  # noqa: F811
+    user_in_role,
+    buyers,
+    source,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
+):
+    from django.utils import timezone
+
+    from cdp.ingest import batches_process, inbox_store
+    from segments.models import RefreshRequest
+    from segments.tasks import refresh_requested, rules_tick
+
+    client = api(user_in_role("Marketer"))
+    response = client.post(
+        "/api/segments/", {"key": "lapsed", "name": "lapsed", "rule": LAPSED}, content_type="application/json"
+    )
+    assert response.status_code == 201, response.json()
+    lapsed = Segment.objects.get(key="lapsed")
+    assert set(lapsed.members.values_list("customer_id", flat=True)) == {buyers[1].pk, buyers[2].pk}
+
+    def broker_down():
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(refresh_requested, "delay", broker_down)
+    # Both lapsed buyers order again, each in a request of its own processed in a group of its own;
+    # the first orders twice.
+    for number, customer in enumerate((buyers[1], buyers[2], buyers[1])):
+        message = {
+            "kind": "track",
+            "name": "Order Completed",
+            "messageId": f"again-{number}",
+            "userId": customer.identities.get(type="user_id").value,
+            "anonymousId": None,
+            "timestamp": timezone.now().isoformat(),
+            "properties": {},
+            "context": {},
+            "traits": {},
+        }
+        with django_capture_on_commit_callbacks(execute=True):
+            inbox_store(source=source, enqueue=False, events=[message])
+            batches_process()
+
+    # No worker was told, yet nothing is lost: one request per customer waits in the database.
+    assert sorted(RefreshRequest.objects.values_list("customer_id", flat=True)) == [
+        buyers[1].pk,
+        buyers[2].pk,
+    ]
+    assert lapsed.members.count() == 2
+
+    rules_tick()  # beat's minute tick takes what no task took, all at once
+    assert not RefreshRequest.objects.exists()
+    assert not lapsed.members.exists()
+    change = MembershipChange.objects.filter(segment=lapsed).latest("changed_at")
+    assert sorted(change.exited) == [buyers[1].pk, buyers[2].pk]  # one change, not one per request
+    assert MembershipChange.objects.filter(segment=lapsed).count() == 2  # the save, then this one
+
+
+def test_deleting_a_segment_deletes_its_members(api, user_in_role, buyers):  # noqa: F811
+    client = api(user_in_role("Marketer"))
+    response = client.post(
+        "/api/segments/", {"key": "lapsed", "name": "lapsed", "rule": LAPSED}, content_type="application/json"
+    )
+    assert response.status_code == 201, response.json()
+    segment = Segment.objects.get(key="lapsed")
+    assert SegmentMember.objects.filter(segment_id=segment.pk).count() == 2
+    assert client.delete(f"/api/segments/{segment.pk}/").status_code == 204
+    # Member rows carry no database foreign key: the delete itself must take them.
+    assert not SegmentMember.objects.filter(segment_id=segment.pk).exists()
