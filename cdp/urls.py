@@ -1,6 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.i18n import JavaScriptCatalog, set_language
 
 from cdp import customer_views, import_views, source_views, tracking_views, views
@@ -72,6 +72,13 @@ urlpatterns = [
     path("lifecycle/scoring/<int:rule_id>/", stage_views.scoring, name="scoring_rule"),
     path("lifecycle/scoring/<int:rule_id>/pause/", stage_views.scoring_toggle, name="scoring_rule_toggle"),
     path("journeys/", journey_views.journeys, name="journeys"),
+    path("journeys/<int:journey_id>/", journey_views.journey, name="journey"),
+    path("journeys/<int:journey_id>/nodes/<str:node_id>/", journey_views.journey_node, name="journey_node"),
+    re_path(
+        r"^journeys/(?P<journey_id>[0-9]+)/(?P<action>pause|resume|archive)/$",
+        journey_views.journey_status,
+        name="journey_status",
+    ),
     path("messages/", connector_views.messages_index, name="messages"),
     path("reports/", views.reports, name="reports"),
     path("channels/", connector_views.channels, name="channels"),

@@ -23,6 +23,7 @@ from django.utils import timezone
 from cdp.sqlvalues import id_array, json_rows
 from journeys.models import Enrollment, JourneyVersion
 from journeys.nodes.base import End, Follow, NodeConfig, NodeFailed, NodeType, StepContext, Wait
+from journeys.realtime import journeys_moved
 from journeys.validation import edge_handle, graph_parse
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,8 @@ def batch_run(*, limit: int, ids: list[int] | None = None, now: dt.datetime | No
     steps = sum(_enrollment_run(enrollment, now, left, memo) for enrollment in enrollments)
     _steps_leave(left)
     _enrollments_save(enrollments)
+    moved = {enrollment.journey_id for enrollment in enrollments}
+    transaction.on_commit(lambda: journeys_moved(moved), robust=True)
     return len(claimed), steps
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils.translation import gettext as _
 
 from cdp.models import Event
@@ -105,3 +105,54 @@ def journeys_reading(node: str) -> list[str]:
         if any(node in graph_references(graph) for graph in graphs):
             users.append(_("journey “%(name)s”") % {"name": journey.name})
     return users
+
+
+def journeys_overview() -> QuerySet:
+    """Every journey with its live version's number and how many entered, are in it and converted
+    (one query: the list page)."""
+    latest = JourneyVersion.objects.filter(journey=OuterRef("pk")).order_by("-number").values("number")[:1]
+    return Journey.objects.annotate(
+        live_number=Subquery(latest),
+        entered=Count("enrollments"),
+        active=Count("enrollments", filter=Q(enrollments__status=Enrollment.Status.ACTIVE)),
+        converted=Count("enrollments", filter=Q(enrollments__goal_reached_at__isnull=False)),
+    ).order_by("status", "-priority", "name", "pk")
+
+
+def version_conversion(*, journey: Journey) -> list[dict]:
+    """Per published version, newest first: who entered it and how many reached a goal."""
+    rows = (
+        journey.versions.annotate(
+            entered=Count("enrollments"),
+            active=Count("enrollments", filter=Q(enrollments__status=Enrollment.Status.ACTIVE)),
+            converted=Count("enrollments", filter=Q(enrollments__goal_reached_at__isnull=False)),
+        )
+        .select_related("published_by")
+        .order_by("-number")
+    )
+    return [
+        {
+            "number": version.number,
+            "published_at": version.published_at,
+            "published_by": version.published_by.get_username() if version.published_by else "",
+            "entered": version.entered,
+            "active": version.active,
+            "converted": version.converted,
+            "rate": version.converted / version.entered if version.entered else None,
+        }
+        for version in rows
+    ]
+
+
+def customers_at_node(*, journey: Journey, node_id: str) -> QuerySet:
+    """The customers in the journey now at ``node_id``, longest there first, with when they came and
+    until when they wait (null: until an event)."""
+    arrived = Step.objects.filter(
+        enrollment=OuterRef("pk"), node_id=OuterRef("node_id"), visit=OuterRef("visit")
+    ).values("entered_at")[:1]
+    return (
+        journey.enrollments.filter(node_id=node_id, status=Enrollment.Status.ACTIVE)
+        .select_related("customer", "version")
+        .annotate(arrived_at=Subquery(arrived))
+        .order_by("arrived_at", "pk")
+    )

@@ -1,13 +1,139 @@
-from django.shortcuts import render
-from django.utils.translation import gettext_lazy as _
+"""The journey pages: the list (status, live version, entered, in the journey, converted), a journey's
+page (its numbers and each node's, updated live as customers move, conversion per version, pause /
+resume / archive) and the customers waiting at one node."""
 
-from cdp.access import capability_required
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from cdp.access import capability_required, user_can
+from cdp.customers import primary_phones
 from journeys.examples import EXAMPLE_JOURNEY
+from journeys.models import Journey
+from journeys.nodes import NODE_TYPES
+from journeys.selectors import (
+    customers_at_node,
+    journey_summary,
+    journeys_overview,
+    node_counts,
+    version_conversion,
+)
+from journeys.services import journey_set_status
+
+KIND_LABELS = {
+    "trigger": gettext_lazy("Trigger"),
+    "flow": gettext_lazy("Flow"),
+    "action": gettext_lazy("Action"),
+}
+CUSTOMERS_PER_PAGE = 50
 
 
 @capability_required("view_journeys")
 def journeys(request):
-    kind_labels = {"trigger": _("Trigger"), "flow": _("Flow"), "action": _("Action")}
     return render(
-        request, "journeys/index.html", {"example_graph": EXAMPLE_JOURNEY, "kind_labels": kind_labels}
+        request,
+        "journeys/index.html",
+        {
+            "journeys": list(journeys_overview()),
+            "example_graph": EXAMPLE_JOURNEY,
+            "kind_labels": KIND_LABELS,
+        },
     )
+
+
+def node_rows(graph: dict, counts: dict[str, dict]) -> list[dict]:
+    """The graph's nodes in drawing order, each with its name, type and numbers."""
+    rows = []
+    for node in graph.get("nodes", []) if isinstance(graph, dict) else []:
+        kind = NODE_TYPES.get(node.get("type"))
+        config = node.get("config") or {}
+        count = counts.get(node.get("id"), {"entered": 0, "waiting": 0, "left": {}})
+        rows.append(
+            {
+                "id": node.get("id"),
+                "name": config.get("label") or (kind.label if kind else node.get("type")),
+                "type": kind.label if kind else _("unknown type %(type)s") % {"type": node.get("type")},
+                "kind": kind.kind if kind else "",
+                "entered": count["entered"],
+                "waiting": count["waiting"],
+                "left": sorted(count["left"].items()),
+            }
+        )
+    return rows
+
+
+@capability_required("view_journeys")
+def journey(request, journey_id: int):
+    journey = get_object_or_404(Journey, pk=journey_id)
+    version = journey.live_version
+    graph = version.graph if version else journey.draft_graph
+    return render(
+        request,
+        "journeys/detail.html",
+        {
+            "journey": journey,
+            "version": version,
+            "graph": graph,
+            "summary": journey_summary(journey=journey),
+            "nodes": node_rows(graph, node_counts(journey=journey)),
+            "versions": version_conversion(journey=journey),
+            "kind_labels": KIND_LABELS,
+            "can_manage": user_can(request.user, "manage_journeys"),
+        },
+    )
+
+
+@capability_required("view_journeys")
+def journey_node(request, journey_id: int, node_id: str):
+    journey = get_object_or_404(Journey, pk=journey_id)
+    version = journey.live_version
+    graph = version.graph if version else journey.draft_graph
+    node = next((row for row in node_rows(graph, {}) if row["id"] == node_id), None)
+    page = Paginator(customers_at_node(journey=journey, node_id=node_id), CUSTOMERS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    phones = primary_phones(
+        customer_ids=[enrollment.customer_id for enrollment in page],
+        show_pii=user_can(request.user, "view_pii"),
+    )
+    context = {
+        "journey": journey,
+        "node_id": node_id,
+        "node": node,
+        "page": page,
+        "rows": [(enrollment, phones.get(enrollment.customer_id, "")) for enrollment in page],
+    }
+    # "Show more" asks for the next rows only.
+    template = "journeys/_node_rows.html" if request.headers.get("HX-Request") else "journeys/node.html"
+    return render(request, template, context)
+
+
+STATUS_ACTIONS = {
+    "pause": (
+        Journey.Status.PAUSED,
+        gettext_lazy("Paused: nobody enters and nobody moves on until you resume."),
+    ),
+    "resume": (Journey.Status.ACTIVE, gettext_lazy("Resumed: customers move on where they waited.")),
+    "archive": (Journey.Status.ARCHIVED, gettext_lazy("Archived: everyone still in the journey left it.")),
+}
+
+
+@capability_required("manage_journeys")
+@require_POST
+def journey_status(request, journey_id: int, action: str):
+    journey = get_object_or_404(Journey, pk=journey_id)
+    status, done = STATUS_ACTIONS[action]
+    try:
+        journey_set_status(journey=journey, status=status, actor=request.user)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, str(done))
+    return redirect("journey", journey_id=journey.pk)
