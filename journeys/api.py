@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from cdp.api.permissions import HasCapability
 from journeys.models import Enrollment, Journey, JourneyVersion
 from journeys.nodes import palette
-from journeys.selectors import journey_enrollments, journey_summary, node_counts
+from journeys.selectors import journey_enrollments, journey_summary, node_counts, version_conversion
 from journeys.services import journey_publish, journey_save, journey_set_status
 from journeys.validation import GraphInvalid, graph_validate
 
@@ -262,12 +262,22 @@ class NodeCount(serializers.Serializer):
     )
 
 
+class VersionConversion(serializers.Serializer):
+    number = serializers.IntegerField()
+    published_at = serializers.DateTimeField()
+    entered = serializers.IntegerField()
+    active = serializers.IntegerField()
+    converted = serializers.IntegerField(help_text="Enrollments of this version that reached a goal")
+    rate = serializers.FloatField(allow_null=True, help_text="converted / entered (null: nobody entered)")
+
+
 class JourneyStatsOutput(serializers.Serializer):
     entered = serializers.IntegerField()
     active = serializers.IntegerField()
     converted = serializers.IntegerField()
     failed = serializers.IntegerField()
     nodes = serializers.DictField(child=NodeCount(), help_text="By node id")
+    versions = VersionConversion(many=True, help_text="Goal conversion per published version, newest first")
 
 
 class JourneyStatsView(APIView):
@@ -280,4 +290,12 @@ class JourneyStatsView(APIView):
     @extend_schema(responses=JourneyStatsOutput)
     def get(self, request, journey_id: int):
         journey = get_object_or_404(Journey, pk=journey_id)
-        return Response({**journey_summary(journey=journey), "nodes": node_counts(journey=journey)})
+        return Response(
+            JourneyStatsOutput(
+                {
+                    **journey_summary(journey=journey),
+                    "nodes": node_counts(journey=journey),
+                    "versions": version_conversion(journey=journey),
+                }
+            ).data
+        )

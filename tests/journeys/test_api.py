@@ -128,6 +128,9 @@ def test_publish_pause_resume_archive_enrollments_and_counts(marketer, tags, mak
     assert (stats["entered"], stats["active"], stats["converted"]) == (1, 1, 0)
     assert stats["nodes"]["t1"] == {"entered": 1, "waiting": 0, "left": {"default": 1}}
     assert stats["nodes"]["d1"] == {"entered": 1, "waiting": 1, "left": {}}
+    assert [(v["number"], v["entered"], v["converted"], v["rate"]) for v in stats["versions"]] == [
+        (1, 1, 0, 0.0)
+    ]
 
     assert post(marketer, f"/api/journeys/{journey['id']}/pause/").json()["status"] == "paused"
     assert post(marketer, f"/api/journeys/{journey['id']}/pause/").status_code == 409
