@@ -69,21 +69,36 @@ class NotificationConsumer(UserSocket):
         await self.send_json({"kind": event["kind"], "text": text, "data": event["data"]})
 
 
-class CustomersLiveConsumer(UserSocket):
-    """Open profile pages learn which customers just got new events, and fetch their new rows."""
+class LiveSocket(UserSocket):
+    """A page's live updates: open to users with ``capability``, joined to the group ``live_group``
+    names (from the socket's URL)."""
+
+    capability: str
+
+    def live_group(self) -> str:
+        raise NotImplementedError
 
     async def connect(self):
         user = self.scope.get("user")
-        if user is None or not await database_sync_to_async(user_can)(user, "view_customers"):
+        if user is None or not await database_sync_to_async(user_can)(user, self.capability):
             await self.close(code=UNAUTHENTICATED_CLOSE_CODE)
             return
         await self.join_user_group(user)
-        await self.channel_layer.group_add(CUSTOMERS_LIVE_GROUP, self.channel_name)
+        await self.channel_layer.group_add(self.live_group(), self.channel_name)
         await self.accept()
 
     async def disconnect(self, code):
         await super().disconnect(code)
-        await self.channel_layer.group_discard(CUSTOMERS_LIVE_GROUP, self.channel_name)
+        await self.channel_layer.group_discard(self.live_group(), self.channel_name)
+
+
+class CustomersLiveConsumer(LiveSocket):
+    """Open profile pages learn which customers just got new events, and fetch their new rows."""
+
+    capability = "view_customers"
+
+    def live_group(self) -> str:
+        return CUSTOMERS_LIVE_GROUP
 
     async def customers_changed(self, event):
         await self.send_json({"ids": event["ids"]})

@@ -1,7 +1,5 @@
 """The authenticated websocket: a signed-in page receives what any process publishes for its user."""
 
-import asyncio
-
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
@@ -11,6 +9,7 @@ from django.utils import translation
 
 from cdp.asgi import application
 from cdp.realtime import notify_user
+from tests.asyncrun import run
 
 
 @pytest.fixture
@@ -47,7 +46,7 @@ async def receive_notification(headers, user_id: int, send=None) -> dict:
 @pytest.mark.django_db(transaction=True)
 def test_a_signed_in_user_receives_their_notifications(client, user_in_role, channel_layer):
     user = user_in_role("Sales")
-    message = asyncio.run(receive_notification(session_headers(client, user), user.pk))
+    message = run(receive_notification(session_headers(client, user), user.pk))
     assert message == {"kind": "note", "text": "修改已保存。", "data": {}}
 
 
@@ -68,12 +67,12 @@ def test_each_page_reads_a_notification_in_its_own_language_not_the_senders(
         return change
 
     english_browser = [*headers, (b"accept-language", b"en-US,en;q=0.9")]
-    message = asyncio.run(receive_notification(english_browser, user.pk, send=change_role_to("Marketer")))
+    message = run(receive_notification(english_browser, user.pk, send=change_role_to("Marketer")))
     assert message["text"] == "Your role is now Marketer."
     # the language picked on the page wins over the browser's
     cookie = dict(headers)[b"cookie"] + b"; django_language=zh-hans"
     picked_chinese = [(b"cookie", cookie), (b"origin", b"http://testserver"), (b"accept-language", b"en")]
-    message = asyncio.run(receive_notification(picked_chinese, user.pk, send=change_role_to("Analyst")))
+    message = run(receive_notification(picked_chinese, user.pk, send=change_role_to("Analyst")))
     assert message["text"] == "你的角色已变更为分析师。"
 
 
@@ -86,7 +85,7 @@ def test_anonymous_sockets_are_closed(channel_layer):
         connected, code = await communicator.connect(timeout=5)
         return connected, code
 
-    connected, code = asyncio.run(connect_anonymously())
+    connected, code = run(connect_anonymously())
     assert connected is False
     assert code == 4401
 
@@ -103,7 +102,7 @@ def test_sockets_from_a_foreign_origin_are_refused(client, user_in_role, channel
         connected, _code = await communicator.connect(timeout=5)
         return connected
 
-    assert asyncio.run(connect()) is False
+    assert run(connect()) is False
 
 
 @pytest.mark.django_db(transaction=True)
@@ -127,5 +126,5 @@ def test_deactivating_a_user_closes_their_open_pages_sockets(client, user_in_rol
             await socket.disconnect()
         return closed
 
-    closed = asyncio.run(open_then_deactivate())
+    closed = run(open_then_deactivate())
     assert closed == [{"type": "websocket.close", "code": 4403}] * 2

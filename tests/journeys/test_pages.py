@@ -4,7 +4,6 @@ waiting at a step."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
@@ -15,6 +14,7 @@ from cdp.asgi import application
 from journeys.engine import tick
 from journeys.matching import events_match
 from journeys.models import Journey
+from tests.asyncrun import run
 from tests.journeys.conftest import edge, node, published, track
 
 CART_GRAPH = {
@@ -126,7 +126,7 @@ def test_an_open_journey_page_is_told_when_customers_move(
         finally:
             await communicator.disconnect()
 
-    assert asyncio.run(watch()) == {"moved": True}
+    assert run(watch()) == {"moved": True}
     tick()
 
     async def refused() -> int:
@@ -136,4 +136,4 @@ def test_an_open_journey_page_is_told_when_customers_move(
         connected, code = await anonymous.connect(timeout=5)
         return code if not connected else 0
 
-    assert asyncio.run(refused()) == 4401
+    assert run(refused()) == 4401

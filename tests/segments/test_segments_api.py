@@ -25,6 +25,28 @@ def buyer(days_ago):
     }
 
 
+def order_ingested(source, customer, message_id: str) -> None:
+    """An "Order Completed" for the customer, stored and processed as a worker would, in a group of its
+    own."""
+    from django.utils import timezone
+
+    from cdp.ingest import batches_process, inbox_store
+
+    message = {
+        "kind": "track",
+        "name": "Order Completed",
+        "messageId": message_id,
+        "userId": customer.identities.get(type="user_id").value,
+        "anonymousId": None,
+        "timestamp": timezone.now().isoformat(),
+        "properties": {},
+        "context": {},
+        "traits": {},
+    }
+    inbox_store(source=source, enqueue=False, events=[message])
+    batches_process()
+
+
 @pytest.fixture
 def buyers(source):
     return store(source, [buyer(3), buyer(40), buyer(50)])
@@ -162,9 +184,7 @@ def test_new_events_move_just_the_touched_customers_in_dependency_order(
     source,
     django_capture_on_commit_callbacks,
 ):
-    from django.utils import timezone
 
-    from cdp.ingest import batches_process, inbox_store
     from cdp.signals import customers_changed
     from segments.refresh import customers_refresh
 
@@ -190,20 +210,8 @@ def test_new_events_move_just_the_touched_customers_in_dependency_order(
 
     customers_changed.connect(record, dispatch_uid="test-record")
     try:
-        message = {
-            "kind": "track",
-            "name": "Order Completed",
-            "messageId": "back-again",
-            "userId": buyers[2].identities.get(type="user_id").value,
-            "anonymousId": None,
-            "timestamp": timezone.now().isoformat(),
-            "properties": {},
-            "context": {},
-            "traits": {},
-        }
         with django_capture_on_commit_callbacks(execute=True):
-            inbox_store(source=source, enqueue=False, events=[message])
-            batches_process()
+            order_ingested(source, buyers[2], "back-again")
     finally:
         customers_changed.disconnect(dispatch_uid="test-record")
     assert seen == [[buyers[2].pk]]  # what the worker's refresh task is queued with
@@ -228,9 +236,7 @@ def test_refresh_requests_survive_a_lost_task_and_a_burst_becomes_one_change(
     monkeypatch,
     django_capture_on_commit_callbacks,
 ):
-    from django.utils import timezone
 
-    from cdp.ingest import batches_process, inbox_store
     from segments.models import RefreshRequest
     from segments.tasks import refresh_requested, rules_tick
 
@@ -249,20 +255,8 @@ def test_refresh_requests_survive_a_lost_task_and_a_burst_becomes_one_change(
     # Both lapsed buyers order again, each in a request of its own processed in a group of its own;
     # the first orders twice.
     for number, customer in enumerate((buyers[1], buyers[2], buyers[1])):
-        message = {
-            "kind": "track",
-            "name": "Order Completed",
-            "messageId": f"again-{number}",
-            "userId": customer.identities.get(type="user_id").value,
-            "anonymousId": None,
-            "timestamp": timezone.now().isoformat(),
-            "properties": {},
-            "context": {},
-            "traits": {},
-        }
         with django_capture_on_commit_callbacks(execute=True):
-            inbox_store(source=source, enqueue=False, events=[message])
-            batches_process()
+            order_ingested(source, customer, f"again-{number}")
 
     # No worker was told, yet nothing is lost: one request per customer waits in the database.
     assert sorted(RefreshRequest.objects.values_list("customer_id", flat=True)) == [
