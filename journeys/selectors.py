@@ -85,3 +85,29 @@ def journey_summary(*, journey: Journey) -> dict:
         failed=Count("id", filter=Q(status=Enrollment.Status.FAILED)),
     )
     return totals
+
+
+def call_duration(*, customer_id: int, message_id: int) -> int:
+    """How long an answered call lasted, in seconds, as its call result reported (0: not reported)."""
+    properties = (
+        Event.objects.filter(
+            customer_id=customer_id, name="message_delivered", properties__message=message_id
+        )
+        .values_list("properties", flat=True)
+        .first()
+    )
+    try:
+        return int((properties or {}).get("duration") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def staff_tasks_for(*, user, status: str = "open") -> QuerySet:
+    """The user's tasks with that status, and the open tasks nobody owns (anyone may take them),
+    soonest due first."""
+    from journeys.models import StaffTask
+
+    tasks = StaffTask.objects.filter(status=status).select_related("customer", "assignee", "closed_by")
+    if status == StaffTask.Status.OPEN:
+        return tasks.filter(Q(assignee=user) | Q(assignee__isnull=True)).order_by("due_at", "pk")
+    return tasks.filter(Q(assignee=user) | Q(closed_by=user)).order_by("-closed_at", "-pk")

@@ -166,6 +166,23 @@ class CustomerStage(models.Model):
         return f"{self.customer_id}:{self.stage_id}"
 
 
+class ManualStage(models.Model):
+    """A stage a person or a journey set for a customer: the lowest stage the customer can be in.
+    Rules still move them further along the path, but never back before it; setting an earlier
+    stage replaces it (and lets the rules decide again from there)."""
+
+    customer = models.OneToOneField(
+        Customer, primary_key=True, on_delete=models.CASCADE, related_name="manual_stage"
+    )
+    stage = models.ForeignKey(LifecycleStage, on_delete=models.CASCADE, related_name="manual_holders")
+    set_at = models.DateTimeField()
+    # Who set it: "journey <id>", a user's name.
+    origin = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}≥{self.stage_id}"
+
+
 class ScoringRule(models.Model):
     """Points for an event ("+10 for each order over 500"), at most ``cap`` points per period and
     customer from this rule, each award lapsing after ``expires_after_days`` (the score's decay)."""
