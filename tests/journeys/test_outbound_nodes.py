@@ -31,7 +31,7 @@ class Receiver(BaseHTTPRequestHandler):
 
     received: list[dict] = []
 
-    def do_POST(self):  # noqa: N802 (http.server's name)
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Receiver.received.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
         status = 500 if self.path == "/broken" else 200
