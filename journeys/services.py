@@ -310,3 +310,72 @@ def staff_task_close(*, task: StaffTask, outcome: str, actor, note: str = "") ->
         message_prefix=f"task-closed-{task.pk}",
     )
     return task
+
+
+# -- enrolling over the API ------------------------------------------------------------------------
+
+
+def journey_enroll(*, journey: Journey, customer, context: dict, trigger: str = "") -> Enrollment | None:
+    """Enrolls the customer at the journey's API trigger (the only one, or ``trigger``) with the
+    caller's context, under the journey's entry policy, and runs them until they wait. Returns the
+    enrollment, or None when the entry policy keeps them out (in it already, once ever, cooldown)."""
+    from journeys.engine import enrollments_run, graph_compiled
+    from journeys.nodes.inbound import ApiTrigger
+
+    if journey.status != Journey.Status.ACTIVE:
+        raise ValidationError(
+            {
+                "journey": [
+                    _("Only an active journey takes customers; this one is “%(status)s”.")
+                    % {"status": Journey.Status(journey.status).label}
+                ]
+            }
+        )
+    version = journey.live_version
+    triggers = {
+        node_id: config
+        for node_id, (kind, config) in graph_compiled(version).nodes.items()
+        if isinstance(kind, ApiTrigger)
+    }
+    if trigger and trigger not in triggers:
+        raise ValidationError(
+            {"trigger": [_("“%(node)s” is not an API trigger of this journey.") % {"node": trigger}]}
+        )
+    if not triggers:
+        raise ValidationError(
+            {"trigger": [_("This journey has no API trigger; add one to enroll customers over the API.")]}
+        )
+    if not trigger and len(triggers) > 1:
+        raise ValidationError(
+            {
+                "trigger": [
+                    _("This journey has several API triggers; name one (%(nodes)s).")
+                    % {"nodes": ", ".join(sorted(triggers))}
+                ]
+            }
+        )
+    node_id = trigger or next(iter(triggers))
+    missing = [name for name in triggers[node_id].required_context if context.get(name) in (None, "")]
+    if missing:
+        raise ValidationError(
+            {"context": [_("Missing context fields: %(fields)s.") % {"fields": ", ".join(missing)}]}
+        )
+    now = timezone.now()
+    ids = enrollments_start(
+        entries=[
+            Entry(
+                version_id=version.pk,
+                journey_id=journey.pk,
+                node_id=node_id,
+                customer_id=customer.pk,
+                event_id=None,
+                occurred_at=now,
+                properties=context,
+            )
+        ],
+        now=now,
+    )
+    if not ids:
+        return None
+    enrollments_run(ids=ids)
+    return Enrollment.objects.select_related("version").get(pk=ids[0])

@@ -14,11 +14,13 @@ from journeys.api import (
     JourneyArchiveView,
     JourneyDetailView,
     JourneyEnrollmentsView,
+    JourneyEnrollView,
     JourneyListView,
     JourneyPauseView,
     JourneyPublishView,
     JourneyResumeView,
     JourneyStatsView,
+    JourneyTestView,
     NodeTypeListView,
 )
 from segments.api import (
@@ -85,4 +87,6 @@ urlpatterns = [
         name="api_journey_enrollments",
     ),
     path("journeys/<int:journey_id>/stats/", JourneyStatsView.as_view(), name="api_journey_stats"),
+    path("journeys/<int:journey_id>/enroll/", JourneyEnrollView.as_view(), name="api_journey_enroll"),
+    path("journeys/<int:journey_id>/test/", JourneyTestView.as_view(), name="api_journey_test"),
 ]
