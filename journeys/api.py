@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cdp.api.permissions import HasCapability
+from journeys.gallery import journey_from_template, templates_list
 from journeys.models import Enrollment, Journey, JourneyVersion
 from journeys.nodes import palette
 from journeys.selectors import journey_enrollments, journey_summary, node_counts
@@ -464,3 +465,75 @@ class JourneyTestView(APIView):
         except DjangoValidationError as error:
             return _errors(error)
         return Response(TestRunOutput(result).data)
+
+
+# -- the templates gallery -------------------------------------------------------------------------
+
+
+class TemplateSegmentOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField(allow_blank=True)
+    suggested_rule = serializers.JSONField(allow_null=True, help_text="A rule to start the segment from")
+
+
+class TemplateNeedsOutput(serializers.Serializer):
+    tags = serializers.ListField(child=serializers.CharField(), help_text="Created when missing")
+    segments = TemplateSegmentOutput(many=True, help_text="Left for the marketer to create")
+    stages = serializers.ListField(child=serializers.CharField(), help_text="Left for an admin to create")
+    message_templates = serializers.ListField(
+        child=serializers.CharField(), help_text="Left for the marketer to create (provider-approved content)"
+    )
+
+
+class JourneyTemplateOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    category = serializers.CharField()
+    entry_policy = serializers.ChoiceField(choices=Journey.EntryPolicy.choices)
+    needs = TemplateNeedsOutput()
+    graph = serializers.JSONField(help_text="Channel accounts are 0 until the template is used")
+
+
+class TemplateUseInput(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
+class TemplateUseOutput(serializers.Serializer):
+    journey = JourneyOutput()
+    created_tags = serializers.ListField(child=serializers.CharField())
+    problems = GraphProblem(many=True, help_text="What publishing would still refuse: what to complete")
+
+
+class JourneyTemplateListView(APIView):
+    """The gallery of ready journeys, translated, with what each needs from the workspace."""
+
+    required_capability = "view_journeys"
+    permission_classes = [HasCapability]
+
+    @extend_schema(responses=JourneyTemplateOutput(many=True))
+    def get(self, request):
+        return Response(JourneyTemplateOutput(templates_list(), many=True).data)
+
+
+class JourneyTemplateUseView(APIView):
+    """A new draft journey from a gallery template: its tags created when missing, its sends on the
+    workspace's accounts; answers with what is still to complete before publishing."""
+
+    required_capability = "manage_journeys"
+    permission_classes = [HasCapability]
+
+    @extend_schema(request=TemplateUseInput, responses={201: TemplateUseOutput})
+    def post(self, request, key: str):
+        data = TemplateUseInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            journey, created, problems = journey_from_template(
+                key=key, actor=request.user, name=data.validated_data["name"]
+            )
+        except LookupError:
+            return Response(
+                {"key": [f"There is no journey template “{key}”."]}, status=status.HTTP_404_NOT_FOUND
+            )
+        body = {"journey": JourneyOutput(journey).data, "created_tags": created, "problems": problems}
+        return Response(body, status=status.HTTP_201_CREATED)

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import primary_phones
-from journeys.examples import EXAMPLE_JOURNEY
+from journeys.gallery import TEMPLATES
 from journeys.models import StaffTask
 from journeys.selectors import staff_tasks_for
 from journeys.services import staff_task_close
@@ -22,9 +22,9 @@ def journeys(request):
         "flow": gettext_lazy("Flow"),
         "action": gettext_lazy("Action"),
     }
-    return render(
-        request, "journeys/index.html", {"example_graph": EXAMPLE_JOURNEY, "kind_labels": kind_labels}
-    )
+    # The gallery's live-stream sign-up journey, as the marketer will draw their own.
+    example = TEMPLATES["live-stream-signup"].graph(lambda channel: 0)
+    return render(request, "journeys/index.html", {"example_graph": example, "kind_labels": kind_labels})
 
 
 def _task_cards(tasks: list[StaffTask], *, show_pii: bool) -> list[dict]:
