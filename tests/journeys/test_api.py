@@ -71,7 +71,7 @@ def test_publishing_refuses_a_graph_with_every_problem_and_its_node(marketer, ta
     response = post(marketer, f"/api/journeys/{journey['id']}/publish/")
     assert response.status_code == 400
     problems = {(problem["node"], problem["message"]) for problem in response.json()["problems"]}
-    assert ("d1", "give either seconds or until_time") in problems
+    assert ("d1", "give seconds, until_time or a window") in problems
     assert ("g1", "There is no tag with the key “no-such-tag”.") in problems
     assert ("g1", "The handle “default” leads nowhere: connect it, or mark it as ending.") in problems
     assert ("w1", "No trigger leads to this node.") in problems
