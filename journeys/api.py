@@ -305,6 +305,11 @@ class EnrollInput(serializers.Serializer):
         help_text="The API trigger's node id, if the journey has several",
     )
 
+    def validate_identities(self, identities: dict) -> dict:
+        from cdp.api.customers import CustomerUpsertInput  # one check of identity types for the API
+
+        return CustomerUpsertInput().validate_identities(identities)
+
     def validate(self, data):
         if ("customer_id" in data) == ("identities" in data):
             raise serializers.ValidationError({"customer_id": ["Give either customer_id or identities."]})

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import pytest
 
+from cdp.identity import IDENTITY_TYPES
 from cdp.models import Identity
 from connectors.models import Message
 from journeys.models import Enrollment
 from tests.journeys.conftest import edge, node, published
 
 pytestmark = pytest.mark.django_db(transaction=True)
+UNKNOWN_FAX = "Unknown identity types: fax; use " + ", ".join(IDENTITY_TYPES) + "."
 
 
 @pytest.fixture
@@ -76,6 +78,7 @@ def test_refusals_name_the_field(marketer, crm_journey, make_customer, tags):
     cases = [
         ({"context": {"order_id": "x"}}, 400, {"customer_id": ["Give either customer_id or identities."]}),
         ({"customer_id": customer.pk}, 400, {"context": ["Missing context fields: order_id."]}),
+        ({"identities": {"fax": "1"}}, 400, {"identities": [UNKNOWN_FAX]}),
         (
             {"customer_id": 424242, "context": {"order_id": "x"}},
             400,
