@@ -111,3 +111,15 @@ def staff_tasks_for(*, user, status: str = "open") -> QuerySet:
     if status == StaffTask.Status.OPEN:
         return tasks.filter(Q(assignee=user) | Q(assignee__isnull=True)).order_by("due_at", "pk")
     return tasks.filter(Q(assignee=user) | Q(closed_by=user)).order_by("-closed_at", "-pk")
+
+
+def customer_staff_tasks(*, customer, limit: int = 10) -> list:
+    """The customer's tasks for the profile: open ones first (soonest due), then the latest closed."""
+    from journeys.models import StaffTask
+
+    tasks = StaffTask.objects.filter(customer=customer).select_related("assignee")
+    open_tasks = list(tasks.filter(status=StaffTask.Status.OPEN).order_by("due_at", "pk")[:limit])
+    closed = list(
+        tasks.exclude(status=StaffTask.Status.OPEN).order_by("-closed_at", "-pk")[: limit - len(open_tasks)]
+    )
+    return open_tasks + closed

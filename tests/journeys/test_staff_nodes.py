@@ -150,6 +150,9 @@ def test_the_owner_closes_the_task_as_not_reached_and_the_journey_follows(
     ]
     page = client.get("/tasks/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Closed lately" in page and "电话无人接听" in page
+    profile = client.get(f"/customers/{customer.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    tasks_card = profile[profile.index('id="tasks"') :]
+    assert "回访直播报名客户" in tasks_card and "Not reached" in tasks_card and "电话无人接听" in tasks_card
 
 
 def test_a_task_nobody_closes_times_out_and_a_customer_without_owner_gets_the_fallback(
