@@ -42,6 +42,13 @@ def test_the_palette_lists_every_node_type_with_its_schema_and_handles(marketer)
     assert {"random_split", "goal", "exit", "send", "add_tag", "remove_tag", "set_trait", "add_score"} <= set(
         palette
     )
+    assert {"form_submitted_trigger", "wechat_trigger", "api_trigger", "set_stage", "create_task"} <= set(
+        palette
+    )
+    assert {"call_webhook", "ai_call"} <= set(palette)
+    assert palette["create_task"]["handles"] == ["done", "not_reached", "timed_out"]
+    assert palette["ai_call"]["handles"] == ["answered", "short_call", "not_answered"]
+    assert "window" in palette["delay"]["config_schema"]["properties"]
     send = palette["send"]
     assert send["kind"] == "action"
     assert send["handles"] == ["delivered", "failed", "no_response"]
@@ -53,6 +60,10 @@ def test_the_palette_lists_every_node_type_with_its_schema_and_handles(marketer)
         for entry in marketer.get("/api/journeys/node-types/", HTTP_ACCEPT_LANGUAGE="zh-hans").json()
     }
     assert chinese["delay"]["group"] != "Flow"
+    assert (chinese["create_task"]["label"], chinese["wechat_trigger"]["label"]) == (
+        "为负责人创建任务",
+        "关注公众号或扫码",
+    )
 
 
 def test_publishing_refuses_a_graph_with_every_problem_and_its_node(marketer, tags):
