@@ -186,7 +186,8 @@ def stages_apply(
 def _manual_stages_kept(stages: list[LifecycleStage], chosen: dict[int, int | None]) -> dict[int, int | None]:
     """A customer whose rules choose a stage before the one set for them by hand stays in that one."""
     position = {stage.pk: index for index, stage in enumerate(stages)}
-    manual = ManualStage.objects.filter(stage_id__in=list(position))
+    # A customer merged away meanwhile leaves its stage, set by hand or not.
+    manual = ManualStage.objects.filter(stage_id__in=list(position), customer__merged_into__isnull=True)
     if len(chosen) <= 10_000:  # else every manual stage: there are far fewer than customers
         manual = manual.filter(customer_id__in=list(chosen))
     kept = dict(chosen)
