@@ -18,6 +18,7 @@ from cdp.access import capability_required, user_can
 from cdp.merge import MergeConflict, customers_merge_by_hand, customers_unmerge, review_open, review_resolve
 from cdp.models import MergeLog, MergeReview, Source
 from cdp.roles import customer_roles
+from journeys.selectors import customer_staff_tasks
 from segments.models import Tag
 from segments.selectors import customer_rule_facts
 from segments.tags import customer_tag_groups
@@ -90,6 +91,7 @@ def customer_profile(request, customer_id: int):
         "identities": selectors.customer_identities(customer=customer, show_pii=show_pii),
         "consents": selectors.customer_consents(customer=customer),
         "notes": customer.notes.select_related("author")[:20],
+        "staff_tasks": customer_staff_tasks(customer=customer),
         "stats": selectors.customer_stats(customer=customer),
         "traits": sorted(selectors.redact(customer.traits, show_pii=show_pii).items()),
         "events": events,

@@ -23,6 +23,7 @@ SECTIONS = (
     Section("tags", _("Tags"), "tag", "view_segments"),
     Section("lifecycle", _("Lifecycle"), "stages", "view_segments"),
     Section("journeys", _("Journeys"), "route", "view_journeys"),
+    Section("my_tasks", _("My tasks"), "check", "work_tasks"),
     Section("messages", _("Messages"), "message", "view_messages"),
     Section("reports", _("Reports"), "chart", "view_reports"),
     Section("channels", _("Channels"), "plug", "manage_channels"),

@@ -79,6 +79,8 @@ urlpatterns = [
         journey_views.journey_status,
         name="journey_status",
     ),
+    path("tasks/", journey_views.my_tasks, name="my_tasks"),
+    path("tasks/<int:task_id>/close/", journey_views.task_close, name="task_close"),
     path("messages/", connector_views.messages_index, name="messages"),
     path("reports/", views.reports, name="reports"),
     path("channels/", connector_views.channels, name="channels"),

@@ -16,6 +16,7 @@ from connectors.models import ChannelAccount
 from connectors.protocol import CallbackRejected, InboundRequest
 from connectors.receipts import (
     callback_store,
+    inbound_events_record,
     link_click,
     receipts_apply,
     unsubscribe_apply,
@@ -58,6 +59,7 @@ def inbound(request, account_id: int):
         )
         stored.receipt_count = matched
         stored.save(update_fields=["receipt_count"])
+        inbound_events_record(account=account, events=answer.events)
     return HttpResponse(answer.body, content_type=answer.content_type)
 
 

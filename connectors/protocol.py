@@ -127,12 +127,27 @@ class InboundRequest:
 
 
 @dataclass(frozen=True)
+class InboundEvent:
+    """Something the customer did that a provider pushes to us (followed the Official Account,
+    scanned a parametric QR code): recorded on the customer the identities name, created if new."""
+
+    name: str
+    message_id: str  # the provider's own key for the push, so a repeated push is stored once
+    # The identifying traits, as the tracking API reads them (``wechat_openid`` with ``wechat_appid``).
+    traits: dict[str, str]
+    properties: dict = field(default_factory=dict)
+    occurred_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
 class CallbackAnswer:
-    """What we answer the provider (each expects its own acknowledgement) and the receipts in it."""
+    """What we answer the provider (each expects its own acknowledgement), the receipts in it and
+    the customers' own actions it reports."""
 
     receipts: list[Receipt]
     body: bytes = b"ok"
     content_type: str = "text/plain"
+    events: list[InboundEvent] = field(default_factory=list)
 
 
 def secret(**kwargs) -> Any:

@@ -16,9 +16,46 @@ from cdp.ingest import system_events_record
 from cdp.models import Customer
 from cdp.services import consent_record
 from connectors.models import ChannelAccount, InboundCallback, Message, MessageLog, TrackedLink
-from connectors.protocol import Channel, Receipt
+from connectors.protocol import Channel, InboundEvent, Receipt
 
 UNSUBSCRIBE_SALT = "connectors.unsubscribe"
+
+# -- customers' own actions --------------------------------------------------------------------
+
+INBOUND_SOURCE_KINDS = {Channel.WECHAT_TEMPLATE: "wechat_oa", Channel.WECOM: "wecom"}
+
+
+def inbound_events_record(*, account: ChannelAccount, events: list[InboundEvent]) -> int:
+    """What customers did that a provider pushed (a follow, a QR scan), through ingestion like any
+    tracked event: identity resolution finds (or creates) the customer, the event's ``message_id``
+    stores a repeated push once, and journeys and rules see it as usual. Returns the events stored."""
+    from cdp.ingest import batches_process, inbox_store
+    from cdp.services import internal_source
+
+    if not events:
+        return 0
+    source = internal_source(
+        name=f"{account.name} ({account.pk})", kind=INBOUND_SOURCE_KINDS.get(account.channel, "server")
+    )
+    now = timezone.now()
+    messages = [
+        {
+            "kind": "track",
+            "name": event.name,
+            "messageId": event.message_id,
+            "userId": None,
+            "anonymousId": None,
+            "previousId": None,
+            "timestamp": (event.occurred_at or now).isoformat(),
+            "properties": event.properties,
+            "traits": {},
+            "context": {"traits": event.traits},
+        }
+        for event in events
+    ]
+    batch = inbox_store(source=source, events=messages, enqueue=False)
+    return batches_process(batch_ids=[batch.pk], wait=True)
+
 
 # -- receipts ----------------------------------------------------------------------------------
 

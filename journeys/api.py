@@ -9,10 +9,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cdp.api.permissions import HasCapability
+from journeys.gallery import journey_from_template, templates_list
 from journeys.models import Enrollment, Journey, JourneyVersion
 from journeys.nodes import palette
 from journeys.selectors import journey_enrollments, journey_summary, node_counts, version_conversion
-from journeys.services import journey_publish, journey_save, journey_set_status
+from journeys.services import journey_enroll, journey_publish, journey_save, journey_set_status
+from journeys.testmode import SimulatedEvent, journey_test_run
 from journeys.validation import GraphInvalid, graph_validate
 
 
@@ -299,3 +301,262 @@ class JourneyStatsView(APIView):
                 }
             ).data
         )
+
+
+# -- enrolling over the API ------------------------------------------------------------------------
+
+
+class EnrollInput(serializers.Serializer):
+    customer_id = serializers.IntegerField(required=False, help_text="The customer's id")
+    identities = serializers.DictField(
+        child=serializers.CharField(max_length=255),
+        required=False,
+        help_text='Or identifiers naming the customer, e.g. {"phone": "+8613800138000"}; created if new',
+    )
+    context = serializers.DictField(
+        required=False, default=dict, help_text="Data the journey can read (templates, keyed waits)"
+    )
+    trigger = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The API trigger's node id, if the journey has several",
+    )
+
+    def validate_identities(self, identities: dict) -> dict:
+        from cdp.api.customers import CustomerUpsertInput  # one check of identity types for the API
+
+        return CustomerUpsertInput().validate_identities(identities)
+
+    def validate(self, data):
+        if ("customer_id" in data) == ("identities" in data):
+            raise serializers.ValidationError({"customer_id": ["Give either customer_id or identities."]})
+        return data
+
+
+class EnrollOutput(serializers.Serializer):
+    enrolled = serializers.BooleanField(help_text="False: the entry policy kept the customer out")
+    customer_id = serializers.IntegerField()
+    enrollment = EnrollmentOutput(allow_null=True)
+
+
+def _customer_named(data: dict):
+    """The customer an enroll or test request names (by id; by identifiers, created if new)."""
+    from cdp.customers import customer_resolve
+    from cdp.ingest import customer_upsert
+
+    if data.get("customer_id") is not None:
+        customer = customer_resolve(customer_id=data["customer_id"])
+        if customer is None:
+            raise DjangoValidationError({"customer_id": [f"There is no customer {data['customer_id']}."]})
+        return customer
+    try:
+        return customer_upsert(identities=data["identities"], traits={})[0]
+    except ValueError as error:
+        raise DjangoValidationError({"identities": [str(error)]}) from None
+
+
+class JourneyEnrollView(APIView):
+    """Enrolls one customer at the journey's API trigger, with context data the journey can read."""
+
+    required_capability = "manage_journeys"
+    permission_classes = [HasCapability]
+
+    @extend_schema(request=EnrollInput, responses={200: EnrollOutput, 201: EnrollOutput})
+    def post(self, request, journey_id: int):
+        journey = get_object_or_404(Journey, pk=journey_id)
+        data = EnrollInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            customer = _customer_named(data.validated_data)
+            enrollment = journey_enroll(
+                journey=journey,
+                customer=customer,
+                context=data.validated_data["context"],
+                trigger=data.validated_data["trigger"],
+            )
+        except DjangoValidationError as error:
+            conflict = "journey" in error.message_dict
+            return _errors(error, status.HTTP_409_CONFLICT if conflict else status.HTTP_400_BAD_REQUEST)
+        body = {
+            "enrolled": enrollment is not None,
+            "customer_id": customer.pk,
+            "enrollment": EnrollmentOutput(enrollment).data if enrollment else None,
+        }
+        return Response(body, status=status.HTTP_201_CREATED if enrollment else status.HTTP_200_OK)
+
+
+# -- test mode -------------------------------------------------------------------------------------
+
+
+class SimulatedEventInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    after_seconds = serializers.IntegerField(min_value=0, default=0, help_text="After the customer entered")
+    properties = serializers.DictField(required=False, default=dict)
+
+
+class TestRunInput(serializers.Serializer):
+    customer_id = serializers.IntegerField(help_text="The customer the journey is tried on")
+    version = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        help_text="A published version (null: the draft)",
+    )
+    trigger = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Start at this trigger"
+    )
+    context = serializers.DictField(required=False, default=dict, help_text="The trigger event's properties")
+    events = SimulatedEventInput(
+        many=True, required=False, default=list, help_text="What the customer does meanwhile"
+    )
+    outcomes = serializers.DictField(
+        child=serializers.CharField(max_length=40),
+        required=False,
+        default=dict,
+        help_text="Per node: the handle a webhook leaves by, or how a task is closed (done, not_reached)",
+    )
+
+
+class TestStepOutput(serializers.Serializer):
+    node = serializers.CharField()
+    type = serializers.CharField()
+    label = serializers.CharField(allow_blank=True)
+    entered_at = serializers.DateTimeField(help_text="On the simulated clock")
+    left_at = serializers.DateTimeField(allow_null=True)
+    outcome = serializers.CharField(
+        allow_blank=True, help_text="The handle it left by (end: the journey ended)"
+    )
+    reason = serializers.CharField(allow_blank=True, help_text="Why: the rule that held, the message's fate")
+
+
+class TestMessageOutput(serializers.Serializer):
+    node = serializers.CharField()
+    channel = serializers.CharField()
+    template = serializers.CharField(allow_blank=True)
+    recipient = serializers.CharField(allow_blank=True)
+    status = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+
+
+class TestTaskOutput(serializers.Serializer):
+    node = serializers.CharField()
+    title = serializers.CharField()
+    assignee = serializers.CharField(allow_null=True)
+    due_at = serializers.DateTimeField()
+    status = serializers.CharField()
+
+
+class TestRunOutput(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Enrollment.Status.values)
+    reason = serializers.CharField(allow_blank=True)
+    waiting_for = serializers.ListField(
+        child=serializers.CharField(), help_text="Still waiting for these events (none was given)"
+    )
+    started_at = serializers.DateTimeField()
+    simulated_until = serializers.DateTimeField()
+    problems = GraphProblem(many=True, help_text="What publishing would refuse")
+    steps = TestStepOutput(many=True)
+    messages = TestMessageOutput(many=True, help_text="Sent to the sandbox only")
+    tasks = TestTaskOutput(many=True)
+
+
+class JourneyTestView(APIView):
+    """Test mode: runs the draft (or a version) for one customer on a simulated clock, sends going to
+    the sandbox; returns the path step by step with each decision's reason. Nothing is kept."""
+
+    required_capability = "manage_journeys"
+    permission_classes = [HasCapability]
+
+    @extend_schema(request=TestRunInput, responses={200: TestRunOutput})
+    def post(self, request, journey_id: int):
+        journey = get_object_or_404(Journey, pk=journey_id)
+        data = TestRunInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            result = journey_test_run(
+                journey=journey,
+                customer=_customer_named({"customer_id": values["customer_id"]}),
+                version=values["version"],
+                trigger=values["trigger"],
+                context=values["context"],
+                events=[SimulatedEvent(**event) for event in values["events"]],
+                outcomes=values["outcomes"],
+            )
+        except DjangoValidationError as error:
+            return _errors(error)
+        return Response(TestRunOutput(result).data)
+
+
+# -- the templates gallery -------------------------------------------------------------------------
+
+
+class TemplateSegmentOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField(allow_blank=True)
+    suggested_rule = serializers.JSONField(allow_null=True, help_text="A rule to start the segment from")
+
+
+class TemplateNeedsOutput(serializers.Serializer):
+    tags = serializers.ListField(child=serializers.CharField(), help_text="Created when missing")
+    segments = TemplateSegmentOutput(many=True, help_text="Left for the marketer to create")
+    stages = serializers.ListField(child=serializers.CharField(), help_text="Left for an admin to create")
+    message_templates = serializers.ListField(
+        child=serializers.CharField(), help_text="Left for the marketer to create (provider-approved content)"
+    )
+
+
+class JourneyTemplateOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    category = serializers.CharField()
+    entry_policy = serializers.ChoiceField(choices=Journey.EntryPolicy.choices)
+    needs = TemplateNeedsOutput()
+    graph = serializers.JSONField(help_text="Channel accounts are 0 until the template is used")
+
+
+class TemplateUseInput(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
+class TemplateUseOutput(serializers.Serializer):
+    journey = JourneyOutput()
+    created_tags = serializers.ListField(child=serializers.CharField())
+    problems = GraphProblem(many=True, help_text="What publishing would still refuse: what to complete")
+
+
+class JourneyTemplateListView(APIView):
+    """The gallery of ready journeys, translated, with what each needs from the workspace."""
+
+    required_capability = "view_journeys"
+    permission_classes = [HasCapability]
+
+    @extend_schema(responses=JourneyTemplateOutput(many=True))
+    def get(self, request):
+        return Response(JourneyTemplateOutput(templates_list(), many=True).data)
+
+
+class JourneyTemplateUseView(APIView):
+    """A new draft journey from a gallery template: its tags created when missing, its sends on the
+    workspace's accounts; answers with what is still to complete before publishing."""
+
+    required_capability = "manage_journeys"
+    permission_classes = [HasCapability]
+
+    @extend_schema(request=TemplateUseInput, responses={201: TemplateUseOutput})
+    def post(self, request, key: str):
+        data = TemplateUseInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            journey, created, problems = journey_from_template(
+                key=key, actor=request.user, name=data.validated_data["name"]
+            )
+        except LookupError:
+            return Response(
+                {"key": [f"There is no journey template “{key}”."]}, status=status.HTTP_404_NOT_FOUND
+            )
+        body = {"journey": JourneyOutput(journey).data, "created_tags": created, "problems": problems}
+        return Response(body, status=status.HTTP_201_CREATED)

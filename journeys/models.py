@@ -168,3 +168,60 @@ class SweepCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} until {self.swept_until}"
+
+
+class StaffTask(models.Model):
+    """Work for a person, usually the customer's owner ("call back about the live stream"), created by
+    a journey's task step, which then waits for its outcome. Closing it is an event on the customer's
+    timeline (``task_closed``)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        DONE = "done", _("Done")
+        NOT_REACHED = "not_reached", _("Not reached")
+
+    CLOSED_EVENT = "task_closed"
+
+    customer = models.ForeignKey("cdp.Customer", on_delete=models.CASCADE, related_name="staff_tasks")
+    # Null: nobody owns the customer; anyone who works on tasks may take it.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="staff_tasks"
+    )
+    title = models.CharField(max_length=200)
+    note = models.TextField(blank=True)
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    outcome_note = models.TextField(blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    journey = models.ForeignKey(Journey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    node_id = models.CharField(max_length=100, blank=True)
+    # The journey step that created it (its idempotency key): a replayed step finds its task.
+    key = models.CharField(max_length=200, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["assignee", "due_at"], name="staff_task_open_due", condition=models.Q(status="open")
+            ),
+            models.Index(fields=["customer", "-created_at"], name="staff_task_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+# Test mode's enrollments (rolled back when the test run ends) have entry keys with this prefix; the
+# nodes that reach outside the database (a webhook) read the outcome the tester chose instead.
+TEST_ENTRY_PREFIX = "test:"
+TEST_OUTCOMES_KEY = "_test_outcomes"
+
+
+def tested_outcome(enrollment: Enrollment, node_id: str) -> str | None:
+    """In test mode, the handle a node that reaches outside should leave by ('' : its default)."""
+    if not enrollment.entry_key.startswith(TEST_ENTRY_PREFIX):
+        return None
+    return str((enrollment.context or {}).get(TEST_OUTCOMES_KEY, {}).get(node_id, ""))

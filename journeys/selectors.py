@@ -156,3 +156,41 @@ def customers_at_node(*, journey: Journey, node_id: str) -> QuerySet:
         .annotate(arrived_at=Subquery(arrived))
         .order_by("arrived_at", "pk")
     )
+
+
+def call_duration(*, customer_id: int, message_id: int) -> int:
+    """How long an answered call lasted, in seconds, as its call result reported (0: not reported)."""
+    properties = (
+        Event.objects.filter(
+            customer_id=customer_id, name="message_delivered", properties__message=message_id
+        )
+        .values_list("properties", flat=True)
+        .first()
+    )
+    try:
+        return int((properties or {}).get("duration") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def staff_tasks_for(*, user, status: str = "open") -> QuerySet:
+    """The user's tasks with that status, and the open tasks nobody owns (anyone may take them),
+    soonest due first."""
+    from journeys.models import StaffTask
+
+    tasks = StaffTask.objects.filter(status=status).select_related("customer", "assignee", "closed_by")
+    if status == StaffTask.Status.OPEN:
+        return tasks.filter(Q(assignee=user) | Q(assignee__isnull=True)).order_by("due_at", "pk")
+    return tasks.filter(Q(assignee=user) | Q(closed_by=user)).order_by("-closed_at", "-pk")
+
+
+def customer_staff_tasks(*, customer, limit: int = 10) -> list:
+    """The customer's tasks for the profile: open ones first (soonest due), then the latest closed."""
+    from journeys.models import StaffTask
+
+    tasks = StaffTask.objects.filter(customer=customer).select_related("assignee")
+    open_tasks = list(tasks.filter(status=StaffTask.Status.OPEN).order_by("due_at", "pk")[:limit])
+    closed = list(
+        tasks.exclude(status=StaffTask.Status.OPEN).order_by("-closed_at", "-pk")[: limit - len(open_tasks)]
+    )
+    return open_tasks + closed

@@ -11,9 +11,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from cdp.ingest import system_events_record
 from cdp.services import audit_record
 from cdp.sqlvalues import json_rows
-from journeys.models import Enrollment, Journey, JourneyVersion
+from journeys.models import Enrollment, Journey, JourneyVersion, StaffTask
 from journeys.validation import GraphInvalid, graph_parse, graph_validate
 
 EMPTY_GRAPH = {"nodes": [], "edges": []}
@@ -228,3 +229,153 @@ def enrollments_start(*, entries: list[Entry], now: dt.datetime | None = None) -
             [now, now, json_rows("journey_id version_id customer_id entry_key node_id visits context", rows)],
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+# -- staff tasks -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def staff_task_create(
+    *,
+    customer,
+    title: str,
+    due_at: dt.datetime,
+    assignee=None,
+    note: str = "",
+    journey_id: int | None = None,
+    node_id: str = "",
+    key: str | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[StaffTask, bool]:
+    """A task for a person about a customer (a ``task_created`` event on their timeline); the same
+    ``key`` (a journey step's) returns the first task."""
+    if key is not None:
+        existing = StaffTask.objects.filter(key=key).first()
+        if existing is not None:
+            return existing, False
+    now = now or timezone.now()
+    task = StaffTask.objects.create(
+        customer=customer,
+        assignee=assignee,
+        title=title[:200],
+        note=note,
+        due_at=due_at,
+        journey_id=journey_id,
+        node_id=node_id,
+        key=key,
+        created_at=now,
+    )
+    system_events_record(
+        rows=[(customer.pk, "task_created")],
+        kind="track",
+        properties={
+            "task": task.pk,
+            "title": task.title,
+            "due_at": due_at.isoformat(),
+            "assignee": assignee.get_username() if assignee else None,
+        },
+        moment=now,
+        message_prefix=f"task-created-{task.pk}",
+    )
+    return task, True
+
+
+@transaction.atomic
+def staff_task_close(*, task: StaffTask, outcome: str, actor, note: str = "") -> StaffTask:
+    """Done, or the customer could not be reached: a ``task_closed`` event on the customer's timeline,
+    which moves on the journey step waiting for it."""
+    task = StaffTask.objects.select_for_update().get(pk=task.pk)
+    if outcome not in {StaffTask.Status.DONE, StaffTask.Status.NOT_REACHED}:
+        raise ValidationError({"outcome": [_("Choose done or not_reached.")]})
+    if task.status != StaffTask.Status.OPEN:
+        raise ValidationError({"outcome": [_("This task is closed already.")]})
+    if task.assignee_id is not None and getattr(actor, "pk", None) != task.assignee_id:
+        raise ValidationError({"outcome": [_("Only the person the task is for can close it.")]})
+    now = timezone.now()
+    task.status, task.outcome_note, task.closed_at = outcome, note.strip(), now
+    task.closed_by = actor if getattr(actor, "is_authenticated", False) else None
+    task.save(update_fields=["status", "outcome_note", "closed_at", "closed_by"])
+    system_events_record(
+        rows=[(task.customer_id, StaffTask.CLOSED_EVENT)],
+        kind="track",
+        properties={
+            "task": task.pk,
+            "task_key": task.key or "",
+            "title": task.title,
+            "outcome": outcome,
+            "note": task.outcome_note,
+            "by": actor.get_username() if getattr(actor, "is_authenticated", False) else None,
+        },
+        moment=now,
+        message_prefix=f"task-closed-{task.pk}",
+    )
+    return task
+
+
+# -- enrolling over the API ------------------------------------------------------------------------
+
+
+def journey_enroll(*, journey: Journey, customer, context: dict, trigger: str = "") -> Enrollment | None:
+    """Enrolls the customer at the journey's API trigger (the only one, or ``trigger``) with the
+    caller's context, under the journey's entry policy, and runs them until they wait. Returns the
+    enrollment, or None when the entry policy keeps them out (in it already, once ever, cooldown)."""
+    from journeys.engine import enrollments_run, graph_compiled
+    from journeys.nodes.inbound import ApiTrigger
+
+    if journey.status != Journey.Status.ACTIVE:
+        raise ValidationError(
+            {
+                "journey": [
+                    _("Only an active journey takes customers; this one is “%(status)s”.")
+                    % {"status": Journey.Status(journey.status).label}
+                ]
+            }
+        )
+    version = journey.live_version
+    triggers = {
+        node_id: config
+        for node_id, (kind, config) in graph_compiled(version).nodes.items()
+        if isinstance(kind, ApiTrigger)
+    }
+    if trigger and trigger not in triggers:
+        raise ValidationError(
+            {"trigger": [_("“%(node)s” is not an API trigger of this journey.") % {"node": trigger}]}
+        )
+    if not triggers:
+        raise ValidationError(
+            {"trigger": [_("This journey has no API trigger; add one to enroll customers over the API.")]}
+        )
+    if not trigger and len(triggers) > 1:
+        raise ValidationError(
+            {
+                "trigger": [
+                    _("This journey has several API triggers; name one (%(nodes)s).")
+                    % {"nodes": ", ".join(sorted(triggers))}
+                ]
+            }
+        )
+    node_id = trigger or next(iter(triggers))
+    missing = [name for name in triggers[node_id].required_context if context.get(name) in (None, "")]
+    if missing:
+        raise ValidationError(
+            {"context": [_("Missing context fields: %(fields)s.") % {"fields": ", ".join(missing)}]}
+        )
+    now = timezone.now()
+    ids = enrollments_start(
+        entries=[
+            Entry(
+                version_id=version.pk,
+                journey_id=journey.pk,
+                node_id=node_id,
+                customer_id=customer.pk,
+                event_id=None,
+                occurred_at=now,
+                properties=context,
+            )
+        ],
+        now=now,
+    )
+    if not ids:
+        return None
+    enrollments_run(ids=ids)
+    return Enrollment.objects.select_related("version").get(pk=ids[0])

@@ -96,7 +96,7 @@ class SegmentMember(models.Model):
 
     Rows are derived from the rule and written set-based, hundreds of thousands at a time, so they
     carry no database foreign keys: the per-row checks at commit cost more than the change itself
-    (docs/decisions/0008). Segments are deleted through the ORM, which deletes their members; customers
+    (docs/decisions/0012). Segments are deleted through the ORM, which deletes their members; customers
     are never deleted (a merge keeps the row and moves its memberships)."""
 
     # Lookups by segment use the unique pair's index, which starts with the segment.
@@ -185,6 +185,23 @@ class CustomerStage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id}:{self.stage_id}"
+
+
+class ManualStage(models.Model):
+    """A stage a person or a journey set for a customer: the lowest stage the customer can be in.
+    Rules still move them further along the path, but never back before it; setting an earlier
+    stage replaces it (and lets the rules decide again from there)."""
+
+    customer = models.OneToOneField(
+        Customer, primary_key=True, on_delete=models.CASCADE, related_name="manual_stage"
+    )
+    stage = models.ForeignKey(LifecycleStage, on_delete=models.CASCADE, related_name="manual_holders")
+    set_at = models.DateTimeField()
+    # Who set it: "journey <id>", a user's name.
+    origin = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}≥{self.stage_id}"
 
 
 class ScoringRule(models.Model):

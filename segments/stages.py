@@ -19,7 +19,7 @@ from cdp.services import audit_record
 from cdp.sqlvalues import id_array
 from segments.compiler import evaluation_memory, rule_compile
 from segments.graph import STAGE, cycles_refuse, node_users, stage_node
-from segments.models import CustomerStage, LifecycleStage
+from segments.models import CustomerStage, LifecycleStage, ManualStage
 from segments.rules import KEY_PATTERN, rule_parse, rule_references
 from segments.services import MembershipDiff, queue_dependents, rule_validate
 
@@ -135,6 +135,7 @@ def stages_apply(
     """Moves each customer whose stage changed; every move is a ``stage_changed`` event saying from
     where to where. ``entered``: customers now in a stage they were not in; ``exited``: customers
     now in none."""
+    chosen = _manual_stages_kept(stages, chosen)
     moves = {
         customer_id: (current.get(customer_id), stage_id)
         for customer_id, stage_id in chosen.items()
@@ -182,13 +183,62 @@ def stages_apply(
     return MembershipDiff(len(placed), len(left))
 
 
-def stages_refresh(*, today: dt.date | None = None, without: LifecycleStage | None = None) -> MembershipDiff:
-    """Every customer's stage from the stage rules (but ``without``'s), in one pass, applied as moves."""
+def _manual_stages_kept(stages: list[LifecycleStage], chosen: dict[int, int | None]) -> dict[int, int | None]:
+    """A customer whose rules choose a stage before the one set for them by hand stays in that one."""
+    position = {stage.pk: index for index, stage in enumerate(stages)}
+    # A customer merged away meanwhile leaves its stage, set by hand or not.
+    manual = ManualStage.objects.filter(stage_id__in=list(position), customer__merged_into__isnull=True)
+    if len(chosen) <= 10_000:  # else every manual stage: there are far fewer than customers
+        manual = manual.filter(customer_id__in=list(chosen))
+    kept = dict(chosen)
+    for customer_id, floor in manual.values_list("customer_id", "stage_id"):
+        if customer_id in kept and (
+            kept[customer_id] is None or position[kept[customer_id]] < position[floor]
+        ):
+            kept[customer_id] = floor
+    return kept
+
+
+@transaction.atomic
+def customers_stage_set(*, customer_ids: list[int], stage: LifecycleStage, origin: str) -> MembershipDiff:
+    """Sets these customers' stage by hand (a journey step, a person): they move there at once, and
+    their rules may take them further but never back before it (see ``ManualStage``)."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO segments_manualstage (customer_id, stage_id, set_at, origin)
+            SELECT unnest(%s::bigint[]), %s, %s, %s
+            ON CONFLICT (customer_id) DO UPDATE
+            SET stage_id = EXCLUDED.stage_id, set_at = EXCLUDED.set_at, origin = EXCLUDED.origin
+            """,
+            [id_array(customer_ids), stage.pk, now, origin[:200]],
+        )
+    return stages_refresh(customer_ids=customer_ids)
+
+
+def stages_refresh(
+    *,
+    today: dt.date | None = None,
+    without: LifecycleStage | None = None,
+    customer_ids: list[int] | None = None,
+) -> MembershipDiff:
+    """Every customer's stage (or these customers') from the stage rules (but ``without``'s) and the
+    stages set by hand, in one pass, applied as moves."""
     every = list(LifecycleStage.objects.select_for_update().order_by("position", "pk"))
     stages = [stage for stage in every if without is None or stage.pk != without.pk]
+    if without is not None:
+        ManualStage.objects.filter(stage=without).delete()
     today = today or timezone.localdate()
-    current = dict(CustomerStage.objects.values_list("customer_id", "stage_id"))
+    holders = CustomerStage.objects.all()
+    only, only_params = "", []
+    if customer_ids is not None:
+        holders = holders.filter(customer_id__in=customer_ids)
+        only, only_params = " AND c.id = ANY(%s::bigint[])", [id_array(customer_ids)]
+    current = dict(holders.values_list("customer_id", "stage_id"))
     chosen: dict[int, int | None] = dict.fromkeys(current)
+    if customer_ids is not None:
+        chosen.update({customer_id: chosen.get(customer_id) for customer_id in customer_ids})
     if stages:
         compiled = [rule_compile(rule_parse(stage.rule), today=today) for stage in stages]
         # The furthest stage first: CASE takes the first that holds.
@@ -201,8 +251,8 @@ def stages_refresh(*, today: dt.date | None = None, without: LifecycleStage | No
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT id, stage_id FROM (SELECT c.id, CASE {cases} END AS stage_id FROM cdp_customer AS c"  # noqa: S608
-                " WHERE c.merged_into_id IS NULL) AS staged WHERE stage_id IS NOT NULL",
-                params,
+                f" WHERE c.merged_into_id IS NULL{only}) AS staged WHERE stage_id IS NOT NULL",
+                [*params, *only_params],
             )
             chosen.update(cursor.fetchall())
     return stages_apply(every, chosen, current)

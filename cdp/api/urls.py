@@ -14,11 +14,15 @@ from journeys.api import (
     JourneyArchiveView,
     JourneyDetailView,
     JourneyEnrollmentsView,
+    JourneyEnrollView,
     JourneyListView,
     JourneyPauseView,
     JourneyPublishView,
     JourneyResumeView,
     JourneyStatsView,
+    JourneyTemplateListView,
+    JourneyTemplateUseView,
+    JourneyTestView,
     NodeTypeListView,
 )
 from segments.api import (
@@ -74,6 +78,10 @@ urlpatterns = [
     path("journeys/", JourneyListView.as_view(), name="api_journeys"),
     path("journeys/node-types/", NodeTypeListView.as_view(), name="api_journey_node_types"),
     path("journeys/validate/", GraphValidateView.as_view(), name="api_journey_validate"),
+    path("journeys/templates/", JourneyTemplateListView.as_view(), name="api_journey_templates"),
+    path(
+        "journeys/templates/<str:key>/use/", JourneyTemplateUseView.as_view(), name="api_journey_template_use"
+    ),
     path("journeys/<int:journey_id>/", JourneyDetailView.as_view(), name="api_journey"),
     path("journeys/<int:journey_id>/publish/", JourneyPublishView.as_view(), name="api_journey_publish"),
     path("journeys/<int:journey_id>/pause/", JourneyPauseView.as_view(), name="api_journey_pause"),
@@ -85,4 +93,6 @@ urlpatterns = [
         name="api_journey_enrollments",
     ),
     path("journeys/<int:journey_id>/stats/", JourneyStatsView.as_view(), name="api_journey_stats"),
+    path("journeys/<int:journey_id>/enroll/", JourneyEnrollView.as_view(), name="api_journey_enroll"),
+    path("journeys/<int:journey_id>/test/", JourneyTestView.as_view(), name="api_journey_test"),
 ]

@@ -52,4 +52,4 @@ def palette() -> list[dict]:
     ]
 
 
-from journeys.nodes import actions, flow, triggers  # noqa: E402, F401  (they register themselves)
+from journeys.nodes import actions, flow, inbound, outbound, staff, triggers  # noqa: E402, F401  (they register themselves)

@@ -48,22 +48,70 @@ def customer_zone(customer) -> zoneinfo.ZoneInfo:
 # -- delay -----------------------------------------------------------------------------------------
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CLOCK_TIME = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class WeekdayWindow(BaseModel):
+    """When the customer may be reached: these days, between these times of day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1, max_length=7
+    )
+    start: str = Field("09:00", pattern=CLOCK_TIME, description="Opens at (HH:MM).")
+    end: str = Field("18:00", pattern=CLOCK_TIME, description="Closes at (HH:MM), after it opens.")
+
+    @model_validator(mode="after")
+    def _opens_first(self) -> WeekdayWindow:
+        if self.end <= self.start:
+            raise ValueError("the window must close (end) after it opens (start)")
+        return self
+
+    def next_open(self, moment: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:
+        """``moment`` itself when it is inside the window, else when the window next opens."""
+        local = moment.astimezone(zone)
+        start, end = (dt.time(*(int(part) for part in text.split(":"))) for text in (self.start, self.end))
+        for offset in range(8):
+            day = local.date() + dt.timedelta(days=offset)
+            if WEEKDAYS[day.weekday()] not in self.days:
+                continue
+            # combine() keeps the wall clock: a DST change is the zone's to handle.
+            opens = dt.datetime.combine(day, start, tzinfo=zone)
+            closes = dt.datetime.combine(day, end, tzinfo=zone)
+            if local < opens:
+                return opens.astimezone(dt.UTC)
+            if local < closes:
+                return moment
+        raise AssertionError("a window with at least one day opens within a week")
+
+
 class DelayConfig(NodeConfig):
     seconds: int | None = Field(None, ge=1, le=MAX_WAIT_SECONDS, description="Wait this long.")
     until_time: str | None = Field(
         None,
-        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        pattern=CLOCK_TIME,
         description="Or wait until this time of day (HH:MM), the next time it comes.",
+    )
+    window: WeekdayWindow | None = Field(
+        None,
+        description=(
+            "Or wait until the customer may be reached (e.g. Mon–Fri 09:00–18:00); with seconds, "
+            "the first moment in the window once they have passed."
+        ),
     )
     time_zone: Literal["customer", "site"] = Field(
         "customer",
-        description="Whose clock “until_time” reads: the customer's time zone trait, or the site's.",
+        description="Whose clock “until_time” and the window read: the customer's time zone, or the site's.",
     )
 
     @model_validator(mode="after")
     def _one_way(self) -> DelayConfig:
-        if (self.seconds is None) == (self.until_time is None):
-            raise ValueError("give either seconds or until_time")
+        if self.until_time is not None and (self.seconds is not None or self.window is not None):
+            raise ValueError("until_time cannot be combined with seconds or a window")
+        if self.seconds is None and self.until_time is None and self.window is None:
+            raise ValueError("give seconds, until_time or a window")
         return self
 
 
@@ -71,19 +119,28 @@ class DelayConfig(NodeConfig):
 class Delay(NodeType):
     kind = "flow"
     label = gettext_lazy("Delay")
-    description = gettext_lazy("Waits for a duration, or until a time of day in the customer's time zone.")
+    description = gettext_lazy(
+        "Waits for a duration, until a time of day, or until a weekday window opens, in the customer's "
+        "time zone."
+    )
     icon = "clock"
     config = DelayConfig
 
-    def enter(self, ctx: StepContext) -> Wait:
+    def enter(self, ctx: StepContext) -> Wait | Follow:
         config: DelayConfig = ctx.config
-        if config.seconds is not None:
-            return Wait(until=ctx.now + dt.timedelta(seconds=config.seconds))
         zone = (
             customer_zone(ctx.customer)
             if config.time_zone == "customer"
             else zoneinfo.ZoneInfo(settings.TIME_ZONE)
         )
+        if config.window is not None:
+            earliest = ctx.now + dt.timedelta(seconds=config.seconds or 0)
+            opens = config.window.next_open(earliest, zone)
+            if opens <= ctx.now:
+                return Follow(DEFAULT_HANDLE, reason=f"inside the window ({zone.key})")
+            return Wait(until=opens, reason=f"until the window opens ({zone.key})")
+        if config.seconds is not None:
+            return Wait(until=ctx.now + dt.timedelta(seconds=config.seconds))
         hour, minute = (int(part) for part in config.until_time.split(":"))
         local = ctx.now.astimezone(zone)
         target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)

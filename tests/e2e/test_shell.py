@@ -34,8 +34,9 @@ def test_marketer_logs_in_in_chinese_and_switches_to_english(new_page, app_serve
     expect(nav.get_by_role("link", name="Journeys")).to_be_visible()
     nav.get_by_role("link", name="Journeys").click()
     expect(page.locator(".empty-state__title")).to_have_text("No journeys yet")
-    # The canvas island draws the example journey: six nodes, the failed send falling back to SMS.
-    expect(page.locator(".react-flow__node")).to_have_count(6)
+    # The canvas island draws the gallery's live-stream sign-up journey: seven nodes, the failed
+    # WeChat template falling back to SMS.
+    expect(page.locator(".react-flow__node")).to_have_count(7)
     expect(page.locator(".react-flow__node", has_text="SMS fallback")).to_be_visible()
     screenshot(page, "journeys")
 

@@ -42,6 +42,13 @@ def test_the_palette_lists_every_node_type_with_its_schema_and_handles(marketer)
     assert {"random_split", "goal", "exit", "send", "add_tag", "remove_tag", "set_trait", "add_score"} <= set(
         palette
     )
+    assert {"form_submitted_trigger", "wechat_trigger", "api_trigger", "set_stage", "create_task"} <= set(
+        palette
+    )
+    assert {"call_webhook", "ai_call"} <= set(palette)
+    assert palette["create_task"]["handles"] == ["done", "not_reached", "timed_out"]
+    assert palette["ai_call"]["handles"] == ["answered", "short_call", "not_answered"]
+    assert "window" in palette["delay"]["config_schema"]["properties"]
     send = palette["send"]
     assert send["kind"] == "action"
     assert send["handles"] == ["delivered", "failed", "no_response"]
@@ -53,6 +60,10 @@ def test_the_palette_lists_every_node_type_with_its_schema_and_handles(marketer)
         for entry in marketer.get("/api/journeys/node-types/", HTTP_ACCEPT_LANGUAGE="zh-hans").json()
     }
     assert chinese["delay"]["group"] != "Flow"
+    assert (chinese["create_task"]["label"], chinese["wechat_trigger"]["label"]) == (
+        "为负责人创建任务",
+        "关注公众号或扫码",
+    )
 
 
 def test_publishing_refuses_a_graph_with_every_problem_and_its_node(marketer, tags):
@@ -71,7 +82,7 @@ def test_publishing_refuses_a_graph_with_every_problem_and_its_node(marketer, ta
     response = post(marketer, f"/api/journeys/{journey['id']}/publish/")
     assert response.status_code == 400
     problems = {(problem["node"], problem["message"]) for problem in response.json()["problems"]}
-    assert ("d1", "give either seconds or until_time") in problems
+    assert ("d1", "give seconds, until_time or a window") in problems
     assert ("g1", "There is no tag with the key “no-such-tag”.") in problems
     assert ("g1", "The handle “default” leads nowhere: connect it, or mark it as ending.") in problems
     assert ("w1", "No trigger leads to this node.") in problems
@@ -223,3 +234,23 @@ def test_tags_and_segments_a_journey_reads_are_not_deleted(marketer, tags, user_
     assert post(marketer, f"/api/journeys/{journey['id']}/archive/").status_code == 200
     assert admin.delete("/api/tags/lead/").status_code == 200
     assert not Tag.objects.filter(key="lead").exists()
+
+
+def test_a_stage_a_journey_sets_is_not_deleted(marketer, tags, user_in_role, client_factory):
+    from segments.stages import stage_save
+
+    stage_save(key="nurturing", name="培育中", rule_data={"tag": "lead"}, actor=None)
+    create(
+        marketer,
+        {
+            "nodes": [
+                node("t1", "event_trigger", event="signed_up"),
+                node("s1", "set_stage", stage="nurturing", ends=["default"]),
+            ],
+            "edges": [edge("t1", "s1")],
+        },
+    )
+    admin = client_factory()
+    admin.force_login(user_in_role("Admin", username="boss"))
+    refused = admin.delete("/api/stages/nurturing/")
+    assert refused.status_code == 409 and "新客培育" in str(refused.json())

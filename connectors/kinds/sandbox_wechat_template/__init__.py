@@ -4,6 +4,7 @@ nonce in the query string."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -20,6 +21,7 @@ from connectors.protocol import (
     CallbackRejected,
     Channel,
     DeferError,
+    InboundEvent,
     InboundRequest,
     PauseAccountError,
     PermanentError,
@@ -36,6 +38,13 @@ RETRY_CODES = {-1, 45011}  # system busy; API minute frequency
 DEFER_CODES = {45009}  # daily API quota reached
 PAUSE_CODES = {40001, 40125, 40164, 42001, 48001}  # credentials, IP whitelist, unauthorised API
 STATUS = {"success": "delivered"}
+# The Official Account's pushes about followers, as events on the follower's timeline. A follow
+# through a parametric QR code carries ``qrscene_<scene>``; a scan by a follower carries the scene.
+FOLLOWER_EVENTS = {
+    "subscribe": "wechat_follow",
+    "SCAN": "wechat_qr_scanned",
+    "unsubscribe": "wechat_unfollow",
+}
 
 
 class WechatSandboxSettings(SandboxSettings):
@@ -120,7 +129,10 @@ class SandboxWechatTemplate(SandboxKind):
             root = ElementTree.fromstring(request.body)  # noqa: S314
         except ElementTree.ParseError as error:
             raise CallbackRejected(f"not XML: {error}") from None
-        if (root.findtext("Event") or "") != "TEMPLATESENDJOBFINISH":
+        event = root.findtext("Event") or ""
+        if event in FOLLOWER_EVENTS:
+            return CallbackAnswer(receipts=[], body=b"success", events=[self._follower_event(root, event)])
+        if event != "TEMPLATESENDJOBFINISH":
             return CallbackAnswer(receipts=[], body=b"success")
         status = root.findtext("Status") or ""
         receipt = Receipt(
@@ -129,3 +141,22 @@ class SandboxWechatTemplate(SandboxKind):
             detail=status,
         )
         return CallbackAnswer(receipts=[receipt], body=b"success")
+
+    def _follower_event(self, root, event: str) -> InboundEvent:
+        openid = (root.findtext("FromUserName") or "").strip()
+        created = (root.findtext("CreateTime") or "").strip()
+        if not openid or not created.isdigit():
+            raise CallbackRejected("a follower event needs FromUserName and CreateTime")
+        key = (root.findtext("EventKey") or "").strip()
+        scene = key.removeprefix("qrscene_") if event == "subscribe" else key
+        properties = {"account": self.account_id, "appid": self.settings.appid, "scene": scene}
+        if root.findtext("Ticket"):
+            properties["ticket"] = root.findtext("Ticket").strip()
+        return InboundEvent(
+            name=FOLLOWER_EVENTS[event],
+            # WeChat repeats a push it got no answer to, with the same sender, time and event.
+            message_id=f"wechat-{self.settings.appid}-{openid}-{created}-{event}",
+            traits={"wechat_openid": openid, "wechat_appid": self.settings.appid},
+            properties=properties,
+            occurred_at=dt.datetime.fromtimestamp(int(created), tz=dt.UTC),
+        )
