@@ -14,8 +14,8 @@ from pydantic import Field, field_validator
 from cdp import json_codec
 from cdp.ingest import system_events_record
 from connectors.models import ChannelAccount, Message, MessageTemplate
-from connectors.selectors import message_for_key
-from connectors.services import message_enqueue
+from connectors.selectors import messages_for_keys
+from connectors.services import Outgoing, messages_enqueue_batch
 from journeys.nodes import node_type
 from journeys.nodes.base import (
     DEFAULT_HANDLE,
@@ -76,7 +76,7 @@ class Send(NodeType):
             )
         return problems
 
-    def enter(self, ctx: StepContext) -> Follow | Wait:
+    def _account_and_template(self, ctx: StepContext) -> tuple[ChannelAccount, MessageTemplate]:
         config: SendConfig = ctx.config
         account = ctx.remembered(
             ("account", config.account), lambda: ChannelAccount.objects.filter(pk=config.account).first()
@@ -88,45 +88,70 @@ class Send(NodeType):
         )
         if template is None:
             raise NodeFailed(_("The message template “%(key)s” no longer exists.") % {"key": config.template})
-        enrollment = ctx.enrollment
-        # Written in the step's transaction with the step's key: a replay finds the same message.
-        message, _created = message_enqueue(
+        return account, template
+
+    def enter(self, ctx: StepContext) -> Follow | Wait:
+        return self.enter_many([ctx])[0]
+
+    def enter_many(self, ctxs: list[StepContext]) -> list[Follow | Wait | NodeFailed]:
+        """The batch's customers at this send: their messages are written in one statement, in the
+        steps' transaction, each with its step's key (a replay finds the same message)."""
+        first = ctxs[0]
+        config: SendConfig = first.config
+        try:
+            account, template = self._account_and_template(first)
+        except NodeFailed as failed:
+            return [failed] * len(ctxs)
+        enqueued = messages_enqueue_batch(
             account=account,
-            customer=ctx.customer,
-            idempotency_key=ctx.step_key,
             template=template,
-            event_properties=enrollment.context,
+            items=[
+                Outgoing(
+                    idempotency_key=ctx.step_key,
+                    customer=ctx.customer,
+                    event_properties=ctx.enrollment.context,
+                    journey_id=ctx.enrollment.journey_id,
+                    enrollment_id=ctx.enrollment.pk,
+                )
+                for ctx in ctxs
+            ],
             origin="journey",
-            journey_id=enrollment.journey_id,
-            enrollment_id=enrollment.pk,
-            node_id=ctx.node_id,
+            node_id=first.node_id,
         )
-        return self._outcome(
-            message, until=ctx.now + dt.timedelta(seconds=config.no_response_seconds), now=ctx.now
-        )
+        until = first.now + dt.timedelta(seconds=config.no_response_seconds)
+        return [
+            self._outcome(enqueued[ctx.step_key], account_id=account.pk, until=until, now=ctx.now)
+            for ctx in ctxs
+        ]
 
     def resume(self, ctx: StepContext) -> Follow | Wait:
-        message = message_for_key(idempotency_key=ctx.step_key)
-        if message is None:
-            raise NodeFailed(_("The message this step sent is gone."))
-        until = wait_until(ctx, ctx.config.no_response_seconds)
-        return self._outcome(message, until=until, now=ctx.now)
+        return self.resume_many([ctx])[0]
+
+    def resume_many(self, ctxs: list[StepContext]) -> list[Follow | Wait | NodeFailed]:
+        messages = messages_for_keys(idempotency_keys=[ctx.step_key for ctx in ctxs])
+        results: list[Follow | Wait | NodeFailed] = []
+        for ctx in ctxs:
+            message = messages.get(ctx.step_key)
+            if message is None:
+                results.append(NodeFailed(_("The message this step sent is gone.")))
+                continue
+            until = wait_until(ctx, ctx.config.no_response_seconds)
+            results.append(self._outcome(message, account_id=message.account_id, until=until, now=ctx.now))
+        return results
 
     @staticmethod
-    def _outcome(message: Message, *, until: dt.datetime, now: dt.datetime) -> Follow | Wait:
+    def _outcome(message, *, account_id: int, until: dt.datetime, now: dt.datetime) -> Follow | Wait:
+        """``message``: a Message, or what the outbox answered for one (id, status, reason, delivered_at)."""
         if message.status in FAILED_STATUSES:
-            return Follow("failed", reason=f"message {message.pk}: {message.reason}"[:500])
+            return Follow("failed", reason=f"message {message.id}: {message.reason}"[:500])
         if message.status == Message.Status.DELIVERED or message.delivered_at is not None:
-            return Follow("delivered", reason=f"message {message.pk}")
+            return Follow("delivered", reason=f"message {message.id}")
         if now >= until:
-            return Follow("no_response", reason=f"message {message.pk} is {message.status}")
+            return Follow("no_response", reason=f"message {message.id} is {message.status}")
         # The dispatcher's outcome events name the account but not the message (receipts name both):
         # any outcome on this account wakes the step, which then reads its own message's status.
         return Wait(
-            until=until,
-            events=MESSAGE_OUTCOME_EVENTS,
-            match_property="account",
-            match_value=message.account_id,
+            until=until, events=MESSAGE_OUTCOME_EVENTS, match_property="account", match_value=account_id
         )
 
 
