@@ -33,7 +33,7 @@ from journeys.validation import edge_handle, graph_parse
 
 log = logging.getLogger(__name__)
 
-CLAIM_BATCH = 200
+CLAIM_BATCH = 500
 # Steps one enrollment may take in one run: a loop without a wait cannot hold a worker; the rest
 # runs on the next tick.
 MAX_STEPS_PER_RUN = 50
