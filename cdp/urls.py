@@ -107,6 +107,7 @@ urlpatterns = [
         "settings/sources/<int:source_id>/toggle/", source_views.source_toggle, name="settings_source_toggle"
     ),
     path("settings/audit/", views.settings_audit, name="settings_audit"),
+    path("settings/contact-policy/", journey_views.contact_policy, name="settings_contact_policy"),
     path("api/", include("cdp.api.urls")),
     # Segment's tracking spec; also /v1/import, the name some clients use for batches.
     path("v1/identify", tracking_views.identify, name="track_identify"),

@@ -26,6 +26,8 @@ SCHEDULED_TYPE = "scheduled_trigger"
 # Members enrolled per transaction: big enough that a million take a few dozen statements, small
 # enough that the engine starts on the first chunk's sends while the next is written.
 ENROLL_CHUNK = 50_000
+# A chunk this big changes the enrollments table enough to refresh its statistics at once.
+ANALYZE_AFTER = 10_000
 # The advisory lock class enrollments_start takes for a journey's cooldown check.
 COOLDOWN_LOCK = 0x4A0E
 
@@ -172,6 +174,11 @@ def scheduled_runs_continue(
                 enrolled=run.enrolled + entered,
                 finished_at=None if last is not None else moment,
             )
+        if entered >= ANALYZE_AFTER:
+            # The planner's statistics of a table that just grew by tens of thousands of due rows
+            # still say it has few: the engine's claim would sort every due row to take 500.
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE journeys_enrollment")
         if time.monotonic() >= deadline:
             return total
 

@@ -453,6 +453,12 @@ def _moves_on(
     return True
 
 
+def _priorities(journey_ids: set[int], memo: dict) -> dict[int, int]:
+    if "priorities" not in memo:
+        memo["priorities"] = dict(Journey.objects.filter(pk__in=journey_ids).values_list("pk", "priority"))
+    return memo["priorities"]
+
+
 def _run_together(enrollments: list[Enrollment], now: dt.datetime, book: _StepBook, memo: dict) -> int:
     """Moves the batch node by node until each enrollment waits, ends, or has taken its steps for
     this run; returns how many node visits ran."""
@@ -475,7 +481,10 @@ def _run_together(enrollments: list[Enrollment], now: dt.datetime, book: _StepBo
                 enrollment
             )
         moving = []
-        for (version_id, node_id, _phase), members in groups.items():
+        # Higher-priority journeys first: their sends count first against the contact policy's caps.
+        priority = _priorities({enrollment.journey_id for enrollment in enrollments}, memo)
+        ordered = sorted(groups.items(), key=lambda group: -priority.get(group[1][0].journey_id, 0))
+        for (version_id, node_id, _phase), members in ordered:
             graph = graph_compiled(version_id)
             kind, config = graph.nodes[node_id]
             outcomes, written = _visit_group(kind, members, config, now, book, memo)

@@ -21,6 +21,7 @@ from journeys.api import (
     JourneyStatsView,
     NodeTypeListView,
 )
+from journeys.policy_api import ContactPolicyDetailView, ContactPolicyListView
 from segments.api import (
     SegmentDetailView,
     SegmentListView,
@@ -74,6 +75,12 @@ urlpatterns = [
     path("journeys/", JourneyListView.as_view(), name="api_journeys"),
     path("journeys/node-types/", NodeTypeListView.as_view(), name="api_journey_node_types"),
     path("journeys/validate/", GraphValidateView.as_view(), name="api_journey_validate"),
+    path("journeys/contact-policy/", ContactPolicyListView.as_view(), name="api_contact_policies"),
+    path(
+        "journeys/contact-policy/<str:channel>/",
+        ContactPolicyDetailView.as_view(),
+        name="api_contact_policy",
+    ),
     path("journeys/<int:journey_id>/", JourneyDetailView.as_view(), name="api_journey"),
     path("journeys/<int:journey_id>/publish/", JourneyPublishView.as_view(), name="api_journey_publish"),
     path("journeys/<int:journey_id>/pause/", JourneyPauseView.as_view(), name="api_journey_pause"),

@@ -27,6 +27,7 @@ from journeys.nodes.base import (
     Wait,
     wait_until,
 )
+from journeys.policy import HOLD, SEND, contact_decide, decisions_log
 from segments.models import CustomerTag, ScoreEntry, Tag
 from segments.scoring import scores_recompute
 from segments.tags import customers_tag, customers_untag
@@ -94,43 +95,75 @@ class Send(NodeType):
         return self.enter_many([ctx])[0]
 
     def enter_many(self, ctxs: list[StepContext]) -> list[Follow | Wait | NodeFailed]:
-        """The batch's customers at this send: their messages are written in one statement, in the
-        steps' transaction, each with its step's key (a replay finds the same message)."""
+        """The batch's customers at this send: the contact policy decides for all of them at once
+        (a hold waits until the quiet hours end, a skip leaves by "failed"), then the messages of those
+        it allows are written in one statement, in the steps' transaction, each with its step's key
+        (a replay finds the same message)."""
         first = ctxs[0]
         config: SendConfig = first.config
         try:
             account, template = self._account_and_template(first)
         except NodeFailed as failed:
             return [failed] * len(ctxs)
-        enqueued = messages_enqueue_batch(
-            account=account,
-            template=template,
-            items=[
-                Outgoing(
-                    idempotency_key=ctx.step_key,
-                    customer=ctx.customer,
-                    event_properties=ctx.enrollment.context,
-                    journey_id=ctx.enrollment.journey_id,
-                    enrollment_id=ctx.enrollment.pk,
-                )
-                for ctx in ctxs
-            ],
-            origin="journey",
+        decisions = contact_decide(
+            channel=account.channel, customers=[ctx.customer for ctx in ctxs], now=first.now
+        )
+        decisions_log(
+            decided=[(ctx.customer.pk, decisions[ctx.customer.pk]) for ctx in ctxs],
+            channel=account.channel,
+            journey_id=first.enrollment.journey_id,
             node_id=first.node_id,
+            now=first.now,
+        )
+        allowed = [ctx for ctx in ctxs if decisions[ctx.customer.pk].action == SEND]
+        enqueued = (
+            messages_enqueue_batch(
+                account=account,
+                template=template,
+                items=[
+                    Outgoing(
+                        idempotency_key=ctx.step_key,
+                        customer=ctx.customer,
+                        event_properties=ctx.enrollment.context,
+                        journey_id=ctx.enrollment.journey_id,
+                        enrollment_id=ctx.enrollment.pk,
+                    )
+                    for ctx in allowed
+                ],
+                origin="journey",
+                node_id=first.node_id,
+            )
+            if allowed
+            else {}
         )
         until = first.now + dt.timedelta(seconds=config.no_response_seconds)
-        return [
-            self._outcome(enqueued[ctx.step_key], account_id=account.pk, until=until, now=ctx.now)
-            for ctx in ctxs
-        ]
+        results: list[Follow | Wait | NodeFailed] = []
+        for ctx in ctxs:
+            decision = decisions[ctx.customer.pk]
+            if decision.action == HOLD:
+                # No events: the send's own waits are on the account ("held" is told by that).
+                results.append(Wait(until=decision.until, reason=f"contact policy: {decision.reason}"))
+            elif decision.action != SEND:
+                results.append(Follow("failed", reason=f"contact policy: {decision.reason}"))
+            else:
+                results.append(
+                    self._outcome(enqueued[ctx.step_key], account_id=account.pk, until=until, now=ctx.now)
+                )
+        return results
 
     def resume(self, ctx: StepContext) -> Follow | Wait:
         return self.resume_many([ctx])[0]
 
     def resume_many(self, ctxs: list[StepContext]) -> list[Follow | Wait | NodeFailed]:
         messages = messages_for_keys(idempotency_keys=[ctx.step_key for ctx in ctxs])
+        # Held by the contact policy (their wait is not on an account): they try to send again now.
+        held = [ctx for ctx in ctxs if ctx.step_key not in messages and not ctx.waiting_match.get("property")]
+        released = dict(zip((id(ctx) for ctx in held), self.enter_many(held), strict=True)) if held else {}
         results: list[Follow | Wait | NodeFailed] = []
         for ctx in ctxs:
+            if id(ctx) in released:
+                results.append(released[id(ctx)])
+                continue
             message = messages.get(ctx.step_key)
             if message is None:
                 results.append(NodeFailed(_("The message this step sent is gone.")))
