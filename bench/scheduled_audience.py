@@ -1,6 +1,6 @@
 """A scheduled audience of a million customers: from its moment to every member enrolled and every
-first send queued in the outbox, through the real processes (a Celery worker on the engine queue and
-beat, production settings).
+first send queued in the outbox, through the real processes (a Celery worker on the engine and
+matching queues and beat, production settings).
 
 Builds ``cdp_bench_journeys_audience`` (dropped and recreated): ``--customers`` customers (1,000,000)
 made with set-based SQL, each with a phone, all of them members of a segment, an SMS sandbox account
@@ -153,7 +153,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     try:
         processes.start(
-            "worker", str(BIN / "celery"), "-A", "cdp", "worker", "-Q", "engine", "--concurrency",
+            "worker", str(BIN / "celery"), "-A", "cdp", "worker", "-Q", "engine,matching", "--concurrency",
             str(args.concurrency), "-n", "audience@%h", "--without-gossip", "--without-mingle", "-l", "warning",
         )  # fmt: skip
         processes.start(

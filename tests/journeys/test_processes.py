@@ -41,8 +41,8 @@ def processes(redis_url, tmp_path, transactional_db, monkeypatch):
     )
     group.start("web", "daphne", "-b", "127.0.0.1", "-p", str(port), "cdp.asgi:application")
     group.start(
-        "worker", "celery", "-A", "cdp", "worker", "-Q", "engine,dispatch,default,segments", "-c", "3",
-        "-n", "journeys@%h", "--loglevel", "INFO",
+        "worker", "celery", "-A", "cdp", "worker", "-Q", "engine,matching,dispatch,default,segments",
+        "-c", "3", "-n", "journeys@%h", "--loglevel", "INFO",
     )  # fmt: skip
     group.start("beat", "celery", "-A", "cdp", "beat", "--loglevel", "INFO")
     wait_until(lambda: get(f"{url}/login/")[0] == 200, timeout=60, what="the web server")
@@ -159,17 +159,7 @@ def test_two_beats_and_a_worker_killed_mid_run_repeat_no_step_and_lose_none(
     }
     group = ProcessGroup(env, tmp_path)
     try:
-
-        def start_worker(name: str) -> None:
-            group.start(
-                name, "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "engine", "-n", f"{name}@%h",
-                "--loglevel", "INFO",
-            )  # fmt: skip
-
-        start_worker("one")
-        start_worker("two")
-        group.start("beat1", "celery", "-A", "cdp", "beat", "--loglevel", "INFO", "-s", str(tmp_path / "b1"))
-        group.start("beat2", "celery", "-A", "cdp", "beat", "--loglevel", "INFO", "-s", str(tmp_path / "b2"))
+        start_worker = _engine_processes(group, tmp_path, beats=2)
         customers = Customer.objects.bulk_create([Customer(name=f"客户{n}") for n in range(300)])
         published(
             {
@@ -211,8 +201,8 @@ def test_two_beats_and_a_worker_killed_mid_run_repeat_no_step_and_lose_none(
 def _engine_processes(group: ProcessGroup, tmp_path, *, beats: int) -> Callable[[str], None]:
     def start_worker(name: str) -> None:
         group.start(
-            name, "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "engine", "-n", f"{name}@%h",
-            "--loglevel", "INFO",
+            name, "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "engine,matching",
+            "-n", f"{name}@%h", "--loglevel", "INFO",
         )  # fmt: skip
 
     start_worker("one")
