@@ -209,35 +209,36 @@ def _sent_counts(customer_ids: list[int], channel: str, now: dt.datetime) -> dic
         return {customer_id: (day, week) for customer_id, day, week in cursor.fetchall()}
 
 
-def contact_decide(*, channel: str, customers: list, now: dt.datetime) -> dict[int, Decision]:
-    """Whether each customer may get a message on the channel now: send, hold (until when) or skip,
-    with the reason. Consent first, then quiet hours, then the caps."""
+def _decide(customer, policy, refused: set[int], counts: dict, now: dt.datetime) -> Decision:
+    if customer.pk in refused:
+        return Decision(SKIP, REASON_UNSUBSCRIBED)
+    if policy is None:
+        return ALLOWED
+    until = quiet_until(policy, customer, now)
+    if until is not None:
+        if policy.quiet_action == ChannelPolicy.QuietAction.HOLD:
+            return Decision(HOLD, REASON_QUIET_HOLD, until)
+        return Decision(SKIP, REASON_QUIET_SKIP)
+    day, week = counts.get(customer.pk, (0, 0))
+    if policy.per_day and day >= policy.per_day:
+        return Decision(SKIP, REASON_DAY_CAP % {"count": policy.per_day})
+    if policy.per_week and week >= policy.per_week:
+        return Decision(SKIP, REASON_WEEK_CAP % {"count": policy.per_week})
+    # The same customer twice in one call (two entries by key): the first send counts for the second.
+    counts[customer.pk] = (day + 1, week + 1)
+    return ALLOWED
+
+
+def contact_decide(*, channel: str, customers: list, now: dt.datetime) -> list[Decision]:
+    """Whether each customer may get a message on the channel now (in the order given): send, hold
+    (until when) or skip, with the reason. Consent first, then quiet hours, then the caps."""
     policy = ChannelPolicy.objects.filter(channel=channel).first()
     ids = [customer.pk for customer in customers]
     consent_channel = Channel.CONSENT.get(channel)
     refused = _unsubscribed(ids, consent_channel) if consent_channel and ids else set()
     capped = policy is not None and (policy.per_day or policy.per_week)
     counts = _sent_counts(ids, channel, now) if capped and ids else {}
-    decisions: dict[int, Decision] = {}
-    for customer in customers:
-        if customer.pk in refused:
-            decisions[customer.pk] = Decision(SKIP, REASON_UNSUBSCRIBED)
-            continue
-        until = quiet_until(policy, customer, now) if policy is not None else None
-        if until is not None:
-            hold = policy.quiet_action == ChannelPolicy.QuietAction.HOLD
-            decisions[customer.pk] = (
-                Decision(HOLD, REASON_QUIET_HOLD, until) if hold else Decision(SKIP, REASON_QUIET_SKIP)
-            )
-            continue
-        day, week = counts.get(customer.pk, (0, 0))
-        if capped and policy.per_day and day >= policy.per_day:
-            decisions[customer.pk] = Decision(SKIP, REASON_DAY_CAP % {"count": policy.per_day})
-        elif capped and policy.per_week and week >= policy.per_week:
-            decisions[customer.pk] = Decision(SKIP, REASON_WEEK_CAP % {"count": policy.per_week})
-        else:
-            decisions[customer.pk] = ALLOWED
-    return decisions
+    return [_decide(customer, policy, refused, counts, now) for customer in customers]
 
 
 def decisions_log(

@@ -109,13 +109,13 @@ class Send(NodeType):
             channel=account.channel, customers=[ctx.customer for ctx in ctxs], now=first.now
         )
         decisions_log(
-            decided=[(ctx.customer.pk, decisions[ctx.customer.pk]) for ctx in ctxs],
+            decided=[(ctx.customer.pk, decision) for ctx, decision in zip(ctxs, decisions, strict=True)],
             channel=account.channel,
             journey_id=first.enrollment.journey_id,
             node_id=first.node_id,
             now=first.now,
         )
-        allowed = [ctx for ctx in ctxs if decisions[ctx.customer.pk].action == SEND]
+        allowed = [ctx for ctx, decision in zip(ctxs, decisions, strict=True) if decision.action == SEND]
         enqueued = (
             messages_enqueue_batch(
                 account=account,
@@ -138,8 +138,7 @@ class Send(NodeType):
         )
         until = first.now + dt.timedelta(seconds=config.no_response_seconds)
         results: list[Follow | Wait | NodeFailed] = []
-        for ctx in ctxs:
-            decision = decisions[ctx.customer.pk]
+        for ctx, decision in zip(ctxs, decisions, strict=True):
             if decision.action == HOLD:
                 # No events: the send's own waits are on the account ("held" is told by that).
                 results.append(Wait(until=decision.until, reason=f"contact policy: {decision.reason}"))

@@ -74,6 +74,23 @@ def test_a_daily_cap_lets_the_higher_priority_journey_send_and_skips_the_other(
     assert Message.objects.filter(journey_id=again.pk).count() == 1
 
 
+def test_a_cap_counts_two_entries_of_one_customer_in_the_same_batch(
+    make_account, sms_template, make_customer
+):
+    sms = make_account()
+    channel_policy_save(channel="sms", per_day=1, actor=None)
+    published(
+        send_graph(sms, event="cart_abandoned"), entry_policy="once_per_key", entry_key_property="cart_id"
+    )
+    customer = make_customer()
+    track(customer, "cart_abandoned", {"cart_id": "a"})
+    track(customer, "cart_abandoned", {"cart_id": "b"})
+    events_match(customer_ids=[customer.pk])
+    assert Enrollment.objects.count() == 2
+    assert Message.objects.count() == 1
+    assert len(policy_events(customer, "contact_policy_skipped")) == 1
+
+
 def test_quiet_hours_hold_the_send_until_they_end_in_the_customers_time_zone(
     make_account, sms_template, make_customer
 ):
