@@ -15,7 +15,7 @@ customers through trigger matching (as the ingest signal's task does, 500 at a t
 engine's tick in a loop (what a worker does while beat's ticks keep it busy) until nothing is due.
 Steps per second = step rows written ÷ the time from the first worker's start to the last step.
 
-Then the raw rate: every enrollment made due again, the same workers claim them in batches of 200
+Then the raw rate: every enrollment made due again, the same workers claim them in the engine's batches
 with ``FOR UPDATE SKIP LOCKED`` and update them (no node work), rows per second. The ratio of the
 two is printed.
 
@@ -39,7 +39,6 @@ DATABASE = "cdp_bench_journeys"
 SERVER = "postgres://postgres@127.0.0.1:5432"
 # Where the tasks that commits queue go (segment refreshes, dispatch wake-ups): nobody runs them here.
 BROKER_URL = "redis://127.0.0.1:6379/13"
-BATCH = 200
 
 
 def _django():
@@ -128,7 +127,7 @@ def worker(index: int, workers: int) -> None:
     _django()
     from django.db import connection
 
-    from journeys.engine import tick
+    from journeys.engine import CLAIM_BATCH, tick
     from journeys.matching import events_match
     from journeys.models import Enrollment
 
@@ -142,7 +141,7 @@ def worker(index: int, workers: int) -> None:
     visits += 2 * len(mine)  # the trigger and the delay's start ran with the matching
     last_step = time.time()
     while True:
-        ran = tick(batch=BATCH, budget_seconds=5)
+        ran = tick(batch=CLAIM_BATCH, budget_seconds=5)
         visits += ran
         if ran:
             last_step = time.time()
@@ -157,6 +156,8 @@ def raw_worker() -> None:
     _django()
     from django.db import connection, transaction
 
+    from journeys.engine import CLAIM_BATCH
+
     started, rows = time.time(), 0
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
@@ -167,7 +168,7 @@ def raw_worker() -> None:
                 WHERE e.status = 'active' AND e.wake_at <= now()
                 ORDER BY e.wake_at LIMIT %s FOR UPDATE OF e SKIP LOCKED
                 """,
-                [BATCH],
+                [CLAIM_BATCH],
             )
             ids = [row[0] for row in cursor.fetchall()]
             if not ids:

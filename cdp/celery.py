@@ -5,7 +5,9 @@ from celery import Celery
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
 # One queue per concern, so each can get its own workers when the load grows.
-QUEUES = ("default", "ingest", "segments", "engine", "dispatch")
+# Event matching has its own queue: a backlog of it never holds up the engine's tick (due delays),
+# and a worker that does not take it still starts journeys through the tick's sweep, 30 s later.
+QUEUES = ("default", "ingest", "segments", "engine", "matching", "dispatch")
 
 app = Celery("cdp")
 app.config_from_object("django.conf:settings", namespace="CELERY")

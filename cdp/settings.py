@@ -258,7 +258,7 @@ CELERY_TASK_ROUTES = {
     "connectors.tasks.dispatch_sweep": {"queue": "dispatch"},
     "connectors.tasks.sandbox_receipts": {"queue": "default"},
     "journeys.tasks.engine_tick": {"queue": "engine"},
-    "journeys.tasks.events_arrived": {"queue": "engine"},
+    "journeys.tasks.events_arrived": {"queue": "matching"},
 }
 HEARTBEAT_INTERVAL_SECONDS = env.number("HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
 JOURNEY_TICK_SECONDS = env.number("JOURNEY_TICK_SECONDS", 2, minimum=1)

@@ -5,6 +5,7 @@ from django.views.i18n import JavaScriptCatalog, set_language
 
 from cdp import customer_views, import_views, source_views, tracking_views, views
 from connectors import views as connector_views
+from journeys import policy_views as journey_policy_views
 from journeys import views as journey_views
 from segments import segment_views, stage_views
 from segments import views as tag_views
@@ -116,6 +117,7 @@ urlpatterns = [
         "settings/sources/<int:source_id>/toggle/", source_views.source_toggle, name="settings_source_toggle"
     ),
     path("settings/audit/", views.settings_audit, name="settings_audit"),
+    path("settings/contact-policy/", journey_policy_views.contact_policy, name="settings_contact_policy"),
     path("api/", include("cdp.api.urls")),
     # Segment's tracking spec; also /v1/import, the name some clients use for batches.
     path("v1/identify", tracking_views.identify, name="track_identify"),

@@ -51,6 +51,16 @@ def message_for_key(*, idempotency_key: str) -> Message | None:
     return Message.objects.filter(idempotency_key=idempotency_key).first()
 
 
+def messages_for_keys(*, idempotency_keys: list[str]) -> dict[str, Message]:
+    """The messages a batch of steps wrote, by key."""
+    return {
+        message.idempotency_key: message
+        for message in Message.objects.filter(idempotency_key__in=idempotency_keys).only(
+            "id", "idempotency_key", "account_id", "status", "reason", "delivered_at"
+        )
+    }
+
+
 def message_life(*, message: Message) -> list:
     return list(message.log.order_by("at", "id"))
 

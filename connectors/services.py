@@ -23,7 +23,7 @@ from django.utils.translation import gettext_noop
 from cdp.ingest import system_events_record
 from cdp.models import Customer, Identity
 from cdp.services import audit_record
-from cdp.sqlvalues import json_rows
+from cdp.sqlvalues import id_array, json_rows
 from connectors.dispatcher import dispatch_wake
 from connectors.models import (
     ChannelAccount,
@@ -224,6 +224,178 @@ def message_enqueue(
     if status == Message.Status.QUEUED:
         transaction.on_commit(lambda: dispatch_wake(account_id=account.pk))
     return message, True
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One customer's message in ``messages_enqueue_batch``."""
+
+    idempotency_key: str
+    customer: Customer
+    event_properties: dict
+    journey_id: int | None = None
+    enrollment_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What the outbox holds for a key: the message's id and where it stands."""
+
+    id: int
+    status: str
+    reason: str
+    delivered_at: dt.datetime | None
+    created: bool
+
+
+def recipients_for(*, account: ChannelAccount, customer_ids: list[int]) -> dict[int, str]:
+    """``recipient_for`` for many customers at once (the newest identity of the channel's type)."""
+    if account.channel == Channel.WEBHOOK:
+        return {customer_id: str(customer_id) for customer_id in customer_ids}
+    types = {
+        Channel.SMS: ("type = 'phone'", []),
+        Channel.CALL: ("type = 'phone'", []),
+        Channel.EMAIL: ("type = 'email'", []),
+        Channel.WECOM: ("type = 'wecom_external_userid'", []),
+        Channel.WECHAT_TEMPLATE: ("type LIKE 'wechat\\_openid%%'", []),
+    }
+    if account.channel not in types:
+        return {}
+    condition, params = types[account.channel]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT DISTINCT ON (customer_id) customer_id, value FROM cdp_identity
+            WHERE customer_id = ANY(%s::bigint[]) AND {condition}
+            ORDER BY customer_id, first_seen_at DESC
+            """,  # noqa: S608 (a fixed condition per channel)
+            [id_array(customer_ids), *params],
+        )
+        return dict(cursor.fetchall())
+
+
+OUTGOING_COLUMNS = "key customer_id recipient content journey_id enrollment_id status reason failed_at detail"
+
+
+@transaction.atomic
+def messages_enqueue_batch(
+    *,
+    account: ChannelAccount,
+    template: MessageTemplate,
+    items: list[Outgoing],
+    origin: str = "journey",
+    node_id: str = "",
+) -> dict[str, Enqueued]:
+    """``message_enqueue`` for many customers at once, in the caller's transaction: rendered each,
+    recipients read in one query, messages and their log lines written in one statement. A key
+    already in the outbox keeps its first message. Returns what the outbox holds, by key."""
+    now = timezone.now()
+    recipients = recipients_for(account=account, customer_ids=[item.customer.pk for item in items])
+    rows, links_by_key, details = [], {}, {}
+    for item in items:
+        prepared = _prepare(
+            account=account,
+            customer=item.customer,
+            template=template,
+            body=None,
+            event_properties=item.event_properties,
+        )
+        recipient = recipients.get(item.customer.pk, "")
+        status, reason = prepared.status, prepared.reason
+        if status == Message.Status.QUEUED and not recipient:
+            status, reason = Message.Status.SKIPPED, NO_RECIPIENT[account.channel]
+        links: list[tuple[str, str]] = []
+        content = _links_rewrite(prepared.content, links)
+        if account.channel == Channel.EMAIL:
+            content = _email_extras(content, customer_id=item.customer.pk)
+        if links:
+            links_by_key[item.idempotency_key] = links
+        detail = "queued" if status == Message.Status.QUEUED else reason
+        if prepared.missing:
+            detail += "; missing variables (rendered empty): " + ", ".join(prepared.missing)
+        details[item.idempotency_key] = detail
+        rows.append(
+            (
+                item.idempotency_key,
+                item.customer.pk,
+                recipient,
+                content,
+                item.journey_id,
+                item.enrollment_id,
+                status,
+                reason,
+                now if status == Message.Status.FAILED else None,
+                detail,
+            )
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH r AS (
+                SELECT * FROM json_to_recordset(%s::json) AS r(key text, customer_id bigint, recipient text,
+                    content jsonb, journey_id bigint, enrollment_id bigint, status text, reason text,
+                    failed_at timestamptz, detail text)
+            ), new AS (
+                INSERT INTO connectors_message (idempotency_key, account_id, channel, customer_id, recipient,
+                    template_id, content, origin, journey_id, enrollment_id, node_id, status, reason, due_at,
+                    claim, attempts, provider_message_id, provider_answer, created_at, failed_at)
+                SELECT key, %s, %s, customer_id, recipient, %s, content, %s, journey_id, enrollment_id, %s,
+                       status, reason, %s, '', 0, '', '', %s, failed_at
+                FROM r ORDER BY key
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING id, idempotency_key, status, reason
+            ), logged AS (
+                INSERT INTO connectors_messagelog (message_id, at, step, status, detail, raw)
+                SELECT new.id, %s, 'queued', new.status, r.detail, ''
+                FROM new JOIN r ON r.key = new.idempotency_key
+            )
+            SELECT id, idempotency_key, status, reason FROM new
+            """,
+            [
+                json_rows(OUTGOING_COLUMNS, rows),
+                account.pk,
+                account.channel,
+                template.pk,
+                origin,
+                node_id,
+                now,
+                now,
+                now,
+            ],
+        )
+        result = {
+            key: Enqueued(id=message_id, status=status, reason=reason, delivered_at=None, created=True)
+            for message_id, key, status, reason in cursor.fetchall()
+        }
+    earlier = [item.idempotency_key for item in items if item.idempotency_key not in result]
+    for message_id, key, status, reason, delivered_at in Message.objects.filter(
+        idempotency_key__in=earlier
+    ).values_list("id", "idempotency_key", "status", "reason", "delivered_at"):
+        result[key] = Enqueued(
+            id=message_id, status=status, reason=reason, delivered_at=delivered_at, created=False
+        )
+    TrackedLink.objects.bulk_create(
+        [
+            TrackedLink(code=code, message_id=result[key].id, url=url)
+            for key, links in links_by_key.items()
+            if result[key].created
+            for code, url in links
+        ]
+    )
+    by_customer = {item.idempotency_key: item.customer.pk for item in items}
+    for key, enqueued in result.items():
+        if enqueued.created and enqueued.status in {Message.Status.SKIPPED, Message.Status.FAILED}:
+            name = "message_skipped" if enqueued.status == Message.Status.SKIPPED else "message_failed"
+            system_events_record(
+                rows=[(by_customer[key], name)],
+                kind="track",
+                properties={"channel": account.channel, "account": account.pk, "message": enqueued.id},
+                moment=now,
+                message_prefix=f"{name}-{enqueued.id}",
+            )
+    if any(enqueued.created and enqueued.status == Message.Status.QUEUED for enqueued in result.values()):
+        transaction.on_commit(lambda: dispatch_wake(account_id=account.pk))
+    return result
 
 
 def messages_enqueue_many(

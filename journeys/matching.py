@@ -10,6 +10,8 @@ woken once no longer waits.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import time
 import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass
@@ -20,8 +22,9 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from cdp.models import Event
+from cdp.sqlvalues import json_rows
 from journeys.engine import enrollments_run, graph_compiled
-from journeys.models import Enrollment, Journey, JourneyVersion
+from journeys.models import Enrollment, Journey, JourneyVersion, MatchedThrough, SweepCursor
 from journeys.nodes.base import NodeConfig, TriggerType
 from journeys.selectors import wait_matches
 from journeys.services import Entry, enrollments_start
@@ -65,8 +68,9 @@ def triggers_by_event() -> dict[str, list[ActiveTrigger]]:
     for version in latest:
         graph = graph_compiled(version)
         for node_id, (kind, config) in graph.nodes.items():
-            if isinstance(kind, TriggerType):
-                index[kind.trigger_event(config)].append(ActiveTrigger(version, node_id, kind, config))
+            name = kind.trigger_event(config) if isinstance(kind, TriggerType) else None
+            if name:
+                index[name].append(ActiveTrigger(version, node_id, kind, config))
     _index, _index_stamp = dict(index), stamp
     return _index
 
@@ -162,8 +166,113 @@ def events_match(*, customer_ids: list[int], now: dt.datetime | None = None) -> 
         return 0, 0
     enrolled = enrollments_start(entries=_entries(events, triggers), now=now) if triggers else []
     woken = _waits_wake([event for event in events if event[2] in waited], now) if waited else []
+    _matched_through(events)
     enrollments_run(ids=sorted(set(enrolled) | set(woken)))
     return len(enrolled), len(woken)
+
+
+def _matched_through(events: list[tuple]) -> None:
+    """Notes the newest event looked at per customer, for the sweep of lost matching tasks."""
+    newest: dict[int, int] = {}
+    for event_id, customer_id, *_rest in events:
+        newest[customer_id] = max(event_id, newest.get(customer_id, 0))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO journeys_matchedthrough (customer_id, event_id)
+            SELECT customer_id, event_id
+            FROM json_to_recordset(%s::json) AS r(customer_id bigint, event_id bigint)
+            ORDER BY customer_id
+            ON CONFLICT (customer_id) DO UPDATE
+            SET event_id = GREATEST(journeys_matchedthrough.event_id, EXCLUDED.event_id)
+            """,
+            [json_rows("customer_id event_id", sorted(newest.items()))],
+        )
+
+
+# -- the sweep for lost matching tasks -------------------------------------------------------------
+
+# An event's own matching task normally runs within a second of its commit; the sweep looks only at
+# events older than this, so it does not race the task (and sees ingest transactions committed late).
+LOST_GRACE = dt.timedelta(seconds=30)
+LOST_SWEEP_ROWS = 20_000
+LOST_SWEEP_LOCK = 0x4A0F
+LOST_CURSOR = "lost_events"
+
+
+def _lost_customers(rows: list[tuple], triggers: dict) -> set[int]:
+    """Of these events, the customers whose trigger events matching never looked at, or who still wait
+    for one of them."""
+    # Segment entries and exits have a sweep of their own (they never had a task).
+    started = [
+        (event_id, customer_id)
+        for event_id, customer_id, name, _at in rows
+        if name in triggers and name not in SWEPT_EVENTS
+    ]
+    lost: set[int] = set()
+    if started:
+        marks = dict(
+            MatchedThrough.objects.filter(customer_id__in={c for _e, c in started}).values_list(
+                "customer_id", "event_id"
+            )
+        )
+        lost |= {customer_id for event_id, customer_id in started if event_id > marks.get(customer_id, 0)}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT DISTINCT e.customer_id FROM journeys_enrollment AS e
+            JOIN json_to_recordset(%s::json) AS r(customer_id bigint, name text, received_at timestamptz)
+              ON r.customer_id = e.customer_id
+            WHERE e.status = 'active' AND e.waiting_events <> '{}' AND r.name = ANY(e.waiting_events)
+              AND r.received_at >= (e.waiting_match->>'since')::timestamptz
+            """,
+            [json_rows("customer_id name received_at", [(c, name, at) for _e, c, name, at in rows])],
+        )
+        lost |= {row[0] for row in cursor.fetchall()}
+    return lost
+
+
+def lost_events_sweep(*, now: dt.datetime | None = None, budget_seconds: float = 5.0) -> int:
+    """Events whose matching task was lost (a worker killed after the ingest committed; the broker
+    redelivers only after its visibility timeout) start and wake their journeys here: the beat's tick
+    reads new events by id, and matches again the customers with a trigger event matching never saw
+    or with a wait such an event should have ended. Returns how many customers it matched again."""
+    now = now or timezone.now()
+    deadline = time.monotonic() + budget_seconds
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOST_SWEEP_LOCK])
+        if not cursor.fetchone()[0]:
+            return 0  # another worker sweeps
+    try:
+        cursor_row = SweepCursor.objects.filter(name=LOST_CURSOR).first()
+        if cursor_row is None:
+            # The first sweep starts from now: what came before had its tasks (or the broker's redelivery).
+            newest = Event.objects.aggregate(newest=Max("id"))["newest"] or 0
+            SweepCursor.objects.create(name=LOST_CURSOR, swept_until=now, swept_through_id=newest)
+            return 0
+        after, matched = cursor_row.swept_through_id, 0
+        triggers = triggers_by_event()
+        while time.monotonic() < deadline:
+            rows = list(
+                Event.objects.filter(id__gt=after)
+                .order_by("id")
+                .values_list("id", "customer_id", "name", "received_at")[:LOST_SWEEP_ROWS]
+            )
+            settled = list(itertools.takewhile(lambda row: row[3] < now - LOST_GRACE, rows))
+            if not settled:
+                break
+            lost = sorted(_lost_customers(settled, triggers))
+            for start in range(0, len(lost), 500):
+                events_match(customer_ids=lost[start : start + 500], now=now)
+            matched += len(lost)
+            after = settled[-1][0]
+            SweepCursor.objects.filter(name=LOST_CURSOR).update(swept_through_id=after, swept_until=now)
+            if len(settled) < len(rows) or len(rows) < LOST_SWEEP_ROWS:
+                break
+        return matched
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [LOST_SWEEP_LOCK])
 
 
 def segment_events_sweep(*, now: dt.datetime | None = None) -> int:

@@ -161,10 +161,11 @@ class Step(models.Model):
 
 
 class SweepCursor(models.Model):
-    """How far a sweep over events by time has got (one row per sweep)."""
+    """How far a sweep over events has got (one row per sweep): by time, or by event id."""
 
     name = models.CharField(max_length=40, primary_key=True)
     swept_until = models.DateTimeField()
+    swept_through_id = models.BigIntegerField(default=0, db_default=0)
 
     def __str__(self) -> str:
         return f"{self.name} until {self.swept_until}"
@@ -225,3 +226,69 @@ def tested_outcome(enrollment: Enrollment, node_id: str) -> str | None:
     if not enrollment.entry_key.startswith(TEST_ENTRY_PREFIX):
         return None
     return str((enrollment.context or {}).get(TEST_OUTCOMES_KEY, {}).get(node_id, ""))
+
+
+class ScheduledRun(models.Model):
+    """One occurrence of a scheduled audience trigger: its segment's members enter, in chunks, each
+    chunk committed with how far it got, so a run that a killed worker left half done goes on at the
+    next tick. Unique per occurrence: two beats never start the same one twice."""
+
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="scheduled_runs")
+    version = models.ForeignKey(JourneyVersion, on_delete=models.CASCADE, related_name="+")
+    node_id = models.CharField(max_length=100)
+    occurrence = models.DateTimeField()
+    segment_key = models.CharField(max_length=100)
+    # Members enter in customer id order; the next chunk starts after this id.
+    after_customer_id = models.BigIntegerField(default=0)
+    enrolled = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["journey", "node_id", "occurrence"], name="scheduled_run_once")
+        ]
+        indexes = [
+            models.Index(
+                fields=["started_at"], name="scheduled_run_open", condition=models.Q(finished_at=None)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.journey_id}:{self.node_id} at {self.occurrence}"
+
+
+class MatchedThrough(models.Model):
+    """The newest event of a customer that trigger matching has looked at: the sweep for lost matching
+    tasks starts journeys only from events after it (an event seen once is never matched again)."""
+
+    customer_id = models.BigIntegerField(primary_key=True)
+    event_id = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} through {self.event_id}"
+
+
+class ChannelPolicy(models.Model):
+    """The contact policy of one channel kind for journey sends: how many messages a customer may get
+    per day and per week, and the quiet hours (in the customer's time zone) when they get none."""
+
+    class QuietAction(models.TextChoices):
+        HOLD = "hold", _("Hold the message until the quiet hours end")
+        SKIP = "skip", _("Skip the message")
+
+    channel = models.CharField(_("channel"), max_length=30, unique=True)
+    per_day = models.PositiveIntegerField(_("at most per day"), null=True, blank=True)
+    per_week = models.PositiveIntegerField(_("at most per week"), null=True, blank=True)
+    quiet_start = models.TimeField(_("quiet hours from"), null=True, blank=True)
+    quiet_end = models.TimeField(_("quiet hours until"), null=True, blank=True)
+    quiet_action = models.CharField(
+        _("in quiet hours"), max_length=4, choices=QuietAction.choices, default=QuietAction.HOLD
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["channel"]
+
+    def __str__(self) -> str:
+        return self.channel

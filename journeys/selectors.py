@@ -37,6 +37,21 @@ def event_arrived(
     return None
 
 
+def events_arrived_since(*, customer_ids: list[int], name: str, since: dt.datetime) -> list[tuple]:
+    """``(id, customer id, received at, properties)`` of the events named ``name`` these customers got
+    since ``since``, oldest first: what a batch of waits ending together may have missed."""
+    return list(
+        Event.objects.filter(
+            customer_id__in=customer_ids,
+            name=name,
+            timestamp__gte=since - dt.timedelta(days=1),
+            received_at__gte=since,
+        )
+        .order_by("id")
+        .values_list("id", "customer_id", "received_at", "properties")
+    )
+
+
 def wait_matches(properties, match_property: str, match_value) -> bool:
     """Whether an event's properties carry the key a wait is matched on (any event when it has none)."""
     if not match_property:

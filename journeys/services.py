@@ -68,7 +68,8 @@ def journey_save(
 
 def trigger_event_names(graph: dict) -> list[str]:
     parsed, _edges, _problems = graph_parse(graph)
-    return sorted({kind.trigger_event(config) for kind, config in parsed.values() if kind.kind == "trigger"})
+    names = {kind.trigger_event(config) for kind, config in parsed.values() if kind.kind == "trigger"}
+    return sorted(name for name in names if name)
 
 
 @transaction.atomic

@@ -11,7 +11,7 @@ def journeys_reading_answer(sender, *, node: str, **kwargs) -> list[str]:
 
 
 def queue_events_match(sender, customer_ids: list[int], **kwargs) -> None:
-    """New events for these customers: a worker on the engine queue matches them with journeys, so
+    """New events for these customers: a worker on the matching queue matches them with journeys, so
     ingestion never waits for journeys."""
     from journeys.tasks import events_arrived
 

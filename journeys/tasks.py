@@ -1,14 +1,17 @@
 from celery import shared_task
 
+from journeys.audiences import scheduled_audiences_enroll
 from journeys.engine import tick
-from journeys.matching import events_match, segment_events_sweep
+from journeys.matching import events_match, lost_events_sweep, segment_events_sweep
 
 
 @shared_task
 def engine_tick() -> int:
-    """Beat, every few seconds: due enrollments run until they wait again; segment entries and exits
-    start their journeys."""
-    return segment_events_sweep() + tick()
+    """Beat, every few seconds: scheduled audiences enter (a chunk at a time), events whose matching
+    task was lost start and wake their journeys, segment entries and exits start theirs, and due
+    enrollments run until they wait again."""
+    entered = scheduled_audiences_enroll(budget_seconds=10)
+    return entered + lost_events_sweep() + segment_events_sweep() + tick()
 
 
 @shared_task

@@ -25,6 +25,7 @@ from journeys.api import (
     JourneyTestView,
     NodeTypeListView,
 )
+from journeys.policy_api import ContactPolicyDetailView, ContactPolicyListView
 from segments.api import (
     SegmentDetailView,
     SegmentListView,
@@ -81,6 +82,12 @@ urlpatterns = [
     path("journeys/templates/", JourneyTemplateListView.as_view(), name="api_journey_templates"),
     path(
         "journeys/templates/<str:key>/use/", JourneyTemplateUseView.as_view(), name="api_journey_template_use"
+    ),
+    path("journeys/contact-policy/", ContactPolicyListView.as_view(), name="api_contact_policies"),
+    path(
+        "journeys/contact-policy/<str:channel>/",
+        ContactPolicyDetailView.as_view(),
+        name="api_contact_policy",
     ),
     path("journeys/<int:journey_id>/", JourneyDetailView.as_view(), name="api_journey"),
     path("journeys/<int:journey_id>/publish/", JourneyPublishView.as_view(), name="api_journey_publish"),

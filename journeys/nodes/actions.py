@@ -14,8 +14,8 @@ from pydantic import Field, field_validator
 from cdp import json_codec
 from cdp.ingest import system_events_record
 from connectors.models import ChannelAccount, Message, MessageTemplate
-from connectors.selectors import message_for_key
-from connectors.services import message_enqueue
+from connectors.selectors import messages_for_keys
+from connectors.services import Outgoing, messages_enqueue_batch
 from journeys.nodes import node_type
 from journeys.nodes.base import (
     DEFAULT_HANDLE,
@@ -27,6 +27,7 @@ from journeys.nodes.base import (
     Wait,
     wait_until,
 )
+from journeys.policy import HOLD, SEND, contact_decide, decisions_log
 from segments.graph import tag_node
 from segments.models import CustomerTag, ScoreEntry, Tag
 from segments.scoring import scores_recompute
@@ -77,7 +78,7 @@ class Send(NodeType):
             )
         return problems
 
-    def enter(self, ctx: StepContext) -> Follow | Wait:
+    def _account_and_template(self, ctx: StepContext) -> tuple[ChannelAccount, MessageTemplate]:
         config: SendConfig = ctx.config
         account = ctx.remembered(
             ("account", config.account), lambda: ChannelAccount.objects.filter(pk=config.account).first()
@@ -89,45 +90,101 @@ class Send(NodeType):
         )
         if template is None:
             raise NodeFailed(_("The message template “%(key)s” no longer exists.") % {"key": config.template})
-        enrollment = ctx.enrollment
-        # Written in the step's transaction with the step's key: a replay finds the same message.
-        message, _created = message_enqueue(
-            account=account,
-            customer=ctx.customer,
-            idempotency_key=ctx.step_key,
-            template=template,
-            event_properties=enrollment.context,
-            origin="journey",
-            journey_id=enrollment.journey_id,
-            enrollment_id=enrollment.pk,
-            node_id=ctx.node_id,
+        return account, template
+
+    def enter(self, ctx: StepContext) -> Follow | Wait:
+        return self.enter_many([ctx])[0]
+
+    def enter_many(self, ctxs: list[StepContext]) -> list[Follow | Wait | NodeFailed]:
+        """The batch's customers at this send: the contact policy decides for all of them at once
+        (a hold waits until the quiet hours end, a skip leaves by "failed"), then the messages of those
+        it allows are written in one statement, in the steps' transaction, each with its step's key
+        (a replay finds the same message)."""
+        first = ctxs[0]
+        config: SendConfig = first.config
+        try:
+            account, template = self._account_and_template(first)
+        except NodeFailed as failed:
+            return [failed] * len(ctxs)
+        decisions = contact_decide(
+            channel=account.channel, customers=[ctx.customer for ctx in ctxs], now=first.now
         )
-        return self._outcome(
-            message, until=ctx.now + dt.timedelta(seconds=config.no_response_seconds), now=ctx.now
+        decisions_log(
+            decided=[(ctx.customer.pk, decision) for ctx, decision in zip(ctxs, decisions, strict=True)],
+            channel=account.channel,
+            journey_id=first.enrollment.journey_id,
+            node_id=first.node_id,
+            now=first.now,
         )
+        allowed = [ctx for ctx, decision in zip(ctxs, decisions, strict=True) if decision.action == SEND]
+        enqueued = (
+            messages_enqueue_batch(
+                account=account,
+                template=template,
+                items=[
+                    Outgoing(
+                        idempotency_key=ctx.step_key,
+                        customer=ctx.customer,
+                        event_properties=ctx.enrollment.context,
+                        journey_id=ctx.enrollment.journey_id,
+                        enrollment_id=ctx.enrollment.pk,
+                    )
+                    for ctx in allowed
+                ],
+                origin="journey",
+                node_id=first.node_id,
+            )
+            if allowed
+            else {}
+        )
+        until = first.now + dt.timedelta(seconds=config.no_response_seconds)
+        results: list[Follow | Wait | NodeFailed] = []
+        for ctx, decision in zip(ctxs, decisions, strict=True):
+            if decision.action == HOLD:
+                # No events: the send's own waits are on the account ("held" is told by that).
+                results.append(Wait(until=decision.until, reason=f"contact policy: {decision.reason}"))
+            elif decision.action != SEND:
+                results.append(Follow("failed", reason=f"contact policy: {decision.reason}"))
+            else:
+                results.append(
+                    self._outcome(enqueued[ctx.step_key], account_id=account.pk, until=until, now=ctx.now)
+                )
+        return results
 
     def resume(self, ctx: StepContext) -> Follow | Wait:
-        message = message_for_key(idempotency_key=ctx.step_key)
-        if message is None:
-            raise NodeFailed(_("The message this step sent is gone."))
-        until = wait_until(ctx, ctx.config.no_response_seconds)
-        return self._outcome(message, until=until, now=ctx.now)
+        return self.resume_many([ctx])[0]
+
+    def resume_many(self, ctxs: list[StepContext]) -> list[Follow | Wait | NodeFailed]:
+        messages = messages_for_keys(idempotency_keys=[ctx.step_key for ctx in ctxs])
+        # Held by the contact policy (their wait is not on an account): they try to send again now.
+        held = [ctx for ctx in ctxs if ctx.step_key not in messages and not ctx.waiting_match.get("property")]
+        released = dict(zip((id(ctx) for ctx in held), self.enter_many(held), strict=True)) if held else {}
+        results: list[Follow | Wait | NodeFailed] = []
+        for ctx in ctxs:
+            if id(ctx) in released:
+                results.append(released[id(ctx)])
+                continue
+            message = messages.get(ctx.step_key)
+            if message is None:
+                results.append(NodeFailed(_("The message this step sent is gone.")))
+                continue
+            until = wait_until(ctx, ctx.config.no_response_seconds)
+            results.append(self._outcome(message, account_id=message.account_id, until=until, now=ctx.now))
+        return results
 
     @staticmethod
-    def _outcome(message: Message, *, until: dt.datetime, now: dt.datetime) -> Follow | Wait:
+    def _outcome(message, *, account_id: int, until: dt.datetime, now: dt.datetime) -> Follow | Wait:
+        """``message``: a Message, or what the outbox answered for one (id, status, reason, delivered_at)."""
         if message.status in FAILED_STATUSES:
-            return Follow("failed", reason=f"message {message.pk}: {message.reason}"[:500])
+            return Follow("failed", reason=f"message {message.id}: {message.reason}"[:500])
         if message.status == Message.Status.DELIVERED or message.delivered_at is not None:
-            return Follow("delivered", reason=f"message {message.pk}")
+            return Follow("delivered", reason=f"message {message.id}")
         if now >= until:
-            return Follow("no_response", reason=f"message {message.pk} is {message.status}")
+            return Follow("no_response", reason=f"message {message.id} is {message.status}")
         # The dispatcher's outcome events name the account but not the message (receipts name both):
         # any outcome on this account wakes the step, which then reads its own message's status.
         return Wait(
-            until=until,
-            events=MESSAGE_OUTCOME_EVENTS,
-            match_property="account",
-            match_value=message.account_id,
+            until=until, events=MESSAGE_OUTCOME_EVENTS, match_property="account", match_value=account_id
         )
 
 

@@ -4,6 +4,12 @@ A node runs in two halves. ``enter`` does the node's work once per visit (the en
 step first, so a replay never does it twice) and answers with what comes next: a handle to follow
 (``Follow``), a wait (``Wait``: until a time, for events, or both), or the end (``End``). When a wait
 ends (its time came or an awaited event arrived), ``resume`` is asked the same question again.
+
+The engine moves a batch of enrollments together: those at the same node enter it with one call of
+``enter_many`` (and resume with ``resume_many``). By default these call ``enter`` / ``resume`` for each;
+a node type whose work is cheaper for many at once (a send: one outbox insert; a condition: one query
+per branch) overrides them. They answer one result per context, in order, or the ``NodeFailed`` of a
+customer the node cannot run for.
 """
 
 from __future__ import annotations
@@ -129,11 +135,28 @@ class NodeType:
     def resume(self, ctx: StepContext) -> Result:
         return Follow(self.handles[0]) if self.handles else End()
 
+    def enter_many(self, ctxs: list[StepContext]) -> list[Result | NodeFailed]:
+        return _each(self.enter, ctxs)
+
+    def resume_many(self, ctxs: list[StepContext]) -> list[Result | NodeFailed]:
+        return _each(self.resume, ctxs)
+
+
+def _each(run, ctxs: list[StepContext]) -> list[Result | NodeFailed]:
+    results: list[Result | NodeFailed] = []
+    for ctx in ctxs:
+        try:
+            results.append(run(ctx))
+        except NodeFailed as failed:
+            results.append(failed)
+    return results
+
 
 class TriggerType(NodeType):
     kind = "trigger"
 
-    def trigger_event(self, config: NodeConfig) -> str:
+    def trigger_event(self, config: NodeConfig) -> str | None:
+        """The event name that starts it; None for a trigger no event starts (a scheduled audience)."""
         raise NotImplementedError
 
     def trigger_matches(self, config: NodeConfig, properties: dict, *, today: dt.date) -> bool:

@@ -9,6 +9,7 @@ import zoneinfo
 from typing import Any, Literal
 
 from django.conf import settings
+from django.db import connection
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -25,7 +26,8 @@ from journeys.nodes.base import (
     Wait,
     wait_until,
 )
-from journeys.selectors import event_arrived
+from journeys.selectors import event_arrived, events_arrived_since, wait_matches
+from segments.compiler import rule_customer_ids_sql
 from segments.evaluator import facts_load, properties_match, rule_matches
 from segments.rules import PropertyFilter, RuleError, rule_parse, rule_references
 from segments.services import rule_validate
@@ -213,6 +215,52 @@ class WaitForEvent(NodeType):
             match_value=self._value(ctx),
         )
 
+    def resume_many(self, ctxs: list[StepContext]) -> list[Follow | Wait]:
+        """Waits that ended together: the events they may have missed are read in one query."""
+        if len(ctxs) == 1:
+            return [self.resume(ctxs[0])]
+        config: WaitForEventConfig = ctxs[0].config
+        today = ctxs[0].now.astimezone(zoneinfo.ZoneInfo(settings.TIME_ZONE)).date()
+        since = {id(ctx): dt.datetime.fromisoformat(ctx.waiting_match["since"]) for ctx in ctxs}
+        arrived: dict[int, list[tuple]] = {}
+        for event_id, customer_id, received_at, properties in events_arrived_since(
+            customer_ids=[ctx.customer.pk for ctx in ctxs], name=config.event, since=min(since.values())
+        ):
+            arrived.setdefault(customer_id, []).append((event_id, received_at, properties))
+        results: list[Follow | Wait] = []
+        for ctx in ctxs:
+            woken = ctx.woken_by
+            if woken is not None and properties_match(woken.get("properties") or {}, config.where, today):
+                results.append(Follow("happened", reason=f"event {woken.get('id')}"))
+                continue
+            value = self._value(ctx)
+            found = next(
+                (
+                    event_id
+                    for event_id, received_at, properties in arrived.get(ctx.customer.pk, ())
+                    if received_at >= since[id(ctx)]
+                    and wait_matches(properties, config.match_property, value)
+                    and properties_match(properties, config.where, today)
+                ),
+                None,
+            )
+            if found is not None:
+                results.append(Follow("happened", reason=f"event {found}"))
+                continue
+            until = wait_until(ctx, config.timeout_seconds)
+            if ctx.now >= until:
+                results.append(Follow("timed_out"))
+                continue
+            results.append(
+                Wait(
+                    until=until,
+                    events=(config.event,),
+                    match_property=config.match_property,
+                    match_value=value,
+                )
+            )
+        return results
+
     @staticmethod
     def _value(ctx: StepContext):
         prop = ctx.config.match_property
@@ -298,6 +346,25 @@ class Condition(NodeType):
             if rule_matches(branch._parsed, facts, today=today):
                 return Follow(branch.id, reason=f"rule of {branch.id} holds")
         return Follow("else", reason="no branch's rule holds")
+
+    def enter_many(self, ctxs: list[StepContext]) -> list[Follow]:
+        """A batch at the condition: each branch's rule is one query over the customers no earlier
+        branch took (the rule language compiles to SQL that agrees with the in-memory evaluator)."""
+        if len(ctxs) == 1:
+            return [self.enter(ctxs[0])]
+        today = ctxs[0].now.astimezone(zoneinfo.ZoneInfo(settings.TIME_ZONE)).date()
+        taken: dict[int, Follow] = {}
+        for branch in ctxs[0].config.branches:
+            left = [ctx.customer.pk for ctx in ctxs if ctx.customer.pk not in taken]
+            if not left:
+                break
+            selected, params = rule_customer_ids_sql(branch._parsed, today=today, among=left)
+            with connection.cursor() as cursor:
+                cursor.execute(selected, params)
+                for (customer_id,) in cursor.fetchall():
+                    taken[customer_id] = Follow(branch.id, reason=f"rule of {branch.id} holds")
+        otherwise = Follow("else", reason="no branch's rule holds")
+        return [taken.get(ctx.customer.pk, otherwise) for ctx in ctxs]
 
 
 # -- random split ----------------------------------------------------------------------------------

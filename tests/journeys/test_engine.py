@@ -379,3 +379,60 @@ def test_entry_policies(tags, make_customer):
     assert once.enrollments.count() == 1
     assert sorted(per_cart.enrollments.values_list("entry_key", flat=True)) == ["key:a", "key:b"]
     assert cooldown.enrollments.count() == 2  # the second cart came within the hour
+
+
+def test_a_batch_of_sends_writes_one_message_each_and_a_replayed_batch_writes_none(
+    make_account, sms_template, make_customer
+):
+    """Thirty customers reach the send in one batch: each gets their own message, to their own phone,
+    rendered with their own name; a customer without a phone is skipped and leaves by "failed". The
+    batch replayed from before the send writes no message and no step again."""
+    sms = make_account()
+    graph = {
+        "nodes": [
+            node("t1", "event_trigger", event="signed_up"),
+            node("d1", "delay", seconds=60),
+            node("s1", "send", account=sms.pk, template="cart-sms", ends=["delivered", "no_response"]),
+            node("x1", "exit"),
+        ],
+        "edges": [edge("t1", "d1"), edge("d1", "s1"), edge("s1", "x1", "failed")],
+    }
+    customers = [make_customer(name=f"客户{n}", phone=f"+86139001390{n:02d}") for n in range(30)]
+    no_phone = make_customer(name="没有手机", phone="")
+    with an_hour_ago():
+        published(graph)
+        for customer in [*customers, no_phone]:
+            track(customer, "signed_up")
+        events_match(customer_ids=[customer.pk for customer in [*customers, no_phone]])
+    fields = ["node_id", "visit", "visits", "phase", "status", "wake_at", "waiting_events", "waiting_match"]
+    before_send = {e["id"]: e for e in Enrollment.objects.values("id", *fields)}
+    tick()
+
+    sent = {m.customer_id: m for m in Message.objects.all()}
+    assert len(sent) == 31
+    for n, customer in enumerate(customers):
+        message = sent[customer.pk]
+        assert (message.status, message.recipient) == ("queued", f"+86139001390{n:02d}")
+        assert message.content["params"] == {"name": f"客户{n}"}
+        assert message.idempotency_key == f"journey:{message.enrollment_id}:s1:1"
+    assert (sent[no_phone.pk].status, sent[no_phone.pk].reason) == (
+        "skipped",
+        "The customer has no phone number.",
+    )
+    skipped = Enrollment.objects.get(customer=no_phone)
+    assert (skipped.status, steps_of(skipped)) == (
+        "completed",
+        [("t1", "default"), ("d1", "default"), ("s1", "failed"), ("x1", "end")],
+    )
+    waiting = Enrollment.objects.filter(node_id="s1", phase="resume", status="active")
+    assert waiting.count() == 30
+    steps = Step.objects.count()
+
+    for enrollment_id, state in before_send.items():
+        Enrollment.objects.filter(pk=enrollment_id).update(**{name: state[name] for name in fields})
+    tick()
+    assert Message.objects.count() == 31
+    assert Step.objects.count() == steps
+    assert Event.objects.filter(name="message_skipped").count() == 1
+    assert Enrollment.objects.filter(node_id="s1", phase="resume", status="active").count() == 30
+    assert Enrollment.objects.get(customer=no_phone).status == "completed"

@@ -7,6 +7,9 @@ the processes do the rest."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 import pytest
 from django.utils import timezone
 
@@ -38,8 +41,8 @@ def processes(redis_url, tmp_path, transactional_db, monkeypatch):
     )
     group.start("web", "daphne", "-b", "127.0.0.1", "-p", str(port), "cdp.asgi:application")
     group.start(
-        "worker", "celery", "-A", "cdp", "worker", "-Q", "engine,dispatch,default,segments", "-c", "3",
-        "-n", "journeys@%h", "--loglevel", "INFO",
+        "worker", "celery", "-A", "cdp", "worker", "-Q", "engine,matching,dispatch,default,segments",
+        "-c", "3", "-n", "journeys@%h", "--loglevel", "INFO",
     )  # fmt: skip
     group.start("beat", "celery", "-A", "cdp", "beat", "--loglevel", "INFO")
     wait_until(lambda: get(f"{url}/login/")[0] == 200, timeout=60, what="the web server")
@@ -156,17 +159,7 @@ def test_two_beats_and_a_worker_killed_mid_run_repeat_no_step_and_lose_none(
     }
     group = ProcessGroup(env, tmp_path)
     try:
-
-        def start_worker(name: str) -> None:
-            group.start(
-                name, "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "engine", "-n", f"{name}@%h",
-                "--loglevel", "INFO",
-            )  # fmt: skip
-
-        start_worker("one")
-        start_worker("two")
-        group.start("beat1", "celery", "-A", "cdp", "beat", "--loglevel", "INFO", "-s", str(tmp_path / "b1"))
-        group.start("beat2", "celery", "-A", "cdp", "beat", "--loglevel", "INFO", "-s", str(tmp_path / "b2"))
+        start_worker = _engine_processes(group, tmp_path, beats=2)
         customers = Customer.objects.bulk_create([Customer(name=f"客户{n}") for n in range(300)])
         published(
             {
@@ -203,3 +196,162 @@ def test_two_beats_and_a_worker_killed_mid_run_repeat_no_step_and_lose_none(
     assert ScoreEntry.objects.count() == 300
     assert Event.objects.filter(name="tag_added").count() == 300
     assert Step.objects.count() == 300 * 4
+
+
+def _engine_processes(group: ProcessGroup, tmp_path, *, beats: int) -> Callable[[str], None]:
+    def start_worker(name: str) -> None:
+        group.start(
+            name, "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "engine,matching",
+            "-n", f"{name}@%h", "--loglevel", "INFO",
+        )  # fmt: skip
+
+    start_worker("one")
+    start_worker("two")
+    for index in range(1, beats + 1):
+        group.start(
+            f"beat{index}",
+            "celery",
+            "-A",
+            "cdp",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "-s",
+            str(tmp_path / f"b{index}"),
+        )
+    return start_worker
+
+
+def _audience(size: int) -> None:
+    """``size`` customers with phones, all in the static segment "audience" (set-based, as an import)."""
+    from django.db import connection
+
+    from segments.models import Segment
+
+    segment = Segment.objects.create(key="audience", name="人群", kind=Segment.Kind.STATIC)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO cdp_customer (name, traits, traits_updated_at, created_at, updated_at)"
+            " SELECT '客户' || n, '{}'::jsonb, '{}'::jsonb, now(), now() FROM generate_series(1, %s) AS n",
+            [size],
+        )
+        cursor.execute(
+            "INSERT INTO cdp_identity (customer_id, type, value, encrypted_value, first_seen_at)"
+            " SELECT id, 'phone', '+86139' || lpad(id::text, 8, '0'), '', now() FROM cdp_customer"
+        )
+        cursor.execute(
+            "INSERT INTO segments_segmentmember (segment_id, customer_id, entered_at)"
+            " SELECT %s, id, now() FROM cdp_customer",
+            [segment.pk],
+        )
+
+
+def test_workers_killed_again_and_again_lose_no_step_and_duplicate_no_message(
+    redis_url, tmp_path, transactional_db, monkeypatch, make_account, sms_template
+):
+    """10,000 customers of a scheduled audience go through a delay to an SMS while the two engine
+    workers are killed with SIGKILL, one after the other, every couple of seconds, and two beats
+    tick at once: every customer ends at the send with exactly one message in the outbox and each
+    of their three steps written once."""
+    monkeypatch.setitem(celery_app.conf, "broker_url", redis_url)
+    sms = make_account()
+    _audience(10_000)
+    moment = timezone.now() + dt.timedelta(seconds=5)
+    published(
+        {
+            "nodes": [
+                node("t1", "scheduled_trigger", segment="audience", repeat="once", at=moment.isoformat()),
+                node("d1", "delay", seconds=1),
+                node(
+                    "s1",
+                    "send",
+                    account=sms.pk,
+                    template="cart-sms",
+                    ends=["delivered", "failed", "no_response"],
+                ),
+            ],
+            "edges": [edge("t1", "d1"), edge("d1", "s1")],
+        }
+    )
+    group = ProcessGroup(
+        {
+            "DATABASE_URL": current_database_url(),
+            "CELERY_BROKER_URL": redis_url,
+            "REDIS_URL": redis_url,
+            "JOURNEY_TICK_SECONDS": "1",
+        },
+        tmp_path,
+    )
+    try:
+        start_worker = _engine_processes(group, tmp_path, beats=2)
+        # Kills at points spread over the run: while the audience enters, then as the delays end and
+        # the sends are written.
+        for number, steps in enumerate((1, 6_000, 12_000, 18_000, 24_000)):
+            wait_until(lambda steps=steps: Step.objects.count() >= steps, timeout=60, what=f"{steps} steps")
+            victim = ("one", "two")[number % 2]
+            group.kill(victim)  # SIGKILL, mid-batch or between batches
+            start_worker(victim)
+        wait_until(lambda: Message.objects.count() == 10_000, timeout=90, what="every first send queued")
+    finally:
+        group.stop_all()
+    assert Enrollment.objects.count() == 10_000
+    assert Enrollment.objects.filter(node_id="s1", phase="resume", status="active").count() == 10_000
+    assert Message.objects.values("customer_id").distinct().count() == 10_000
+    assert Step.objects.count() == 3 * 10_000
+    assert Step.objects.filter(node_id="d1", outcome="default").count() == 10_000
+
+
+def test_a_version_published_mid_journey_moves_no_one(
+    redis_url, tmp_path, transactional_db, monkeypatch, tags
+):
+    """Customers in the middle of version 1 when version 2 is published finish on version 1; those
+    who enter afterwards run version 2 (through the worker, beat and the ingest signal's matching)."""
+    from cdp.models import Customer
+    from journeys.services import journey_publish, journey_save
+
+    monkeypatch.setitem(celery_app.conf, "broker_url", redis_url)
+    group = ProcessGroup(
+        {
+            "DATABASE_URL": current_database_url(),
+            "CELERY_BROKER_URL": redis_url,
+            "REDIS_URL": redis_url,
+            "JOURNEY_TICK_SECONDS": "1",
+        },
+        tmp_path,
+    )
+    graph = {
+        "nodes": [
+            node("t1", "event_trigger", event="signed_up"),
+            node("d1", "delay", seconds=4),
+            node("g1", "add_tag", tag="lead", ends=["default"]),
+        ],
+        "edges": [edge("t1", "d1"), edge("d1", "g1")],
+    }
+    journey = published(graph)
+    early = Customer.objects.bulk_create([Customer(name=f"早{n}") for n in range(100)])
+    late = Customer.objects.bulk_create([Customer(name=f"晚{n}") for n in range(100)])
+    try:
+        _engine_processes(group, tmp_path, beats=1)
+        for customer in early:
+            track(customer, "signed_up")
+        wait_until(
+            lambda: Enrollment.objects.filter(node_id="d1", phase="resume").count() == 100,
+            timeout=60,
+            what="the first hundred waiting in the delay",
+        )
+        graph["nodes"][2]["config"]["tag"] = "bought"
+        journey_save(name=journey.name, journey=journey, actor=None, draft_graph=graph)
+        journey_publish(journey=journey, actor=None)
+        for customer in late:
+            track(customer, "signed_up")
+        wait_until(
+            lambda: Enrollment.objects.filter(status="completed").count() == 200, timeout=60, what="everyone"
+        )
+    finally:
+        group.stop_all()
+    versions = dict(Enrollment.objects.values_list("customer_id", "version__number"))
+    assert {versions[customer.pk] for customer in early} == {1}
+    assert {versions[customer.pk] for customer in late} == {2}
+    assert set(CustomerTag.objects.filter(customer__in=early).values_list("tag__key", flat=True)) == {"lead"}
+    assert set(CustomerTag.objects.filter(customer__in=late).values_list("tag__key", flat=True)) == {"bought"}
+    assert CustomerTag.objects.count() == 200
