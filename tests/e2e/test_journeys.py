@@ -24,7 +24,9 @@ def test_a_marketer_sees_customers_enter_a_live_journey(new_page, app_server):
             "edges": [edge("t1", "d1")],
         }
     )
-    app_server.start("worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "ingest,engine")
+    app_server.start(
+        "worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "ingest,matching,engine"
+    )
 
     marketer = new_page("zh-CN")
     log_in(marketer, app_server.url, "marketer", "demo-marketer")
