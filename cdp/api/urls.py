@@ -19,6 +19,7 @@ from journeys.api import (
     JourneyPublishView,
     JourneyResumeView,
     JourneyStatsView,
+    JourneyVersionsView,
     NodeTypeListView,
 )
 from segments.api import (
@@ -84,5 +85,6 @@ urlpatterns = [
         JourneyEnrollmentsView.as_view(),
         name="api_journey_enrollments",
     ),
+    path("journeys/<int:journey_id>/versions/", JourneyVersionsView.as_view(), name="api_journey_versions"),
     path("journeys/<int:journey_id>/stats/", JourneyStatsView.as_view(), name="api_journey_stats"),
 ]
