@@ -9,11 +9,12 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import primary_phones
+from journeys.canvas import canvas_setup
 from journeys.examples import EXAMPLE_JOURNEY
 from journeys.models import Journey
 from journeys.nodes import NODE_TYPES
@@ -24,7 +25,7 @@ from journeys.selectors import (
     node_counts,
     version_conversion,
 )
-from journeys.services import journey_set_status
+from journeys.services import journey_save, journey_set_status
 
 KIND_LABELS = {
     "trigger": gettext_lazy("Trigger"),
@@ -43,8 +44,27 @@ def journeys(request):
             "journeys": list(journeys_overview()),
             "example_graph": EXAMPLE_JOURNEY,
             "kind_labels": KIND_LABELS,
+            "can_manage": user_can(request.user, "manage_journeys"),
         },
     )
+
+
+@capability_required("manage_journeys")
+@require_POST
+def journey_new(request):
+    """An empty draft, opened on the canvas."""
+    journey = journey_save(
+        name=pgettext("the name of a journey just created", "New journey"), actor=request.user
+    )
+    return redirect("journey_edit", journey_id=journey.pk)
+
+
+@capability_required("view_journeys")
+def journey_edit(request, journey_id: int):
+    """The canvas: the draft to draw on, its versions, and the live counts once published."""
+    journey = get_object_or_404(Journey, pk=journey_id)
+    setup = canvas_setup(journey=journey, can_manage=user_can(request.user, "manage_journeys"))
+    return render(request, "journeys/edit.html", {"journey": journey, "canvas_setup": setup})
 
 
 def node_rows(graph: dict, counts: dict[str, dict]) -> list[dict]:
