@@ -58,7 +58,7 @@ export function graphToEditor(graph) {
       id: node.id,
       type: STEP,
       position: node.position,
-      data: { nodeType: node.data.nodeType, config: node.data.config },
+      data: { nodeType: node.data.nodeType, config: structuredClone(node.data.config) },
     })),
     edges: edges.map((edge) => ({ ...makeEdge(edge.source, edge.sourceHandle, edge.target), id: edge.id })),
   };
