@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 # Keyed as the island looks them up; "{name}" placeholders are filled in by the island.
 CANVAS_STRINGS = {
@@ -103,7 +104,7 @@ CANVAS_STRINGS = {
     "waitingLink": _("{count} waiting: see who"),
     "readOnly": _("Read-only: you may view this journey but not change it."),
     "archivedReadOnly": _("Archived journeys cannot be changed."),
-    "name": _("Name"),
+    "name": pgettext_lazy("journey", "Name"),
     "loadFailed": _("The editor could not load: {reason}"),
     "shortcut.add": _("Add the focused palette step after the selected step"),
     "shortcut.connect": _("Connect a step: choose what each handle leads to in its settings"),

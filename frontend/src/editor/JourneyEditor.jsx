@@ -146,6 +146,9 @@ function Editor({ setup }) {
   const clipboard = useRef(null);
   const dragStart = useRef(null);
   const wrapper = useRef(null);
+  // Fitting the view is for opening a drawn journey; on an empty canvas the first dropped step
+  // must stay where it was dropped.
+  const fitOnOpen = useRef(false);
 
   const typesByKey = useMemo(() => Object.fromEntries((nodeTypes ?? []).map((t) => [t.type, t])), [nodeTypes]);
   const editable = setup.canEdit && view.mode === 'draft';
@@ -163,10 +166,10 @@ function Editor({ setup }) {
         setNodeTypes(types);
         setJourney(loaded);
         revision.current = loaded.draft_revision;
+        fitOnOpen.current = loadedNodes.length > 0;
         setNodes(loadedNodes);
         setEdges(loadedEdges);
         setName(loaded.name);
-        if (!loadedNodes.length) setTimeout(() => flow.setViewport({ x: 0, y: 0, zoom: 1 }));
       } catch (error) {
         if (!cancelled) setLoadError(fill(strings.loadFailed, { reason: error.message }));
       }
@@ -786,7 +789,7 @@ function Editor({ setup }) {
               selectionKeyCode="Shift"
               multiSelectionKeyCode={['Meta', 'Control', 'Shift']}
               defaultEdgeOptions={{ type: 'smoothstep' }}
-              fitView
+              fitView={fitOnOpen.current}
               fitViewOptions={{ maxZoom: 1 }}
               minZoom={0.1}
               onlyRenderVisibleElements={shown.nodes.length > 150}
