@@ -33,7 +33,7 @@ def wide_page(browser, app_server):
     """A marketer's page on a wide screen (the canvas beside its palette and panel), in Chinese."""
     contexts = []
 
-    def open_page(username: str = "marketer", password: str = "demo-marketer"):
+    def open_page(username: str = "marketer", password: str = "demo-marketer"):  # noqa: S107 (the demo's)
         context = browser.new_context(locale="zh-CN", viewport={"width": 1920, "height": 1080})
         context.set_default_timeout(20_000)
         contexts.append(context)
@@ -273,3 +273,167 @@ def test_a_marketer_draws_configures_validates_and_publishes_a_journey(wide_page
     expect(page.locator("[data-status]")).to_have_attribute("data-status", "paused")
     page.locator("[data-resume]").click()
     expect(page.locator("[data-status]")).to_have_attribute("data-status", "active")
+
+
+def draft_nodes(page, journey_id: int) -> list[str]:
+    return [n["id"] for n in api_json(page, f"/api/journeys/{journey_id}/")["draft_graph"]["nodes"]]
+
+
+def test_undo_and_redo_every_kind_of_change_and_the_keyboard(wide_page, app_server):
+    page = wide_page()
+    journey_id = open_new_journey(page, app_server.url)
+    drop_from_palette(page, "event_trigger", 60, 80)
+    select_step(page, "event_1")
+    page.locator("#field-event").fill("Live Registered")
+
+    # By keyboard: a palette step added with Enter lands after the selected step, connected to it.
+    select_step(page, "event_1")
+    page.locator('[data-palette-type="delay"]').focus()
+    page.keyboard.press("Enter")
+    expect(canvas_node(page, "delay_1")).to_be_visible()
+    expect(page.locator('.react-flow__edge[data-id="event_1-default-delay_1"]')).to_have_count(1)
+    # The new step's settings come next in the tab order; a connection is chosen from a list.
+    expect(page.locator(".panel")).to_have_attribute("data-panel-node", "delay_1")
+    page.keyboard.type("等两小时")
+    drop_from_palette(page, "exit", 700, 80)
+    select_step(page, "delay_1")
+    page.locator('[data-connect="default"]').select_option("exit_1")
+    expect(page.locator('.react-flow__edge[data-id="delay_1-default-exit_1"]')).to_have_count(1)
+    nodes, edges = page.locator(".react-flow__node"), page.locator(".react-flow__edge")
+    expect(nodes).to_have_count(3)
+    saved(page)
+    assert draft_nodes(page, journey_id) == ["event_1", "delay_1", "exit_1"]
+
+    # Delete a step: its connections go with it; undo brings both back, redo takes them again.
+    canvas_node(page, "delay_1").locator(".step__title").click()
+    page.keyboard.press("Delete")
+    expect(nodes).to_have_count(2)
+    expect(edges).to_have_count(0)
+    page.keyboard.press("Control+z")
+    expect(nodes).to_have_count(3)
+    expect(edges).to_have_count(2)
+    expect(canvas_node(page, "delay_1").locator(".step__title")).to_have_text("等两小时")
+    page.keyboard.press("Control+Shift+z")
+    expect(nodes).to_have_count(2)
+    page.keyboard.press("Control+z")
+    expect(nodes).to_have_count(3)
+
+    # A setting typed is one undo step, and so is a step moved by dragging.
+    select_step(page, "event_1")
+    page.locator("#field-event").fill("Live Watched")
+    expect(canvas_node(page, "event_1").locator(".step__summary")).to_have_text("Live Watched")
+    page.locator(".editor-canvas .react-flow__pane").click(position={"x": 600, "y": 500})
+    page.keyboard.press("Control+z")
+    expect(canvas_node(page, "event_1").locator(".step__summary")).to_have_text("Live Registered")
+    before = canvas_node(page, "exit_1").bounding_box()
+    placed = re.search(
+        r"transform: translate\([^)]*\)", canvas_node(page, "exit_1").get_attribute("style")
+    ).group(0)
+    page.mouse.move(*center(canvas_node(page, "exit_1").locator(".step__title")))
+    page.mouse.down()
+    page.mouse.move(before["x"] + 60, before["y"] + 260, steps=8)
+    page.mouse.up()
+    assert canvas_node(page, "exit_1").bounding_box()["y"] > before["y"] + 200
+    page.keyboard.press("Control+z")
+    expect(canvas_node(page, "exit_1")).to_have_attribute("style", re.compile(re.escape(placed)))
+
+    # Copy and paste, duplicate: fresh steps, the connection between copied steps copied too.
+    canvas_node(page, "delay_1").locator(".step__title").click()
+    canvas_node(page, "exit_1").locator(".step__title").click(modifiers=["Shift"])
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+v")
+    expect(nodes).to_have_count(5)
+    expect(page.locator('.react-flow__edge[data-id="delay_2-default-exit_2"]')).to_have_count(1)
+    page.keyboard.press("Control+d")
+    expect(nodes).to_have_count(7)
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+z")
+    expect(nodes).to_have_count(3)
+
+    # Tidy up is undone like the rest; the shortcuts are listed in a help overlay.
+    page.get_by_role("button", name="自动排列").click()
+    page.get_by_role("button", name="撤销").click()
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="键盘快捷键")).to_contain_text("撤销")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+
+    # What is on the canvas is what is saved.
+    saved(page)
+    assert draft_nodes(page, journey_id) == ["event_1", "delay_1", "exit_1"]
+    page.reload()
+    expect(nodes).to_have_count(3)
+    expect(canvas_node(page, "event_1").locator(".step__summary")).to_have_text("Live Registered")
+    assert not page.errors
+
+
+def test_two_editors_of_one_draft_lose_nothing(wide_page, app_server):
+    first = wide_page()
+    journey_id = open_new_journey(first, app_server.url)
+    second = wide_page("admin", "demo-admin")
+    second.goto(f"{app_server.url}/journeys/{journey_id}/edit/")
+    expect(second.locator(".editor-canvas")).to_be_visible()
+
+    drop_from_palette(first, "event_trigger", 60, 80)
+    saved(first)
+    drop_from_palette(second, "tag_added_trigger", 60, 300)
+    conflict = second.locator("[data-conflict]")
+    expect(conflict).to_contain_text("在您打开之后，已有其他人保存了这个旅程。您的修改仍在这里，尚未保存。")
+    assert draft_nodes(second, journey_id) == ["event_1"]
+    screenshot(second, "canvas-conflict")
+
+    # Taking theirs keeps ours one undo away; undoing saves ours over theirs, knowingly.
+    conflict.get_by_role("button", name="载入对方的版本").click()
+    expect(canvas_node(second, "event_1")).to_be_visible()
+    expect(canvas_node(second, "tag_added_1")).to_have_count(0)
+    expect(second.locator("[data-notice]")).to_contain_text("按“撤销”可找回您的修改")
+    second.get_by_role("button", name="撤销").click()
+    expect(canvas_node(second, "tag_added_1")).to_be_visible()
+    saved(second)
+    assert draft_nodes(second, journey_id) == ["tag_added_1"]
+
+    # The first editor is now the one behind: told so, and keeping theirs saves it.
+    drop_from_palette(first, "delay", 400, 80)
+    expect(first.locator("[data-conflict]")).to_be_visible()
+    first.get_by_role("button", name="保留我的修改并覆盖对方的").click()
+    saved(first)
+    assert draft_nodes(first, journey_id) == ["event_1", "delay_1"]
+    assert not first.errors and not second.errors
+
+
+def test_the_canvas_shows_live_counts_as_customers_enter(wide_page, app_server):
+    call_command("create_source", "--name", "官网", "--kind", "web", stdout=StringIO())
+    source = Source.objects.get()
+    journey = published(
+        {
+            "nodes": [
+                node("t1", "event_trigger", event="Cart Abandoned", label="加购未付款"),
+                node("d1", "delay", seconds=3600, label="等 1 小时", ends=["default"]),
+            ],
+            "edges": [edge("t1", "d1")],
+        }
+    )
+    app_server.start("worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "ingest,engine")
+    page = wide_page()
+    page.goto(f"{app_server.url}/journeys/{journey.pk}/")
+    page.get_by_role("link", name="在画布上编辑").click()
+    page.locator("[data-versions]").select_option("live")
+    expect(page.locator(".journey-editor[data-live=connected]")).to_have_count(1)
+    waiting = canvas_node(page, "d1").locator('[data-count="waiting"]')
+    expect(waiting).to_have_text("0 人等待中：查看名单")
+
+    for number in range(2):
+        body = {
+            "userId": f"cart-{number}",
+            "event": "Cart Abandoned",
+            "properties": {"cart_id": f"c-{number}"},
+        }
+        assert post_track(app_server.url, source, body) == 200
+    expect(waiting).to_have_text("2 人等待中：查看名单", timeout=30_000)
+    expect(canvas_node(page, "t1").locator('[data-count="entered"]')).to_have_text("2 进入")
+    expect(page.locator(".react-flow__edge-text")).to_have_text("2")  # left the trigger by its handle
+    screenshot(page, "canvas-live")
+
+    waiting.click()
+    expect(page.locator("#node-customers tr[data-customer]")).to_have_count(2)
+    assert not page.errors
