@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { memo, useEffect, useState } from 'react';
 import { handleLabel } from './StepNode.jsx';
 import { outputHandles, problemsByField } from './model.js';
 import { configProblems, fill, resolve, unwrap } from './schema.js';
@@ -294,11 +294,14 @@ function Field({ name, path, propertySchema, root, value, onChange, ctx, config 
   );
 }
 
-export default function ConfigPanel({
-  node,
+// Memoised, and given the step's id and data rather than the step: dragging a step changes its
+// position on every frame, which the panel does not show.
+function ConfigPanel({
+  nodeId,
+  data,
   nodeType,
-  nodes,
-  edges,
+  targets,
+  outgoing,
   typesByKey,
   options,
   strings,
@@ -311,17 +314,17 @@ export default function ConfigPanel({
   onSeal,
 }) {
   const [jsonErrors, setJsonErrors] = useState({});
-  if (!node) {
+  if (!nodeId) {
     return (
       <aside className="panel" aria-label={strings.config}>
         <p className="muted">{strings.selectHint}</p>
       </aside>
     );
   }
-  const config = node.data.config ?? {};
+  const node = { id: nodeId, data };
+  const config = data.config ?? {};
   const schema = nodeType?.config_schema ?? { properties: {} };
   const handles = outputHandles(nodeType, config);
-  const outgoing = edges.filter((edge) => edge.source === node.id);
   const connected = new Set(outgoing.map((edge) => edge.sourceHandle));
   const server = problemsByField(serverProblems);
   const local = configProblems(config, schema, strings);
@@ -339,8 +342,7 @@ export default function ConfigPanel({
     connected,
     setJsonError: (path, message) => setJsonErrors((old) => ({ ...old, [path]: message })),
   };
-  const targets = nodes.filter((other) => other.id !== node.id && typesByKey[other.data.nodeType]?.kind !== 'trigger');
-  const nodeName = (other) => other.data.config?.label || typesByKey[other.data.nodeType]?.label || other.data.nodeType;
+  const choices = targets.filter((other) => other.id !== node.id && typesByKey[other.nodeType]?.kind !== 'trigger');
 
   return (
     <aside className="panel" aria-label={strings.config} data-panel-node={node.id} onBlur={onSeal}>
@@ -380,9 +382,9 @@ export default function ConfigPanel({
                   onChange={(e) => onConnect(node.id, handle, e.target.value || null)}
                 >
                   <option value="">{strings.nowhere}</option>
-                  {targets.map((other) => (
+                  {choices.map((other) => (
                     <option key={other.id} value={other.id}>
-                      {nodeName(other)} ({other.id})
+                      {other.name} ({other.id})
                     </option>
                   ))}
                 </select>
@@ -394,3 +396,5 @@ export default function ConfigPanel({
     </aside>
   );
 }
+
+export default memo(ConfigPanel);

@@ -411,6 +411,25 @@ function Editor({ setup }) {
   const [versionSelection, setVersionSelection] = useState(null);
   const panelNode = view.mode === 'draft' ? (selected.length === 1 ? selected[0] : null) : shown.nodes.find((n) => n.id === versionSelection) ?? null;
 
+  // What the panel lists as targets changes when steps are added, removed or renamed, not when
+  // they move: keyed by that, the panel is not drawn again on every frame of a drag.
+  const targetsKey = shown.nodes.map((n) => `${n.id}\u0000${n.data.nodeType}\u0000${n.data.config?.label ?? ''}`).join('\u0001');
+  const targets = useMemo(
+    () =>
+      shown.nodes.map((n) => ({
+        id: n.id,
+        nodeType: n.data.nodeType,
+        name: n.data.config?.label || typesByKey[n.data.nodeType]?.label || n.data.nodeType,
+      })),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [targetsKey, typesByKey],
+  );
+  const outgoing = useMemo(
+    () => (panelNode ? shown.edges.filter((edge) => edge.source === panelNode.id) : []),
+    [panelNode?.id, shown.edges], // eslint-disable-line react-hooks/exhaustive-deps
+  );
+  const seal = useCallback(() => history.current.seal(), []);
+
   const flowEdges = useMemo(
     () =>
       shown.edges.map((edge) => {
@@ -633,6 +652,7 @@ function Editor({ setup }) {
             value={name}
             disabled={!editable}
             onChange={(e) => change({ name: e.target.value }, { coalesce: 'name' })}
+            onBlur={seal}
           />
           <span className={`badge editor-bar__status editor-bar__status--${journey.status}`} data-status={journey.status}>
             {strings[`status.${journey.status}`] ?? journey.status}
@@ -802,20 +822,21 @@ function Editor({ setup }) {
             </ReactFlow>
           </div>
           <ConfigPanel
-            node={panelNode}
+            nodeId={panelNode?.id ?? null}
+            data={panelNode?.data ?? null}
             nodeType={panelNode ? typesByKey[panelNode.data.nodeType] : null}
-            nodes={shown.nodes}
-            edges={shown.edges}
+            targets={targets}
+            outgoing={outgoing}
             typesByKey={typesByKey}
             options={options}
             strings={strings}
             fieldLabels={setup.fieldLabels}
             enumLabels={setup.enumLabels}
-            serverProblems={panelNode ? problemMap.get(panelNode.id) : []}
+            serverProblems={panelNode ? problemMap.get(panelNode.id) : undefined}
             readOnly={!editable}
             onConfig={setConfig}
             onConnect={connectHandle}
-            onSeal={() => history.current.seal()}
+            onSeal={seal}
           />
         </div>
         {dialog === 'help' && <ShortcutHelp strings={strings} onClose={() => setDialog(null)} />}

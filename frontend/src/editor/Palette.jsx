@@ -1,11 +1,11 @@
-import { useMemo, useState } from 'react';
+import { memo, useMemo, useState } from 'react';
 import { iconGlyph } from './icons.js';
 
 export const DRAG_TYPE = 'application/x-journey-node-type';
 
 // The node types, grouped as the server groups them, filtered by the search box. A step is dragged
 // onto the canvas, or added with Enter after the selected step.
-export default function Palette({ nodeTypes, strings, onAdd, disabled }) {
+function Palette({ nodeTypes, strings, onAdd, disabled }) {
   const [query, setQuery] = useState('');
   const groups = useMemo(() => {
     const needle = query.trim().toLowerCase();
@@ -60,3 +60,5 @@ export default function Palette({ nodeTypes, strings, onAdd, disabled }) {
     </aside>
   );
 }
+
+export default memo(Palette);
