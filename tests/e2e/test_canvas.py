@@ -30,11 +30,12 @@ MENU_RULE = {
 
 @pytest.fixture
 def wide_page(browser, app_server):
-    """A marketer's page on a wide screen (the canvas beside its palette and panel), in Chinese."""
+    """A marketer's page on a wide screen (the canvas beside its palette and panel), in Chinese
+    unless told otherwise."""
     contexts = []
 
-    def open_page(username: str = "marketer", password: str = "demo-marketer"):  # noqa: S107 (the demo's)
-        context = browser.new_context(locale="zh-CN", viewport={"width": 1920, "height": 1080})
+    def open_page(username: str = "marketer", password: str = "demo-marketer", locale: str = "zh-CN"):  # noqa: S107
+        context = browser.new_context(locale=locale, viewport={"width": 1920, "height": 1080})
         context.set_default_timeout(20_000)
         contexts.append(context)
         page = context.new_page()
@@ -89,9 +90,9 @@ def select_step(page, node_id: str) -> None:
 
 def open_new_journey(page, base_url: str) -> int:
     page.goto(f"{base_url}/journeys/")
-    page.get_by_role("button", name="新建旅程").click()
+    page.locator('form[action="/journeys/new/"] button').click()
     page.wait_for_url(re.compile(r"/journeys/\d+/edit/$"))
-    expect(page.get_by_text("把一个触发器拖到这里，开始搭建旅程。")).to_be_visible()
+    expect(page.locator(".editor-empty")).to_be_visible()
     return int(re.search(r"/journeys/(\d+)/edit/", page.url).group(1))
 
 
@@ -113,6 +114,7 @@ def test_a_marketer_draws_configures_validates_and_publishes_a_journey(wide_page
     sms = ChannelAccount.objects.get(kind="sandbox_sms")
     page = wide_page()
     journey_id = open_new_journey(page, app_server.url)
+    expect(page.locator(".editor-empty")).to_have_text("把一个触发器拖到这里，开始搭建旅程。")
     page.get_by_label("名称").fill("直播报名跟进")
 
     # Stacking blocks: each step dragged from the palette to its place.
@@ -208,7 +210,7 @@ def test_a_marketer_draws_configures_validates_and_publishes_a_journey(wide_page
     expect(page.locator(".editor-problems")).to_have_text("没有问题：旅程可以发布。")
     expect(page.locator(".step--problem")).to_have_count(0)
     page.get_by_role("button", name="自动排列").click()
-    screenshot(page, "canvas-editor")
+    screenshot(page, "canvas-drawn")
 
     page.locator("[data-publish]").click()
     page.locator("#version-note").fill("首发：直播报名")
@@ -280,7 +282,7 @@ def draft_nodes(page, journey_id: int) -> list[str]:
 
 
 def test_undo_and_redo_every_kind_of_change_and_the_keyboard(wide_page, app_server):
-    page = wide_page()
+    page = wide_page(locale="en")
     journey_id = open_new_journey(page, app_server.url)
     drop_from_palette(page, "event_trigger", 60, 80)
     select_step(page, "event_1")
@@ -294,7 +296,7 @@ def test_undo_and_redo_every_kind_of_change_and_the_keyboard(wide_page, app_serv
     expect(page.locator('.react-flow__edge[data-id="event_1-default-delay_1"]')).to_have_count(1)
     # The new step's settings come next in the tab order; a connection is chosen from a list.
     expect(page.locator(".panel")).to_have_attribute("data-panel-node", "delay_1")
-    page.keyboard.type("等两小时")
+    page.keyboard.type("Wait two hours")
     drop_from_palette(page, "exit", 700, 80)
     select_step(page, "delay_1")
     page.locator('[data-connect="default"]').select_option("exit_1")
@@ -312,7 +314,7 @@ def test_undo_and_redo_every_kind_of_change_and_the_keyboard(wide_page, app_serv
     page.keyboard.press("Control+z")
     expect(nodes).to_have_count(3)
     expect(edges).to_have_count(2)
-    expect(canvas_node(page, "delay_1").locator(".step__title")).to_have_text("等两小时")
+    expect(canvas_node(page, "delay_1").locator(".step__title")).to_have_text("Wait two hours")
     page.keyboard.press("Control+Shift+z")
     expect(nodes).to_have_count(2)
     page.keyboard.press("Control+z")
@@ -351,10 +353,12 @@ def test_undo_and_redo_every_kind_of_change_and_the_keyboard(wide_page, app_serv
     expect(nodes).to_have_count(3)
 
     # Tidy up is undone like the rest; the shortcuts are listed in a help overlay.
-    page.get_by_role("button", name="自动排列").click()
-    page.get_by_role("button", name="撤销").click()
+    page.get_by_role("button", name="Tidy up").click()
+    screenshot(page, "canvas-editor")
+    page.get_by_role("button", name="Undo").click()
     page.keyboard.press("?")
-    expect(page.get_by_role("dialog", name="键盘快捷键")).to_contain_text("撤销")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_contain_text("Shift + Ctrl/⌘ + Z")
+    screenshot(page, "canvas-shortcuts")
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_have_count(0)
 
@@ -404,23 +408,20 @@ def test_two_editors_of_one_draft_lose_nothing(wide_page, app_server):
 def test_the_canvas_shows_live_counts_as_customers_enter(wide_page, app_server):
     call_command("create_source", "--name", "官网", "--kind", "web", stdout=StringIO())
     source = Source.objects.get()
-    journey = published(
-        {
-            "nodes": [
-                node("t1", "event_trigger", event="Cart Abandoned", label="加购未付款"),
-                node("d1", "delay", seconds=3600, label="等 1 小时", ends=["default"]),
-            ],
-            "edges": [edge("t1", "d1")],
-        }
-    )
+    trigger = node("t1", "event_trigger", event="Cart Abandoned", label="Cart abandoned")
+    delay = {
+        **node("d1", "delay", seconds=3600, label="Wait an hour", ends=["default"]),
+        "position": {"x": 320, "y": 0},
+    }
+    journey = published({"nodes": [trigger, delay], "edges": [edge("t1", "d1")]}, name="Cart recovery")
     app_server.start("worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "ingest,engine")
-    page = wide_page()
+    page = wide_page(locale="en")
     page.goto(f"{app_server.url}/journeys/{journey.pk}/")
-    page.get_by_role("link", name="在画布上编辑").click()
+    page.get_by_role("link", name="Edit on the canvas").click()
     page.locator("[data-versions]").select_option("live")
     expect(page.locator(".journey-editor[data-live=connected]")).to_have_count(1)
     waiting = canvas_node(page, "d1").locator('[data-count="waiting"]')
-    expect(waiting).to_have_text("0 人等待中：查看名单")
+    expect(waiting).to_have_text("0 waiting: see who")
 
     for number in range(2):
         body = {
@@ -429,8 +430,8 @@ def test_the_canvas_shows_live_counts_as_customers_enter(wide_page, app_server):
             "properties": {"cart_id": f"c-{number}"},
         }
         assert post_track(app_server.url, source, body) == 200
-    expect(waiting).to_have_text("2 人等待中：查看名单", timeout=30_000)
-    expect(canvas_node(page, "t1").locator('[data-count="entered"]')).to_have_text("2 进入")
+    expect(waiting).to_have_text("2 waiting: see who", timeout=30_000)
+    expect(canvas_node(page, "t1").locator('[data-count="entered"]')).to_have_text("2 entered")
     expect(page.locator(".react-flow__edge-text")).to_have_text("2")  # left the trigger by its handle
     screenshot(page, "canvas-live")
 

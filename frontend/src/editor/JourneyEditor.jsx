@@ -7,6 +7,7 @@ import {
   ReactFlow,
   ReactFlowProvider,
   applyNodeChanges,
+  useNodesInitialized,
   useReactFlow,
 } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
@@ -36,6 +37,13 @@ import StepNode from './StepNode.jsx';
 const nodeTypesForFlow = { [STEP]: StepNode };
 const SAVE_DELAY_MS = 800;
 const SETTINGS = ['name', 'description', 'entry_policy', 'cooldown_seconds', 'entry_key_property', 'priority'];
+
+// What an API error says, in the server's words (its messages are translated there).
+function errorText(error) {
+  if (!(error instanceof ApiError) || !error.body || typeof error.body !== 'object') return error.message;
+  if (typeof error.body.detail === 'string') return error.body.detail;
+  return Object.values(error.body).flat().filter((part) => typeof part === 'string').join(' ') || error.message;
+}
 
 function isTyping(target) {
   return target instanceof HTMLElement && (target.closest('input, textarea, select, [contenteditable=true]') !== null);
@@ -149,12 +157,22 @@ function Editor({ setup }) {
   // Fitting the view is for opening a drawn journey; on an empty canvas the first dropped step
   // must stay where it was dropped.
   const fitOnOpen = useRef(false);
+  // Switching to a version fits it once its steps have been measured.
+  const fitPending = useRef(false);
+  const nodesMeasured = useNodesInitialized();
+  // Read by the save loop between awaits, before React has drawn the conflict.
+  const conflictRef = useRef(null);
+  conflictRef.current = conflict;
 
   const typesByKey = useMemo(() => Object.fromEntries((nodeTypes ?? []).map((t) => [t.type, t])), [nodeTypes]);
   const editable = setup.canEdit && view.mode === 'draft';
 
   // -- loading ------------------------------------------------------------------------------------
-  const loadVersions = useCallback(async () => setVersions(await apiRows(urls.versions)), [urls.versions]);
+  const loadVersions = useCallback(async () => {
+    const rows = await apiRows(urls.versions);
+    setVersions(rows);
+    return rows;
+  }, [urls.versions]);
 
   useEffect(() => {
     let cancelled = false;
@@ -173,7 +191,9 @@ function Editor({ setup }) {
       } catch (error) {
         if (!cancelled) setLoadError(fill(strings.loadFailed, { reason: error.message }));
       }
-      loadVersions();
+      const published = await loadVersions();
+      // Someone who may only look sees what customers go through, with its counts.
+      if (!cancelled && !setup.canEdit && published.length) setView({ mode: 'live', version: published[0] });
       const [tags, segments, templates, accounts, vocabulary] = await Promise.all([
         apiRows(urls.tags),
         apiRows(urls.segments),
@@ -253,10 +273,11 @@ function Editor({ setup }) {
         setSaveState(savedCount.current === changeCount.current ? 'saved' : 'dirty');
       } catch (error) {
         if (error instanceof ApiError && error.status === 409 && error.body?.current) {
+          conflictRef.current = error.body.current;
           setConflict(error.body.current);
           setSaveState('conflict');
         } else {
-          setSaveError(error instanceof ApiError ? JSON.stringify(error.body) : error.message);
+          setSaveError(errorText(error));
           setSaveState('error');
         }
       } finally {
@@ -265,6 +286,18 @@ function Editor({ setup }) {
     })();
     return saving.current;
   }, [journey, typesByKey, urls.journey]);
+
+  // Saves until what is shown is saved (a change made while a save runs is saved by the next
+  // round); false when a conflict or an error, both shown on the page, stops it.
+  const saveAll = useCallback(async () => {
+    for (let round = 0; round < 3; round += 1) {
+      if (saving.current) await saving.current;
+      if (conflictRef.current) return false;
+      if (savedCount.current === changeCount.current) return true;
+      await save();
+    }
+    return savedCount.current === changeCount.current && !conflictRef.current;
+  }, [save]);
 
   useEffect(() => {
     if (saveState !== 'dirty' || !setup.canEdit || conflict) return undefined;
@@ -294,6 +327,7 @@ function Editor({ setup }) {
     revision.current = conflict.draft_revision;
     changeCount.current += 1;
     savedCount.current = changeCount.current;
+    conflictRef.current = null;
     setConflict(null);
     setSaveState('saved');
     setHistoryTick((tick) => tick + 1);
@@ -303,6 +337,7 @@ function Editor({ setup }) {
   const keepMine = useCallback(() => {
     revision.current = conflict.draft_revision;
     setJourney((old) => ({ ...conflict, name: old.name }));
+    conflictRef.current = null;
     setConflict(null);
     setSaveState('dirty');
   }, [conflict]);
@@ -326,9 +361,7 @@ function Editor({ setup }) {
   const publish = useCallback(
     async (note) => {
       setDialog(null);
-      await save();
-      if (saving.current) await saving.current;
-      if (conflict || savedCount.current !== changeCount.current) await save();
+      if (!(await saveAll())) return; // the conflict or the save's error is on the page
       try {
         const version = await api(urls.publish, { method: 'POST', body: { note } });
         setProblems([]);
@@ -340,7 +373,7 @@ function Editor({ setup }) {
         else setNotice(error.message);
       }
     },
-    [conflict, loadVersions, save, strings.published, urls.journey, urls.publish],
+    [loadVersions, saveAll, strings.published, urls.journey, urls.publish],
   );
 
   const setStatus = useCallback(
@@ -348,7 +381,7 @@ function Editor({ setup }) {
       try {
         setJourney(await api(urls[action], { method: 'POST' }));
       } catch (error) {
-        setNotice(error instanceof ApiError ? Object.values(error.body ?? {}).flat().join(' ') : error.message);
+        setNotice(errorText(error));
       }
     },
     [urls],
@@ -405,6 +438,13 @@ function Editor({ setup }) {
     const { nodes: versionNodes, edges: versionEdges } = graphToEditor(view.version.graph);
     return { nodes: versionNodes, edges: versionEdges };
   }, [view, nodes, edges]);
+
+  useEffect(() => {
+    if (fitPending.current && nodesMeasured) {
+      fitPending.current = false;
+      flow.fitView({ maxZoom: 1 });
+    }
+  }, [nodesMeasured, shown.nodes, flow]);
 
   const problemMap = useMemo(() => (view.mode === 'draft' ? problemsByNode(problems) : new Map()), [problems, view.mode]);
   const selected = view.mode === 'draft' ? nodes.filter((node) => node.selected) : [];
@@ -582,8 +622,8 @@ function Editor({ setup }) {
 
   const tidy = useCallback(() => {
     change({ nodes: layoutNodes(doc.current.nodes, doc.current.edges) });
-    setTimeout(() => flow.fitView({ duration: 200, maxZoom: 1 }));
-  }, [change, flow]);
+    fitPending.current = true;
+  }, [change]);
 
   useEffect(() => {
     const onKey = (event) => {
@@ -687,11 +727,11 @@ function Editor({ setup }) {
                 if (value === 'draft') setView({ mode: 'draft' });
                 else if (value === 'live') setView({ mode: 'live', version: liveVersion });
                 else setView({ mode: 'version', version: versions.find((v) => String(v.number) === value) });
-                setTimeout(() => flow.fitView({ maxZoom: 1 }));
+                fitPending.current = true;
               }}
             >
               <option value="draft">{strings.draft}</option>
-              {liveVersion && <option value="live">{fill(strings.liveTitle, { number: liveVersion.number })}</option>}
+              {liveVersion && <option value="live">{`${strings.live} · v${liveVersion.number}`}</option>}
               {versions.map((version) => (
                 <option key={version.number} value={String(version.number)}>
                   v{version.number} · {new Date(version.published_at).toLocaleString()}

@@ -40,7 +40,7 @@ function StepNode({ id, data, selected }) {
           </span>
         )}
       </div>
-      <div className="step__kind">{nodeType?.label ?? data.nodeType}</div>
+      {data.config?.label && <div className="step__kind">{nodeType?.label ?? data.nodeType}</div>}
       {summary && <div className="step__summary">{summary}</div>}
       {nodeProblems.length > 0 && <div className="step__problem-text">{nodeProblems[0].message}</div>}
       {mode === 'live' && (

@@ -180,10 +180,11 @@ export function problemsByField(problems) {
 
 function duration(seconds, strings) {
   if (typeof seconds !== 'number') return '';
-  if (seconds % 86400 === 0) return `${seconds / 86400} ${strings.days}`;
-  if (seconds % 3600 === 0) return `${seconds / 3600} ${strings.hours}`;
-  if (seconds % 60 === 0) return `${seconds / 60} ${strings.minutes}`;
-  return `${seconds} s`;
+  const say = (template, count) => String(template ?? '{count}').replace('{count}', String(count));
+  if (seconds % 86400 === 0) return say(strings.daysCount, seconds / 86400);
+  if (seconds % 3600 === 0) return say(strings.hoursCount, seconds / 3600);
+  if (seconds % 60 === 0) return say(strings.minutesCount, seconds / 60);
+  return say(strings.secondsCount, seconds);
 }
 
 // One line telling what the node is set to do.

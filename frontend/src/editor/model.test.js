@@ -164,7 +164,7 @@ describe('validation problems', () => {
 });
 
 describe('summaries', () => {
-  const strings = { days: '天', hours: '小时', minutes: '分钟' };
+  const strings = { daysCount: '{count} 天', hoursCount: '{count} 小时', minutesCount: '{count} 分钟', secondsCount: '{count} 秒' };
   it('tell in one line what a step is set to do, with names instead of keys', () => {
     const names = { tags: { lead: '线索' }, accounts: { 1: '服务号' }, templates: { 'wechat-order': '发货通知' } };
     expect(nodeSummary('delay', { seconds: 7200 }, { strings })).toBe('2 小时');
@@ -174,5 +174,6 @@ describe('summaries', () => {
     expect(nodeSummary('condition', { branches: [{ id: 'vip', label: '会员' }] }, { strings })).toBe('会员');
     expect(nodeSummary('wait_for_event', { event: 'paid', timeout_seconds: 86400 }, { strings })).toBe('paid · ≤ 1 天');
     expect(nodeSummary('exit', {}, { strings })).toBe('');
+    expect(nodeSummary('delay', { seconds: 90 }, { strings })).toBe('90 秒');
   });
 });
