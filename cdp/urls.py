@@ -73,7 +73,9 @@ urlpatterns = [
     path("lifecycle/scoring/<int:rule_id>/", stage_views.scoring, name="scoring_rule"),
     path("lifecycle/scoring/<int:rule_id>/pause/", stage_views.scoring_toggle, name="scoring_rule_toggle"),
     path("journeys/", journey_views.journeys, name="journeys"),
+    path("journeys/new/", journey_views.journey_new, name="journey_new"),
     path("journeys/<int:journey_id>/", journey_views.journey, name="journey"),
+    path("journeys/<int:journey_id>/edit/", journey_views.journey_edit, name="journey_edit"),
     path("journeys/<int:journey_id>/nodes/<str:node_id>/", journey_views.journey_node, name="journey_node"),
     re_path(
         r"^journeys/(?P<journey_id>[0-9]+)/(?P<action>pause|resume|archive)/$",

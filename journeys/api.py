@@ -3,6 +3,7 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -13,7 +14,7 @@ from journeys.gallery import journey_from_template, templates_list
 from journeys.models import Enrollment, Journey, JourneyVersion
 from journeys.nodes import palette
 from journeys.selectors import journey_enrollments, journey_summary, node_counts, version_conversion
-from journeys.services import journey_enroll, journey_publish, journey_save, journey_set_status
+from journeys.services import DraftConflict, journey_enroll, journey_publish, journey_save, journey_set_status
 from journeys.testmode import SimulatedEvent, journey_test_run
 from journeys.validation import GraphInvalid, graph_validate
 
@@ -71,12 +72,25 @@ class JourneyInput(serializers.Serializer):
     cooldown_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1, default=None)
     entry_key_property = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     priority = serializers.IntegerField(required=False, default=0, min_value=-100, max_value=100)
+    draft_revision = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        default=None,
+        help_text="The draft revision this edit started from: 409 when someone saved the journey since",
+    )
+
+
+class PublishInput(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class VersionOutput(serializers.ModelSerializer):
+    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
     class Meta:
         model = JourneyVersion
-        fields = ["id", "number", "published_at", "trigger_events", "graph"]
+        fields = ["id", "number", "published_at", "published_by", "note", "trigger_events", "graph"]
 
 
 class JourneyOutput(serializers.ModelSerializer):
@@ -90,6 +104,7 @@ class JourneyOutput(serializers.ModelSerializer):
             "description",
             "status",
             "draft_graph",
+            "draft_revision",
             "entry_policy",
             "cooldown_seconds",
             "entry_key_property",
@@ -144,6 +159,14 @@ class JourneyDetailView(APIView):
         data.is_valid(raise_exception=True)
         try:
             journey = journey_save(actor=request.user, journey=journey, **data.validated_data)
+        except DraftConflict as conflict:
+            return Response(
+                {
+                    "detail": _("Someone else saved this journey since you opened it."),
+                    "current": JourneyOutput(conflict.journey).data,
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
         except DjangoValidationError as error:
             return _errors(error)
         return Response(JourneyOutput(journey).data)
@@ -168,11 +191,13 @@ class JourneyPublishView(APIView):
     required_capability = "manage_journeys"
     permission_classes = [HasCapability]
 
-    @extend_schema(request=None, responses={201: VersionOutput, 400: GraphProblems})
+    @extend_schema(request=PublishInput, responses={201: VersionOutput, 400: GraphProblems})
     def post(self, request, journey_id: int):
         journey = get_object_or_404(Journey, pk=journey_id)
+        data = PublishInput(data=request.data)
+        data.is_valid(raise_exception=True)
         try:
-            version = journey_publish(journey=journey, actor=request.user)
+            version = journey_publish(journey=journey, actor=request.user, note=data.validated_data["note"])
         except GraphInvalid as error:
             return Response({"problems": error.problems}, status=status.HTTP_400_BAD_REQUEST)
         except DjangoValidationError as error:
@@ -205,6 +230,19 @@ JourneyResumeView = _status_view(Journey.Status.ACTIVE, "Customers enter again a
 JourneyArchiveView = _status_view(
     Journey.Status.ARCHIVED, "Everyone still in the journey exits; it cannot return."
 )
+
+
+class JourneyVersionsView(APIView):
+    """The journey's published versions, newest first, each with its graph and note."""
+
+    required_capability = "view_journeys"
+    permission_classes = [HasCapability]
+
+    @extend_schema(responses=VersionOutput(many=True))
+    def get(self, request, journey_id: int):
+        journey = get_object_or_404(Journey, pk=journey_id)
+        versions = journey.versions.select_related("published_by").order_by("-number")
+        return Response(VersionOutput(versions, many=True).data)
 
 
 class EnrollmentOutput(serializers.ModelSerializer):

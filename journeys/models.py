@@ -30,6 +30,9 @@ class Journey(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     # What the canvas edits; publishing copies it into a new immutable version.
     draft_graph = models.JSONField(default=dict, blank=True)
+    # Counts the draft's saves: a save names the revision it started from, so two people editing one
+    # draft never silently overwrite each other.
+    draft_revision = models.PositiveIntegerField(default=0)
     entry_policy = models.CharField(max_length=20, choices=EntryPolicy.choices, default=EntryPolicy.ONCE)
     cooldown_seconds = models.PositiveIntegerField(null=True, blank=True)
     # For "once per key": the trigger event's property naming the key (an order id, a cart id).
@@ -64,6 +67,8 @@ class JourneyVersion(models.Model):
     # the journeys they start without reading every graph.
     trigger_events = ArrayField(models.CharField(max_length=200), default=list, blank=True)
     published_at = models.DateTimeField()
+    # What changed, in the publisher's words.
+    note = models.CharField(max_length=500, blank=True)
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -20,6 +20,14 @@ from journeys.validation import GraphInvalid, graph_parse, graph_validate
 EMPTY_GRAPH = {"nodes": [], "edges": []}
 
 
+class DraftConflict(Exception):
+    """The draft was saved by someone else since the revision the save started from."""
+
+    def __init__(self, journey: Journey):
+        super().__init__(f"journey {journey.pk} is at draft revision {journey.draft_revision}")
+        self.journey = journey
+
+
 def _policy_checked(*, entry_policy: str, cooldown_seconds: int | None, entry_key_property: str) -> None:
     problems = {}
     if entry_policy not in Journey.EntryPolicy.values:
@@ -46,16 +54,25 @@ def journey_save(
     cooldown_seconds: int | None = None,
     entry_key_property: str = "",
     priority: int = 0,
+    draft_revision: int | None = None,
 ) -> Journey:
     """Creates a journey or changes its draft and settings. The draft may be incomplete: it is only
-    validated when published. Published versions never change."""
+    validated when published. Published versions never change.
+
+    With ``draft_revision`` (the revision the editor loaded), the save is refused with DraftConflict
+    when someone else saved the journey since; every save counts the revision up."""
     if not name.strip():
         raise ValidationError({"name": [_("Give the journey a name.")]})
     _policy_checked(
         entry_policy=entry_policy, cooldown_seconds=cooldown_seconds, entry_key_property=entry_key_property
     )
-    if journey is not None and journey.status == Journey.Status.ARCHIVED:
-        raise ValidationError({"status": [_("An archived journey cannot be changed.")]})
+    if journey is not None:
+        journey = Journey.objects.select_for_update().get(pk=journey.pk)
+        if journey.status == Journey.Status.ARCHIVED:
+            raise ValidationError({"status": [_("An archived journey cannot be changed.")]})
+        if draft_revision is not None and draft_revision != journey.draft_revision:
+            raise DraftConflict(journey)
+        journey.draft_revision += 1
     journey = journey or Journey(created_by=actor if getattr(actor, "is_authenticated", False) else None)
     journey.name, journey.description = name.strip(), description
     journey.draft_graph = draft_graph if draft_graph is not None else (journey.draft_graph or EMPTY_GRAPH)
@@ -73,7 +90,7 @@ def trigger_event_names(graph: dict) -> list[str]:
 
 
 @transaction.atomic
-def journey_publish(*, journey: Journey, actor) -> JourneyVersion:
+def journey_publish(*, journey: Journey, actor, note: str = "") -> JourneyVersion:
     """Validates the draft and publishes it as a new immutable version that new customers enter;
     customers already in the journey stay on their version. Raises GraphInvalid with every problem."""
     journey = Journey.objects.select_for_update().get(pk=journey.pk)
@@ -89,6 +106,7 @@ def journey_publish(*, journey: Journey, actor) -> JourneyVersion:
         graph=journey.draft_graph,
         trigger_events=trigger_event_names(journey.draft_graph),
         published_at=timezone.now(),
+        note=note.strip(),
         published_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
     if journey.status == Journey.Status.DRAFT:

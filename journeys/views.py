@@ -10,11 +10,12 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import primary_phones
+from journeys.canvas import canvas_setup
 from journeys.gallery import TEMPLATES
 from journeys.models import Journey, StaffTask
 from journeys.nodes import NODE_TYPES
@@ -26,7 +27,7 @@ from journeys.selectors import (
     staff_tasks_for,
     version_conversion,
 )
-from journeys.services import journey_set_status, staff_task_close
+from journeys.services import journey_save, journey_set_status, staff_task_close
 from segments.models import CustomerStage, CustomerTag
 
 KIND_LABELS = {
@@ -47,8 +48,27 @@ def journeys(request):
             # The gallery's live-stream sign-up journey, as the marketer will draw their own.
             "example_graph": TEMPLATES["live-stream-signup"].graph(lambda channel: 0),
             "kind_labels": KIND_LABELS,
+            "can_manage": user_can(request.user, "manage_journeys"),
         },
     )
+
+
+@capability_required("manage_journeys")
+@require_POST
+def journey_new(request):
+    """An empty draft, opened on the canvas."""
+    journey = journey_save(
+        name=pgettext("the name of a journey just created", "New journey"), actor=request.user
+    )
+    return redirect("journey_edit", journey_id=journey.pk)
+
+
+@capability_required("view_journeys")
+def journey_edit(request, journey_id: int):
+    """The canvas: the draft to draw on, its versions, and the live counts once published."""
+    journey = get_object_or_404(Journey, pk=journey_id)
+    setup = canvas_setup(journey=journey, can_manage=user_can(request.user, "manage_journeys"))
+    return render(request, "journeys/edit.html", {"journey": journey, "canvas_setup": setup})
 
 
 def node_rows(graph: dict, counts: dict[str, dict]) -> list[dict]:

@@ -23,6 +23,7 @@ from journeys.api import (
     JourneyTemplateListView,
     JourneyTemplateUseView,
     JourneyTestView,
+    JourneyVersionsView,
     NodeTypeListView,
 )
 from journeys.policy_api import ContactPolicyDetailView, ContactPolicyListView
@@ -99,6 +100,7 @@ urlpatterns = [
         JourneyEnrollmentsView.as_view(),
         name="api_journey_enrollments",
     ),
+    path("journeys/<int:journey_id>/versions/", JourneyVersionsView.as_view(), name="api_journey_versions"),
     path("journeys/<int:journey_id>/stats/", JourneyStatsView.as_view(), name="api_journey_stats"),
     path("journeys/<int:journey_id>/enroll/", JourneyEnrollView.as_view(), name="api_journey_enroll"),
     path("journeys/<int:journey_id>/test/", JourneyTestView.as_view(), name="api_journey_test"),

@@ -34,8 +34,33 @@ function mountJourneyPreviews() {
   }
 }
 
-if (document.readyState === 'loading') {
-  document.addEventListener('DOMContentLoaded', mountJourneyPreviews, { once: true });
-} else {
+function readSetup(element) {
+  const script = document.getElementById(element.dataset.setup);
+  return JSON.parse(script.textContent);
+}
+
+// The editor is loaded only by the pages that have one: the previews stay light.
+async function mountJourneyEditors() {
+  const elements = document.querySelectorAll('[data-island="journey-editor"]');
+  if (!elements.length) return;
+  const { default: JourneyEditor } = await import('./editor/JourneyEditor.jsx');
+  for (const element of elements) {
+    const root = createRoot(element);
+    try {
+      root.render(<JourneyEditor setup={readSetup(element)} />);
+    } catch (error) {
+      root.render(<IslandError message={error.message} />);
+    }
+  }
+}
+
+function mountIslands() {
   mountJourneyPreviews();
+  mountJourneyEditors();
+}
+
+if (document.readyState === 'loading') {
+  document.addEventListener('DOMContentLoaded', mountIslands, { once: true });
+} else {
+  mountIslands();
 }

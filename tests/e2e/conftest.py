@@ -99,3 +99,10 @@ def screenshot(page, name: str) -> None:
     folder = os.environ.get("SCREENSHOT_DIR")
     if folder:
         page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+def journey_worker_start(app_server) -> None:
+    """A worker that ingests events, matches them with journeys and runs the engine."""
+    app_server.start(
+        "worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "ingest,matching,engine"
+    )

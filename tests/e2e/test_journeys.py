@@ -7,7 +7,7 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from cdp.models import Source
-from tests.e2e.conftest import log_in, screenshot
+from tests.e2e.conftest import journey_worker_start, log_in, screenshot
 from tests.e2e.test_customers import post_track
 from tests.journeys.conftest import edge, node, published
 
@@ -24,9 +24,7 @@ def test_a_marketer_sees_customers_enter_a_live_journey(new_page, app_server):
             "edges": [edge("t1", "d1")],
         }
     )
-    app_server.start(
-        "worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "ingest,matching,engine"
-    )
+    journey_worker_start(app_server)
 
     marketer = new_page("zh-CN")
     log_in(marketer, app_server.url, "marketer", "demo-marketer")

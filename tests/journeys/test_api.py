@@ -254,3 +254,42 @@ def test_a_stage_a_journey_sets_is_not_deleted(marketer, tags, user_in_role, cli
     admin.force_login(user_in_role("Admin", username="boss"))
     refused = admin.delete("/api/stages/nurturing/")
     assert refused.status_code == 409 and "新客培育" in str(refused.json())
+
+
+def test_a_draft_save_from_an_old_revision_is_refused_with_the_current_draft(marketer):
+    journey = create(marketer, {"nodes": [], "edges": []})
+    assert journey["draft_revision"] == 0
+    url = f"/api/journeys/{journey['id']}/"
+    first = {
+        "name": "新客培育",
+        "draft_graph": {"nodes": [node("t1", "event_trigger", event="a")], "edges": []},
+    }
+    saved = marketer.put(url, {**first, "draft_revision": 0}, content_type="application/json")
+    assert saved.status_code == 200 and saved.json()["draft_revision"] == 1
+
+    # A second editor still holding revision 0 saves: refused, told what is there now.
+    stale = {"name": "新客培育", "draft_graph": {"nodes": [], "edges": []}, "draft_revision": 0}
+    refused = marketer.put(url, stale, content_type="application/json")
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == "Someone else saved this journey since you opened it."
+    assert refused.json()["current"]["draft_revision"] == 1
+    assert [n["id"] for n in refused.json()["current"]["draft_graph"]["nodes"]] == ["t1"]
+    assert marketer.get(url).json()["draft_graph"]["nodes"][0]["id"] == "t1"
+
+    # Saving again from the current revision goes through; a save without a revision always does.
+    assert (
+        marketer.put(url, {**stale, "draft_revision": 1}, content_type="application/json").status_code == 200
+    )
+    unchecked = marketer.put(url, first, content_type="application/json")
+    assert unchecked.status_code == 200 and unchecked.json()["draft_revision"] == 3
+
+
+def test_publishing_keeps_the_version_note_and_lists_the_versions(marketer, tags):
+    graph = {"nodes": [node("t1", "event_trigger", event="signed_up", ends=["default"])], "edges": []}
+    journey = create(marketer, graph)
+    published = post(marketer, f"/api/journeys/{journey['id']}/publish/", {"note": "首发"})
+    assert published.status_code == 201 and published.json()["note"] == "首发"
+    assert post(marketer, f"/api/journeys/{journey['id']}/publish/").status_code == 201
+    versions = marketer.get(f"/api/journeys/{journey['id']}/versions/").json()
+    assert [(v["number"], v["note"]) for v in versions] == [(2, ""), (1, "首发")]
+    assert versions[1]["graph"] == graph and versions[1]["published_by"]

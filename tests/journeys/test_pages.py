@@ -137,3 +137,21 @@ def test_an_open_journey_page_is_told_when_customers_move(
         return code if not connected else 0
 
     assert run(refused()) == 4401
+
+
+def test_a_manager_starts_a_new_journey_on_the_canvas(marketer, user_in_role, client):
+    assert 'action="/journeys/new/"' in text(marketer.get("/journeys/"))
+    response = marketer.post("/journeys/new/")
+    journey = Journey.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/journeys/{journey.pk}/edit/"
+    assert journey.status == "draft" and journey.draft_graph == {"nodes": [], "edges": []}
+    assert journey.name == "新旅程"
+    assert 'data-island="journey-editor"' in text(marketer.get(response["Location"]))
+
+    client.force_login(user_in_role("Analyst"))
+    assert 'action="/journeys/new/"' not in text(client.get("/journeys/"))
+    assert client.post("/journeys/new/").status_code == 403
+    # Analysts open the canvas to look: the island is told it may not edit.
+    page = text(client.get(f"/journeys/{journey.pk}/edit/"))
+    setup = re.search(r'id="journey-canvas-setup" type="application/json">(.*?)</script>', page, re.S)
+    assert '"canEdit": false' in setup.group(1)
