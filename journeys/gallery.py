@@ -16,11 +16,14 @@ templates, and channel accounts by channel. Making one concrete for a workspace
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -33,6 +36,7 @@ from segments.models import Tag, TagGroup
 from segments.tags import tag_save
 
 HOUR, DAY = 3600, 86400
+CHINA = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 # Tags the templates set, with their names; created in a workspace that lacks them.
 TAG_NAMES: dict[str, Promise] = {
@@ -241,6 +245,13 @@ def _birthday(account: Accounts):
     ]  # fmt: skip
 
 
+def _next_double11_morning() -> dt.datetime:
+    """10:00 on the coming 11 November in China (this year's until it has passed)."""
+    now = timezone.now().astimezone(CHINA)
+    moment = dt.datetime(now.year, 11, 11, 10, tzinfo=CHINA)
+    return moment if moment > now else moment.replace(year=now.year + 1)
+
+
 def _double11(account: Accounts):
     email = account(Channel.EMAIL)
     industries = (
@@ -249,7 +260,7 @@ def _double11(account: Accounts):
         ("security", "industry-security"),
     )
     nodes = [
-        _node("t1", "segment_trigger", _("Suppliers for Double 11"), segment="double11-suppliers"),
+        _node("t1", "scheduled_trigger", _("Suppliers, on the morning of Double 11"), segment="double11-suppliers", repeat="once", at=_next_double11_morning().isoformat()),
         _node(
             "c1",
             "condition",

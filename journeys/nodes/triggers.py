@@ -175,6 +175,9 @@ class ScheduledTrigger(TriggerType):
             return [_("There is no segment with the key “%(key)s”.") % {"key": config.segment}]
         return []
 
+    def references(self, config: ScheduledTriggerConfig) -> set[str]:
+        return {segment_node(config.segment)}
+
     def trigger_event(self, config: ScheduledTriggerConfig) -> str | None:
         return None  # the beat enrolls its audience; no event starts it
 
