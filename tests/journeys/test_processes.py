@@ -53,12 +53,7 @@ def processes(redis_url, tmp_path, transactional_db, monkeypatch):
 def live_stream_graph(wechat, sms) -> dict:
     return {
         "nodes": [
-            node(
-                "t1",
-                "event_trigger",
-                event="form_submitted",
-                where=[{"property": "form", "op": "eq", "value": "live"}],
-            ),
+            node("t1", "form_submitted_trigger", form="live-signup"),
             node("a1", "add_tag", tag="lead"),
             node("d1", "delay", seconds=2),
             node("c1", "condition", branches=[{"id": "known", "rule": {"trait": "city", "op": "exists"}}]),
@@ -104,7 +99,7 @@ def test_the_live_stream_sign_up_journey_runs_on_real_processes(
     published(live_stream_graph(wechat, sms))
     started = timezone.now()
     for customer in (clicker, idle):
-        track(customer, "form_submitted", {"form": "live"})
+        track(customer, "Form Submitted", {"form_id": "live-signup", "form_name": "直播报名"})
 
     wait_until(
         lambda: at(clicker, "w1") and at(idle, "w1"), timeout=60, what="both customers at the menu check"
