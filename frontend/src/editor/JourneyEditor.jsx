@@ -668,6 +668,7 @@ function Editor({ setup }) {
   if (!nodeTypes || !journey) return <p className="muted">…</p>;
 
   const liveVersion = versions[0];
+  const hasSelection = selected.length > 0 || edges.some((edge) => edge.selected);
   const graphProblems = problemMap.get(null) ?? [];
   const saveText =
     saveState === 'saving' ? strings.saving : saveState === 'dirty' ? strings.unsaved : saveState === 'error' ? fill(strings.saveFailed, { reason: saveError }) : saveState === 'saved' ? strings.saved : '';
@@ -709,6 +710,18 @@ function Editor({ setup }) {
               </button>
               <button type="button" className="button" onClick={tidy}>
                 {strings.layout}
+              </button>
+              <button
+                type="button"
+                className="button"
+                onClick={() => paste(copySelection(doc.current.nodes, doc.current.edges))}
+                disabled={!selected.length}
+                title="Ctrl/⌘+D"
+              >
+                {strings.duplicate}
+              </button>
+              <button type="button" className="button" onClick={deleteSelection} disabled={!hasSelection} title="Delete">
+                {strings.delete}
               </button>
             </>
           )}
