@@ -160,6 +160,11 @@ def test_a_marketer_draws_configures_validates_and_publishes_a_journey(wide_page
         expect(canvas_node(page, node_id).locator(".step--problem")).to_have_count(1)
     expect(canvas_node(page, "delay_1").locator(".step")).to_have_attribute("data-problems", "1")
     screenshot(page, "canvas-problems")
+    # The list of problems leads to each one's step.
+    add_tag_name = canvas_node(page, "add_tag_1").locator(".step__title").inner_text()
+    page.locator(".editor-problems__step", has_text=add_tag_name).first.click()
+    expect(page.locator(".panel")).to_have_attribute("data-panel-node", "add_tag_1")
+    expect(page.locator('[data-field="tag"] .field__error')).to_be_visible()
 
     # Configure each step in its panel; mistakes show as they are typed.
     select_step(page, "event_1")

@@ -668,8 +668,17 @@ function Editor({ setup }) {
   if (!nodeTypes || !journey) return <p className="muted">…</p>;
 
   const liveVersion = versions[0];
+  const stepName = (id) => {
+    const step = nodes.find((n) => n.id === id);
+    return step?.data.config?.label || typesByKey[step?.data.nodeType]?.label || id;
+  };
+  // A problem's step is selected (its settings open beside it) and brought into view.
+  const showStep = (id) => {
+    const step = nodes.find((n) => n.id === id);
+    setNodes((current) => current.map((n) => ({ ...n, selected: n.id === id })));
+    flow.setCenter(step.position.x + 110, step.position.y + 50, { zoom: Math.max(flow.getZoom(), 0.8), duration: 200 });
+  };
   const hasSelection = selected.length > 0 || edges.some((edge) => edge.selected);
-  const graphProblems = problemMap.get(null) ?? [];
   const saveText =
     saveState === 'saving' ? strings.saving : saveState === 'dirty' ? strings.unsaved : saveState === 'error' ? fill(strings.saveFailed, { reason: saveError }) : saveState === 'saved' ? strings.saved : '';
 
@@ -816,11 +825,20 @@ function Editor({ setup }) {
             ) : (
               <>
                 <strong>{fill(strings.problemsCount, { count: problems.length })}</strong>
-                {graphProblems.map((problem, index) => (
-                  <div key={index} className="editor-problems__graph">
-                    {strings.graphProblem}: {problem.message}
-                  </div>
-                ))}
+                <ul className="editor-problems__list">
+                  {problems.map((problem, index) => (
+                    <li key={index}>
+                      {problem.node && nodes.some((n) => n.id === problem.node) ? (
+                        <button type="button" className="editor-problems__step" onClick={() => showStep(problem.node)}>
+                          {stepName(problem.node)}
+                        </button>
+                      ) : (
+                        <span>{strings.graphProblem}</span>
+                      )}
+                      : {problem.message}
+                    </li>
+                  ))}
+                </ul>
               </>
             )}
           </div>
