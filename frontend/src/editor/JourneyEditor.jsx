@@ -36,6 +36,7 @@ import StepNode from './StepNode.jsx';
 
 const nodeTypesForFlow = { [STEP]: StepNode };
 const SAVE_DELAY_MS = 800;
+const RETRY_DELAY_MS = 5000;
 const SETTINGS = ['name', 'description', 'entry_policy', 'cooldown_seconds', 'entry_key_property', 'priority'];
 
 // What an API error says, in the server's words (its messages are translated there).
@@ -300,8 +301,9 @@ function Editor({ setup }) {
   }, [save]);
 
   useEffect(() => {
-    if (saveState !== 'dirty' || !setup.canEdit || conflict) return undefined;
-    const timer = setTimeout(save, SAVE_DELAY_MS);
+    // A failed save (the network, the server) is tried again a little later; nothing is dropped.
+    if (!['dirty', 'error'].includes(saveState) || !setup.canEdit || conflict) return undefined;
+    const timer = setTimeout(save, saveState === 'error' ? RETRY_DELAY_MS : SAVE_DELAY_MS);
     return () => clearTimeout(timer);
   }, [saveState, nodes, edges, name, save, setup.canEdit, conflict]);
 
