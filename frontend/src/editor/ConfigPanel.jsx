@@ -66,8 +66,7 @@ function JsonInput({ id, value, onChange, strings, disabled, onError }) {
     } catch {
       /* the marketer is typing */
     }
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [value]);
+  }, [value]); // eslint-disable-line react-hooks/exhaustive-deps -- only a new value replaces the text
   return (
     <>
       <textarea
