@@ -441,6 +441,15 @@ def test_the_canvas_shows_live_counts_as_customers_enter(wide_page, app_server):
     expect(page.locator(".react-flow__edge-text")).to_have_text("2")  # left the trigger by its handle
     screenshot(page, "canvas-live")
 
+    # An analyst, who may only look, opens the canvas on the live version, with nothing to edit.
+    analyst = wide_page("analyst", "demo-analyst", locale="en")
+    analyst.goto(f"{app_server.url}/journeys/{journey.pk}/edit/")
+    expect(analyst.locator("[data-versions]")).to_have_value("live")
+    expect(canvas_node(analyst, "d1").locator('[data-count="waiting"]')).to_have_text("2 waiting: see who")
+    expect(analyst.get_by_text("Read-only: you may view this journey but not change it.")).to_be_visible()
+    expect(analyst.locator("[data-palette-type]")).to_have_count(0)
+    expect(analyst.locator("[data-publish]")).to_have_count(0)
+
     waiting.click()
     expect(page.locator("#node-customers tr[data-customer]")).to_have_count(2)
-    assert not page.errors
+    assert not page.errors and not analyst.errors
