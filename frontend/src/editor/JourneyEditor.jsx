@@ -547,6 +547,13 @@ function Editor({ setup }) {
     return () => window.removeEventListener('keydown', onKey);
   }, [deleteSelection, dialog, editable, paste, redo, undo]);
 
+  // One value while nothing it holds changes: every step on the canvas reads it, and a new object
+  // on each frame of a drag would draw all of them again.
+  const context = useMemo(
+    () => ({ typesByKey, strings, names, problems: problemMap, counts, urls, mode: view.mode }),
+    [typesByKey, strings, names, problemMap, counts, urls, view.mode],
+  );
+
   if (loadError) return <p className="island-error" role="alert">{loadError}</p>;
   if (!nodeTypes || !journey) return <p className="muted">…</p>;
 
@@ -564,16 +571,6 @@ function Editor({ setup }) {
   const hasSelection = selected.length > 0 || edges.some((edge) => edge.selected);
   const saveText =
     saveState === 'saving' ? strings.saving : saveState === 'dirty' ? strings.unsaved : saveState === 'error' ? fill(strings.saveFailed, { reason: saveError }) : saveState === 'saved' ? strings.saved : '';
-
-  const context = {
-    typesByKey,
-    strings,
-    names,
-    problems: problemMap,
-    counts,
-    urls,
-    mode: view.mode,
-  };
 
   return (
     <EditorContext.Provider value={context}>

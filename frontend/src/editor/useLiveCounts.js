@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { api } from './api.js';
 
 // Counts per step of a published journey ({entered, waiting, left: {handle: n}} by node id), fetched
@@ -6,9 +6,16 @@ import { api } from './api.js';
 // tells at most once a second). While connected, the host element carries data-live="connected".
 export function useLiveCounts({ active, urls, host }) {
   const [counts, setCounts] = useState({});
+  // Fetches overlap (a move, and the fetch a moment later); on a busy server an older answer can
+  // arrive after a newer one, and must not put the older counts back.
+  const requested = useRef(0);
+  const shown = useRef(0);
   const refreshCounts = useCallback(async () => {
+    const request = ++requested.current;
     try {
       const stats = await api(urls.stats);
+      if (request < shown.current) return;
+      shown.current = request;
       setCounts(stats.nodes ?? {});
     } catch {
       /* the next move tries again */
