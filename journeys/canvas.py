@@ -24,7 +24,6 @@ CANVAS_STRINGS = {
     "handle.happened": _("happened"),
     "handle.timed_out": _("timed out"),
     "handle.else": _("else"),
-    "ends": _("ends here"),
     "undo": _("Undo"),
     "redo": _("Redo"),
     "layout": _("Tidy up"),
@@ -61,7 +60,6 @@ CANVAS_STRINGS = {
     "conflictMine": _("Keep mine and save over theirs"),
     "conflictUndoHint": _("After loading theirs, Undo brings your changes back."),
     "noProblems": _("No problems: the journey can be published."),
-    "problems": _("Problems"),
     "problemsCount": _("{count} problems to fix before publishing."),
     "graphProblem": _("Journey"),
     "config": _("Settings"),
@@ -83,9 +81,7 @@ CANVAS_STRINGS = {
     "tooMany": _("At most {count}."),
     "add": _("Add"),
     "remove": _("Remove"),
-    "moveUp": _("Move up"),
     "choose": _("Choose…"),
-    "none": _("None"),
     "minutes": _("minutes"),
     "hours": _("hours"),
     "days": _("days"),
@@ -104,7 +100,6 @@ CANVAS_STRINGS = {
     "live": _("Live"),
     "liveTitle": _("Live: version {number}, counts update as customers move."),
     "entered": _("entered"),
-    "waiting": _("waiting"),
     "waitingLink": _("{count} waiting: see who"),
     "readOnly": _("Read-only: you may view this journey but not change it."),
     "archivedReadOnly": _("Archived journeys cannot be changed."),
@@ -121,7 +116,6 @@ CANVAS_STRINGS = {
     "shortcut.all": _("Select everything"),
     "shortcut.help": _("Show these shortcuts"),
     "shortcut.move": _("Move the selected steps"),
-    "defaultBranch": _("branch {number}"),
 }
 
 # Config field names as the panel labels them; a field not listed shows its schema title.

@@ -160,6 +160,11 @@ def test_a_marketer_draws_configures_validates_and_publishes_a_journey(wide_page
         expect(canvas_node(page, node_id).locator(".step--problem")).to_have_count(1)
     expect(canvas_node(page, "delay_1").locator(".step")).to_have_attribute("data-problems", "1")
     screenshot(page, "canvas-problems")
+    # The list of problems leads to each one's step.
+    add_tag_name = canvas_node(page, "add_tag_1").locator(".step__title").inner_text()
+    page.locator(".editor-problems__step", has_text=add_tag_name).first.click()
+    expect(page.locator(".panel")).to_have_attribute("data-panel-node", "add_tag_1")
+    expect(page.locator('[data-field="tag"] .field__error')).to_be_visible()
 
     # Configure each step in its panel; mistakes show as they are typed.
     select_step(page, "event_1")
@@ -430,11 +435,21 @@ def test_the_canvas_shows_live_counts_as_customers_enter(wide_page, app_server):
             "properties": {"cart_id": f"c-{number}"},
         }
         assert post_track(app_server.url, source, body) == 200
-    expect(waiting).to_have_text("2 waiting: see who", timeout=30_000)
+    # The worker may still be starting on a busy machine: a person would wait for it too.
+    expect(waiting).to_have_text("2 waiting: see who", timeout=45_000)
     expect(canvas_node(page, "t1").locator('[data-count="entered"]')).to_have_text("2 entered")
     expect(page.locator(".react-flow__edge-text")).to_have_text("2")  # left the trigger by its handle
     screenshot(page, "canvas-live")
 
+    # An analyst, who may only look, opens the canvas on the live version, with nothing to edit.
+    analyst = wide_page("analyst", "demo-analyst", locale="en")
+    analyst.goto(f"{app_server.url}/journeys/{journey.pk}/edit/")
+    expect(analyst.locator("[data-versions]")).to_have_value("live")
+    expect(canvas_node(analyst, "d1").locator('[data-count="waiting"]')).to_have_text("2 waiting: see who")
+    expect(analyst.get_by_text("Read-only: you may view this journey but not change it.")).to_be_visible()
+    expect(analyst.locator("[data-palette-type]")).to_have_count(0)
+    expect(analyst.locator("[data-publish]")).to_have_count(0)
+
     waiting.click()
     expect(page.locator("#node-customers tr[data-customer]")).to_have_count(2)
-    assert not page.errors
+    assert not page.errors and not analyst.errors

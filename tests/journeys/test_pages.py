@@ -147,10 +147,14 @@ def test_a_manager_starts_a_new_journey_on_the_canvas(marketer, user_in_role, cl
     assert journey.status == "draft" and journey.draft_graph == {"nodes": [], "edges": []}
     assert journey.name == "新旅程"
     assert 'data-island="journey-editor"' in text(marketer.get(response["Location"]))
+    edit_link = f'href="/journeys/{journey.pk}/edit/">'
+    assert f"{edit_link}在画布上编辑" in text(marketer.get(f"/journeys/{journey.pk}/"))
 
-    client.force_login(user_in_role("Analyst"))
+    client.force_login(user_in_role("Analyst"))  # the same test client, now an analyst's
     assert 'action="/journeys/new/"' not in text(client.get("/journeys/"))
     assert client.post("/journeys/new/").status_code == 403
+    assert f"{edit_link}打开画布" in text(client.get(f"/journeys/{journey.pk}/"))
+
     # Analysts open the canvas to look: the island is told it may not edit.
     page = text(client.get(f"/journeys/{journey.pk}/edit/"))
     setup = re.search(r'id="journey-canvas-setup" type="application/json">(.*?)</script>', page, re.S)

@@ -3,6 +3,9 @@ import { handleLabel } from './StepNode.jsx';
 import { outputHandles, problemsByField } from './model.js';
 import { configProblems, fill, resolve, unwrap } from './schema.js';
 
+// The property filters' operators (docs/rules.md).
+const OPERATORS = ['eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'between', 'contains', 'in', 'exists', 'not_exists', 'within_last_days', 'before', 'after'];
+
 const UNITS = [
   ['days', 86400],
   ['hours', 3600],
@@ -63,8 +66,7 @@ function JsonInput({ id, value, onChange, strings, disabled, onError }) {
     } catch {
       /* the marketer is typing */
     }
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [value]);
+  }, [value]); // eslint-disable-line react-hooks/exhaustive-deps -- only a new value replaces the text
   return (
     <>
       <textarea
@@ -170,6 +172,20 @@ function Field({ name, path, propertySchema, root, value, onChange, ctx, config 
             <option key={item.value} value={item.value}>
               {item.label}
             </option>
+          ))}
+        </datalist>
+      </>
+    );
+  } else if (name === 'property' || name === 'op') {
+    // A property filter: the event's properties as seen in the data, the rule language's operators.
+    const seen = options.events.find((event) => event.name === config.event)?.properties ?? [];
+    const items = name === 'property' ? seen.map((property) => property.key) : OPERATORS;
+    input = (
+      <>
+        <input id={id} list={`${id}-list`} autoComplete="off" value={value ?? ''} disabled={readOnly} onChange={(e) => onChange(e.target.value)} />
+        <datalist id={`${id}-list`}>
+          {items.map((item) => (
+            <option key={item} value={item} />
           ))}
         </datalist>
       </>

@@ -30,12 +30,15 @@ import {
   pasteClipboard,
   problemsByNode,
 } from './model.js';
+import { PublishDialog, ShortcutHelp } from './dialogs.jsx';
 import Palette, { DRAG_TYPE } from './Palette.jsx';
 import { fill } from './schema.js';
 import StepNode from './StepNode.jsx';
+import { useLiveCounts } from './useLiveCounts.js';
 
 const nodeTypesForFlow = { [STEP]: StepNode };
 const SAVE_DELAY_MS = 800;
+const RETRY_DELAY_MS = 5000;
 const SETTINGS = ['name', 'description', 'entry_policy', 'cooldown_seconds', 'entry_key_property', 'priority'];
 
 // What an API error says, in the server's words (its messages are translated there).
@@ -47,80 +50,6 @@ function errorText(error) {
 
 function isTyping(target) {
   return target instanceof HTMLElement && (target.closest('input, textarea, select, [contenteditable=true]') !== null);
-}
-
-function Dialog({ title, children, onClose, labelledBy }) {
-  useEffect(() => {
-    const onKey = (event) => event.key === 'Escape' && onClose();
-    window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  }, [onClose]);
-  return (
-    <div className="editor-dialog__backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
-      <div className="editor-dialog" role="dialog" aria-modal="true" aria-labelledby={labelledBy}>
-        <h2 id={labelledBy}>{title}</h2>
-        {children}
-      </div>
-    </div>
-  );
-}
-
-function ShortcutHelp({ strings, onClose }) {
-  const rows = [
-    ['Enter', strings['shortcut.add']],
-    ['Tab', strings['shortcut.connect']],
-    ['Delete / Backspace', strings['shortcut.delete']],
-    ['Shift / Ctrl + click', strings['shortcut.multi']],
-    ['Ctrl/⌘ + C, Ctrl/⌘ + V', strings['shortcut.copy']],
-    ['Ctrl/⌘ + D', strings['shortcut.duplicate']],
-    ['Ctrl/⌘ + A', strings['shortcut.all']],
-    ['Ctrl/⌘ + Z', strings['shortcut.undo']],
-    ['Shift + Ctrl/⌘ + Z', strings['shortcut.redo']],
-    ['← ↑ → ↓', strings['shortcut.move']],
-    ['?', strings['shortcut.help']],
-  ];
-  return (
-    <Dialog title={strings.help} onClose={onClose} labelledBy="shortcut-help-title">
-      <table className="shortcut-table">
-        <tbody>
-          {rows.map(([keys, text]) => (
-            <tr key={keys}>
-              <th>
-                <kbd>{keys}</kbd>
-              </th>
-              <td>{text}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <div className="editor-dialog__actions">
-        <button type="button" className="button" onClick={onClose}>
-          {strings.close}
-        </button>
-      </div>
-    </Dialog>
-  );
-}
-
-function PublishDialog({ strings, onPublish, onClose }) {
-  const [note, setNote] = useState('');
-  return (
-    <Dialog title={strings.publishTitle} onClose={onClose} labelledBy="publish-title">
-      <p>{strings.publishExplain}</p>
-      <label className="field__label" htmlFor="version-note">
-        {strings.versionNote}
-      </label>
-      <textarea id="version-note" rows={3} maxLength={500} value={note} onChange={(e) => setNote(e.target.value)} />
-      <div className="editor-dialog__actions">
-        <button type="button" className="button" onClick={onClose}>
-          {strings.cancel}
-        </button>
-        <button type="button" className="button button--primary" data-confirm-publish onClick={() => onPublish(note)}>
-          {strings.publish}
-        </button>
-      </div>
-    </Dialog>
-  );
 }
 
 function Editor({ setup }) {
@@ -139,7 +68,6 @@ function Editor({ setup }) {
   const [conflict, setConflict] = useState(null);
   const [versions, setVersions] = useState([]);
   const [view, setView] = useState({ mode: 'draft' }); // draft | version | live
-  const [counts, setCounts] = useState({});
   const [dialog, setDialog] = useState(null); // help | publish
   const [notice, setNotice] = useState('');
   const [, setHistoryTick] = useState(0);
@@ -206,8 +134,7 @@ function Editor({ setup }) {
     return () => {
       cancelled = true;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
+  }, []); // once, when the island mounts
 
   const names = useMemo(
     () => ({
@@ -300,8 +227,9 @@ function Editor({ setup }) {
   }, [save]);
 
   useEffect(() => {
-    if (saveState !== 'dirty' || !setup.canEdit || conflict) return undefined;
-    const timer = setTimeout(save, SAVE_DELAY_MS);
+    // A failed save (the network, the server) is tried again a little later; nothing is dropped.
+    if (!['dirty', 'error'].includes(saveState) || !setup.canEdit || conflict) return undefined;
+    const timer = setTimeout(save, saveState === 'error' ? RETRY_DELAY_MS : SAVE_DELAY_MS);
     return () => clearTimeout(timer);
   }, [saveState, nodes, edges, name, save, setup.canEdit, conflict]);
 
@@ -355,8 +283,7 @@ function Editor({ setup }) {
     if (problems === null || view.mode !== 'draft') return undefined;
     const timer = setTimeout(() => validate().catch(() => {}), SAVE_DELAY_MS);
     return () => clearTimeout(timer);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [nodes, edges]);
+  }, [nodes, edges]); // eslint-disable-line react-hooks/exhaustive-deps -- after a drawing change only
 
   const publish = useCallback(
     async (note) => {
@@ -387,50 +314,7 @@ function Editor({ setup }) {
     [urls],
   );
 
-  // -- live counts ---------------------------------------------------------------------------------
-  const refreshCounts = useCallback(async () => {
-    try {
-      const stats = await api(urls.stats);
-      setCounts(stats.nodes ?? {});
-    } catch {
-      /* the next move tries again */
-    }
-  }, [urls.stats]);
-
-  useEffect(() => {
-    if (view.mode !== 'live') return undefined;
-    let socket = null;
-    let closed = false;
-    let again = null;
-    let delay = 1000;
-    const connect = () => {
-      const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-      socket = new WebSocket(`${scheme}://${location.host}${urls.socket}`);
-      socket.onopen = () => {
-        delay = 1000;
-        wrapper.current?.setAttribute('data-live', 'connected');
-        refreshCounts();
-      };
-      socket.onmessage = () => {
-        refreshCounts();
-        clearTimeout(again);
-        again = setTimeout(refreshCounts, 1500); // the server tells at most once a second
-      };
-      socket.onclose = (event) => {
-        wrapper.current?.removeAttribute('data-live');
-        if (closed || event.code === 4401) return;
-        setTimeout(connect, delay);
-        delay = Math.min(delay * 2, 30000);
-      };
-    };
-    refreshCounts();
-    connect();
-    return () => {
-      closed = true;
-      clearTimeout(again);
-      socket?.close();
-    };
-  }, [view.mode, refreshCounts, urls.socket]);
+  const counts = useLiveCounts({ active: view.mode === 'live', urls, host: wrapper });
 
   // -- what the canvas shows -----------------------------------------------------------------------
   const shown = useMemo(() => {
@@ -461,12 +345,11 @@ function Editor({ setup }) {
         nodeType: n.data.nodeType,
         name: n.data.config?.label || typesByKey[n.data.nodeType]?.label || n.data.nodeType,
       })),
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-    [targetsKey, typesByKey],
+    [targetsKey, typesByKey], // eslint-disable-line react-hooks/exhaustive-deps -- keyed by what is listed
   );
   const outgoing = useMemo(
     () => (panelNode ? shown.edges.filter((edge) => edge.source === panelNode.id) : []),
-    [panelNode?.id, shown.edges], // eslint-disable-line react-hooks/exhaustive-deps
+    [panelNode?.id, shown.edges], // eslint-disable-line react-hooks/exhaustive-deps -- the id, not the moving step
   );
   const seal = useCallback(() => history.current.seal(), []);
 
@@ -664,23 +547,30 @@ function Editor({ setup }) {
     return () => window.removeEventListener('keydown', onKey);
   }, [deleteSelection, dialog, editable, paste, redo, undo]);
 
+  // One value while nothing it holds changes: every step on the canvas reads it, and a new object
+  // on each frame of a drag would draw all of them again.
+  const context = useMemo(
+    () => ({ typesByKey, strings, names, problems: problemMap, counts, urls, mode: view.mode }),
+    [typesByKey, strings, names, problemMap, counts, urls, view.mode],
+  );
+
   if (loadError) return <p className="island-error" role="alert">{loadError}</p>;
   if (!nodeTypes || !journey) return <p className="muted">…</p>;
 
   const liveVersion = versions[0];
-  const graphProblems = problemMap.get(null) ?? [];
+  const stepName = (id) => {
+    const step = nodes.find((n) => n.id === id);
+    return step?.data.config?.label || typesByKey[step?.data.nodeType]?.label || id;
+  };
+  // A problem's step is selected (its settings open beside it) and brought into view.
+  const showStep = (id) => {
+    const step = nodes.find((n) => n.id === id);
+    setNodes((current) => current.map((n) => ({ ...n, selected: n.id === id })));
+    flow.setCenter(step.position.x + 110, step.position.y + 50, { zoom: Math.max(flow.getZoom(), 0.8), duration: 200 });
+  };
+  const hasSelection = selected.length > 0 || edges.some((edge) => edge.selected);
   const saveText =
     saveState === 'saving' ? strings.saving : saveState === 'dirty' ? strings.unsaved : saveState === 'error' ? fill(strings.saveFailed, { reason: saveError }) : saveState === 'saved' ? strings.saved : '';
-
-  const context = {
-    typesByKey,
-    strings,
-    names,
-    problems: problemMap,
-    counts,
-    urls,
-    mode: view.mode,
-  };
 
   return (
     <EditorContext.Provider value={context}>
@@ -709,6 +599,18 @@ function Editor({ setup }) {
               </button>
               <button type="button" className="button" onClick={tidy}>
                 {strings.layout}
+              </button>
+              <button
+                type="button"
+                className="button"
+                onClick={() => paste(copySelection(doc.current.nodes, doc.current.edges))}
+                disabled={!selected.length}
+                title="Ctrl/⌘+D"
+              >
+                {strings.duplicate}
+              </button>
+              <button type="button" className="button" onClick={deleteSelection} disabled={!hasSelection} title="Delete">
+                {strings.delete}
               </button>
             </>
           )}
@@ -803,11 +705,20 @@ function Editor({ setup }) {
             ) : (
               <>
                 <strong>{fill(strings.problemsCount, { count: problems.length })}</strong>
-                {graphProblems.map((problem, index) => (
-                  <div key={index} className="editor-problems__graph">
-                    {strings.graphProblem}: {problem.message}
-                  </div>
-                ))}
+                <ul className="editor-problems__list">
+                  {problems.map((problem, index) => (
+                    <li key={index}>
+                      {problem.node && nodes.some((n) => n.id === problem.node) ? (
+                        <button type="button" className="editor-problems__step" onClick={() => showStep(problem.node)}>
+                          {stepName(problem.node)}
+                        </button>
+                      ) : (
+                        <span>{strings.graphProblem}</span>
+                      )}
+                      : {problem.message}
+                    </li>
+                  ))}
+                </ul>
               </>
             )}
           </div>

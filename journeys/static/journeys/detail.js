@@ -13,6 +13,7 @@
   if (!stats || !("WebSocket" in window)) return;
   let delay = 1000;
   let again = null;
+  let asked = 0; // the latest refresh asked for: an older answer arriving after it is dropped
 
   function setText(cell, value) {
     if (cell && cell.textContent !== String(value)) {
@@ -48,9 +49,11 @@
   }
 
   async function refresh() {
+    const ask = ++asked;
     const response = await fetch(stats.dataset.statsUrl, { headers: { Accept: "application/json" } });
-    if (!response.ok) return;
+    if (!response.ok || ask !== asked) return;
     const data = await response.json();
+    if (ask !== asked) return;
     for (const key of ["entered", "active", "converted", "failed"]) {
       setText(stats.querySelector(`[data-stat="${key}"]`), data[key]);
     }
