@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from cdp.sqlvalues import id_array, json_rows
@@ -105,7 +106,9 @@ def _claim(*, limit: int, now: dt.datetime, ids: list[int] | None) -> list[Enrol
     if ids is not None:
         due = due.extra(where=["journeys_enrollment.id = ANY(%s::bigint[])"], params=[id_array(ids)])
     claimed = (
-        due.select_related("customer")
+        # The journey's priority comes with the row: groups of higher-priority journeys run first.
+        due.annotate(journey_priority=F("journey__priority"))
+        .select_related("customer")
         .defer("customer__traits_updated_at")
         .select_for_update(skip_locked=True, of=("self",))
         .order_by("wake_at")[:limit]
@@ -459,12 +462,6 @@ def _moves_on(
     return True
 
 
-def _priorities(journey_ids: set[int], memo: dict) -> dict[int, int]:
-    if "priorities" not in memo:
-        memo["priorities"] = dict(Journey.objects.filter(pk__in=journey_ids).values_list("pk", "priority"))
-    return memo["priorities"]
-
-
 def _run_together(enrollments: list[Enrollment], now: dt.datetime, book: _StepBook, memo: dict) -> int:
     """Moves the batch node by node until each enrollment waits, ends, or has taken its steps for
     this run; returns how many node visits ran."""
@@ -488,8 +485,7 @@ def _run_together(enrollments: list[Enrollment], now: dt.datetime, book: _StepBo
             )
         moving = []
         # Higher-priority journeys first: their sends count first against the contact policy's caps.
-        priority = _priorities({enrollment.journey_id for enrollment in enrollments}, memo)
-        ordered = sorted(groups.items(), key=lambda group: -priority.get(group[1][0].journey_id, 0))
+        ordered = sorted(groups.items(), key=lambda group: -group[1][0].journey_priority)
         for (version_id, node_id, _phase), members in ordered:
             graph = graph_compiled(version_id)
             kind, config = graph.nodes[node_id]

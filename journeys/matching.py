@@ -164,9 +164,10 @@ def events_match(*, customer_ids: list[int], now: dt.datetime | None = None) -> 
     )
     if not events:
         return 0, 0
-    enrolled = enrollments_start(entries=_entries(events, triggers), now=now) if triggers else []
-    woken = _waits_wake([event for event in events if event[2] in waited], now) if waited else []
-    _matched_through(events)
+    with transaction.atomic():  # one commit for the entries, the woken waits and the mark
+        enrolled = enrollments_start(entries=_entries(events, triggers), now=now) if triggers else []
+        woken = _waits_wake([event for event in events if event[2] in waited], now) if waited else []
+        _matched_through(events)
     enrollments_run(ids=sorted(set(enrolled) | set(woken)))
     return len(enrolled), len(woken)
 

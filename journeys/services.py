@@ -198,7 +198,7 @@ def enrollments_start(*, entries: list[Entry], now: dt.datetime | None = None) -
         journey.pk: journey
         for journey in Journey.objects.filter(
             pk__in={entry.journey_id for entry in entries}, status=Journey.Status.ACTIVE
-        )
+        ).only("id", "entry_policy", "cooldown_seconds", "entry_key_property")
     }
     rows, taken = [], set()
     for journey_id, journey in journeys.items():

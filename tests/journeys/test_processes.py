@@ -281,14 +281,17 @@ def test_workers_killed_again_and_again_lose_no_step_and_duplicate_no_message(
         start_worker = _engine_processes(group, tmp_path, beats=2)
         # Kills at points spread over the run: while the audience enters, then as the delays end and
         # the sends are written.
+        queued_at_kills = []
         for number, steps in enumerate((1, 6_000, 12_000, 18_000, 24_000)):
             wait_until(lambda steps=steps: Step.objects.count() >= steps, timeout=60, what=f"{steps} steps")
+            queued_at_kills.append(Message.objects.count())
             victim = ("one", "two")[number % 2]
             group.kill(victim)  # SIGKILL, mid-batch or between batches
             start_worker(victim)
         wait_until(lambda: Message.objects.count() == 10_000, timeout=90, what="every first send queued")
     finally:
         group.stop_all()
+    assert sum(queued < 10_000 for queued in queued_at_kills) >= 3, queued_at_kills  # kills mid-run
     assert Enrollment.objects.count() == 10_000
     assert Enrollment.objects.filter(node_id="s1", phase="resume", status="active").count() == 10_000
     assert Message.objects.values("customer_id").distinct().count() == 10_000
@@ -317,7 +320,7 @@ def test_a_version_published_mid_journey_moves_no_one(
     graph = {
         "nodes": [
             node("t1", "event_trigger", event="signed_up"),
-            node("d1", "delay", seconds=4),
+            node("d1", "delay", seconds=15),
             node("g1", "add_tag", tag="lead", ends=["default"]),
         ],
         "edges": [edge("t1", "d1"), edge("d1", "g1")],
@@ -329,14 +332,12 @@ def test_a_version_published_mid_journey_moves_no_one(
         _engine_processes(group, tmp_path, beats=1)
         for customer in early:
             track(customer, "signed_up")
-        wait_until(
-            lambda: Enrollment.objects.filter(node_id="d1", phase="resume").count() == 100,
-            timeout=60,
-            what="the first hundred waiting in the delay",
-        )
+        wait_until(lambda: Enrollment.objects.count() == 100, timeout=60, what="the first hundred entering")
         graph["nodes"][2]["config"]["tag"] = "bought"
         journey_save(name=journey.name, journey=journey, actor=None, draft_graph=graph)
         journey_publish(journey=journey, actor=None)
+        # Published while every one of them was in the middle of version 1 (in its delay).
+        mid_journey = Enrollment.objects.filter(node_id="d1", phase="resume", status="active").count()
         for customer in late:
             track(customer, "signed_up")
         wait_until(
@@ -344,6 +345,7 @@ def test_a_version_published_mid_journey_moves_no_one(
         )
     finally:
         group.stop_all()
+    assert mid_journey == 100
     versions = dict(Enrollment.objects.values_list("customer_id", "version__number"))
     assert {versions[customer.pk] for customer in early} == {1}
     assert {versions[customer.pk] for customer in late} == {2}
