@@ -74,6 +74,10 @@ urlpatterns = [
     path("lifecycle/scoring/<int:rule_id>/pause/", stage_views.scoring_toggle, name="scoring_rule_toggle"),
     path("journeys/", journey_views.journeys, name="journeys"),
     path("journeys/new/", journey_views.journey_new, name="journey_new"),
+    path("journeys/templates/", journey_views.journey_gallery, name="journey_gallery"),
+    path(
+        "journeys/templates/<str:key>/use/", journey_views.journey_template_use, name="journey_template_use"
+    ),
     path("journeys/<int:journey_id>/", journey_views.journey, name="journey"),
     path("journeys/<int:journey_id>/edit/", journey_views.journey_edit, name="journey_edit"),
     path("journeys/<int:journey_id>/nodes/<str:node_id>/", journey_views.journey_node, name="journey_node"),

@@ -7,16 +7,17 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext
+from django.utils.translation import gettext_lazy, ngettext, pgettext
 from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import primary_phones
 from journeys.canvas import canvas_setup
-from journeys.gallery import TEMPLATES
+from journeys.gallery import TEMPLATES, journey_from_template, templates_list
 from journeys.models import Journey, StaffTask
 from journeys.nodes import NODE_TYPES
 from journeys.selectors import (
@@ -60,6 +61,46 @@ def journey_new(request):
     journey = journey_save(
         name=pgettext("the name of a journey just created", "New journey"), actor=request.user
     )
+    return redirect("journey_edit", journey_id=journey.pk)
+
+
+@capability_required("view_journeys")
+def journey_gallery(request):
+    """Ready journeys to start from, by category, each drawn with what it needs before publishing."""
+    categories: dict[str, list[dict]] = {}
+    for template in templates_list():
+        categories.setdefault(template["category"], []).append(template)
+    return render(
+        request,
+        "journeys/gallery.html",
+        {
+            "categories": categories,
+            "kind_labels": KIND_LABELS,
+            "can_manage": user_can(request.user, "manage_journeys"),
+        },
+    )
+
+
+@capability_required("manage_journeys")
+@require_POST
+def journey_template_use(request, key: str):
+    """A draft from the template, opened on the canvas with what is left to complete."""
+    try:
+        journey, created, problems = journey_from_template(key=key, actor=request.user)
+    except LookupError:
+        raise Http404(key) from None
+    if created:
+        messages.info(request, _("Tags created for it: %(tags)s.") % {"tags": ", ".join(created)})
+    if problems:
+        messages.warning(
+            request,
+            ngettext(
+                "%(count)s thing is left to complete before publishing: Validate shows it on its step.",
+                "%(count)s things are left to complete before publishing: Validate shows each on its step.",
+                len(problems),
+            )
+            % {"count": len(problems)},
+        )
     return redirect("journey_edit", journey_id=journey.pk)
 
 

@@ -1,6 +1,7 @@
 """A marketer watches a published journey's page while customers enter it: the counts of the journey
 and of each step change on the open page, pushed over the websocket by the worker that moved them."""
 
+import re
 from io import StringIO
 
 from django.core.management import call_command
@@ -53,3 +54,20 @@ def test_a_marketer_sees_customers_enter_a_live_journey(new_page, app_server):
     waiting.get_by_role("link").click()
     expect(marketer.locator("#node-customers tr[data-customer]")).to_have_count(2)
     assert journey.enrollments.count() == 2
+
+
+def test_a_marketer_starts_a_journey_from_the_gallery(new_page, app_server):
+    from journeys.gallery import TEMPLATES
+
+    marketer = new_page("zh-CN")
+    log_in(marketer, app_server.url, "marketer", "demo-marketer")
+    marketer.goto(f"{app_server.url}/journeys/")
+    marketer.get_by_role("link", name="从模板开始").click()
+    cards = marketer.locator(".gallery__card")
+    expect(cards).to_have_count(len(TEMPLATES))
+    live = marketer.locator('.gallery__card[data-template="live-stream-signup"]')
+    expect(live.locator(".react-flow__node").first).to_be_visible()  # each template drawn
+    screenshot(marketer, "journey-gallery")
+    live.get_by_role("button", name="使用此模板").click()
+    expect(marketer).to_have_url(re.compile(r"/journeys/\d+/edit/$"))
+    expect(marketer.locator(".react-flow__node").first).to_be_visible()
