@@ -60,7 +60,9 @@ def _customer_or_404(customer_id: int):
 
 def _shown(events: list, show_pii: bool) -> list:
     for event in events:
-        event.shown_properties = selectors.redact(event.properties, show_pii=show_pii)
+        event.shown_properties = selectors.reason_translated(
+            selectors.redact(event.properties, show_pii=show_pii)
+        )
     return events
 
 

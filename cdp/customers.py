@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.contrib.postgres.fields import ArrayField
 from django.db.models import Func, Prefetch, Q, QuerySet, TextField
+from django.utils.translation import gettext
 
 from cdp.identity import decrypt_sensitive, normalise_email, normalise_phone
 from cdp.merge import customer_survivor
@@ -24,6 +25,21 @@ def mask_phone(phone: str) -> str:
 
 PHONE_KEYS = frozenset({"phone", "mobile", "tel", "telephone"})
 SECRET_KEYS = frozenset({"id_number", "idNumber"})
+
+
+def reason_translated(properties):
+    """Events the product records itself (a send held by the contact policy, ...) carry their reason
+    untranslated, with its parameters apart (``reason``, ``reason_params``): shown in the reader's
+    language. Any other properties are shown as they came."""
+    if not isinstance(properties, dict) or not isinstance(properties.get("reason"), str):
+        return properties
+    shown = {key: value for key, value in properties.items() if key != "reason_params"}
+    params = properties.get("reason_params")
+    try:
+        shown["reason"] = gettext(properties["reason"]) % params if params else gettext(properties["reason"])
+    except (KeyError, TypeError, ValueError):  # a reason from outside that is not a message of ours
+        shown["reason"] = properties["reason"]
+    return shown
 
 
 def redact(value, *, show_pii: bool):

@@ -41,8 +41,15 @@ REASON_WEEK_CAP = gettext_noop("Reached the cap of %(count)s messages a week on 
 @dataclass(frozen=True)
 class Decision:
     action: str  # send, hold or skip
-    reason: str = ""  # in English, as stored on the timeline (translated when shown)
+    # Untranslated, with its parameters apart: the timeline shows it in the reader's language.
+    message: str = ""
     until: dt.datetime | None = None  # for a hold: when the customer may be messaged again
+    params: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def reason(self) -> str:
+        """In English, for the step's record."""
+        return self.message % dict(self.params) if self.params else self.message
 
 
 ALLOWED = Decision(SEND)
@@ -221,9 +228,9 @@ def _decide(customer, policy, refused: set[int], counts: dict, now: dt.datetime)
         return Decision(SKIP, REASON_QUIET_SKIP)
     day, week = counts.get(customer.pk, (0, 0))
     if policy.per_day and day >= policy.per_day:
-        return Decision(SKIP, REASON_DAY_CAP % {"count": policy.per_day})
+        return Decision(SKIP, REASON_DAY_CAP, params=(("count", policy.per_day),))
     if policy.per_week and week >= policy.per_week:
-        return Decision(SKIP, REASON_WEEK_CAP % {"count": policy.per_week})
+        return Decision(SKIP, REASON_WEEK_CAP, params=(("count", policy.per_week),))
     # The same customer twice in one call (two entries by key): the first send counts for the second.
     counts[customer.pk] = (day + 1, week + 1)
     return ALLOWED
@@ -245,18 +252,20 @@ def decisions_log(
     *, decided: list[tuple[int, Decision]], channel: str, journey_id: int, node_id: str, now: dt.datetime
 ) -> None:
     """Each hold and skip as an event on the customer's timeline, with its reason."""
-    groups: dict[tuple[str, str, dt.datetime | None], list[int]] = {}
+    groups: dict[tuple[str, str, tuple, dt.datetime | None], list[int]] = {}
     for customer_id, decision in decided:
         if decision.action != SEND:
             name = HELD_EVENT if decision.action == HOLD else SKIPPED_EVENT
-            groups.setdefault((name, decision.reason, decision.until), []).append(customer_id)
-    for index, ((name, reason, until), customer_ids) in enumerate(groups.items()):
+            key = (name, decision.message, decision.params, decision.until)
+            groups.setdefault(key, []).append(customer_id)
+    for index, ((name, reason, params, until), customer_ids) in enumerate(groups.items()):
         system_events_record(
             rows=[(customer_id, name) for customer_id in customer_ids],
             kind="track",
             properties={
                 "channel": channel,
                 "reason": reason,
+                **({"reason_params": dict(params)} if params else {}),
                 "until": until.isoformat() if until else None,
                 "journey": journey_id,
                 "node": node_id,

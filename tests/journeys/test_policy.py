@@ -42,7 +42,7 @@ def policy_events(customer, name: str) -> list[dict]:
 
 
 def test_a_daily_cap_lets_the_higher_priority_journey_send_and_skips_the_other(
-    make_account, sms_template, make_customer
+    make_account, sms_template, make_customer, client, user_in_role
 ):
     sms = make_account()
     channel_policy_save(channel="sms", per_day=1, per_week=5, actor=None)
@@ -62,8 +62,12 @@ def test_a_daily_cap_lets_the_higher_priority_journey_send_and_skips_the_other(
         ("x1", "end", "exit"),
     ]
     (logged,) = policy_events(customer, "contact_policy_skipped")
-    assert logged["reason"] == "Reached the cap of 1 messages a day on this channel."
+    assert logged["reason"] == "Reached the cap of %(count)s messages a day on this channel."
+    assert logged["reason_params"] == {"count": 1}
     assert (logged["channel"], logged["journey"], logged["node"]) == ("sms", low.pk, "s1")
+    # Sales staff read the reason on the timeline in their own language.
+    client.force_login(user_in_role("Sales"))
+    assert "已达到此渠道每天 1 条的上限。" in client.get(f"/customers/{customer.pk}/").content.decode()
 
     # A day later the cap has room again; the week's cap counts on.
     with time_machine.travel(timezone.now() + dt.timedelta(days=1, minutes=1), tick=False):
