@@ -81,6 +81,7 @@ urlpatterns = [
     path("journeys/<int:journey_id>/", journey_views.journey, name="journey"),
     path("journeys/<int:journey_id>/edit/", journey_views.journey_edit, name="journey_edit"),
     path("journeys/<int:journey_id>/nodes/<str:node_id>/", journey_views.journey_node, name="journey_node"),
+    path("journeys/<int:journey_id>/test/", journey_views.journey_test, name="journey_test"),
     re_path(
         r"^journeys/(?P<journey_id>[0-9]+)/(?P<action>pause|resume|archive)/$",
         journey_views.journey_status,

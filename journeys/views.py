@@ -15,10 +15,10 @@ from django.utils.translation import gettext_lazy, ngettext, pgettext
 from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
-from cdp.customers import primary_phones
+from cdp.customers import customer_by_identifier, primary_phones
 from journeys.canvas import canvas_setup
 from journeys.gallery import TEMPLATES, journey_from_template, templates_list
-from journeys.models import Journey, StaffTask
+from journeys.models import Enrollment, Journey, StaffTask
 from journeys.nodes import NODE_TYPES
 from journeys.selectors import (
     customers_at_node,
@@ -29,6 +29,7 @@ from journeys.selectors import (
     version_conversion,
 )
 from journeys.services import journey_save, journey_set_status, staff_task_close
+from journeys.testmode import SimulatedEvent, journey_test_run
 from segments.models import CustomerStage, CustomerTag
 
 KIND_LABELS = {
@@ -177,6 +178,51 @@ def journey_node(request, journey_id: int, node_id: str):
     # "Show more" asks for the next rows only.
     template = "journeys/_node_rows.html" if request.headers.get("HX-Request") else "journeys/node.html"
     return render(request, template, context)
+
+
+@capability_required("manage_journeys")
+def journey_test(request, journey_id: int):
+    """Test mode on a page: the journey (its draft or a version) run for one customer on a simulated
+    clock, optionally with something the customer does on the way; the path with each decision's
+    reason. Nothing it does stays (see journeys.testmode)."""
+    journey = get_object_or_404(Journey, pk=journey_id)
+    versions = list(journey.versions.order_by("-number").values_list("number", flat=True))
+    form = {
+        "customer": request.POST.get("customer", "").strip(),
+        "version": request.POST.get("version", ""),
+        "event": request.POST.get("event", "").strip(),
+        "after_minutes": request.POST.get("after_minutes", "").strip(),
+    }
+    errors: dict[str, str] = {}
+    report = None
+    if request.method == "POST":
+        customer = customer_by_identifier(query=form["customer"]) if form["customer"] else None
+        if customer is None:
+            errors["customer"] = _("Name one customer: a phone, an email, another identifier, or #id.")
+        version = int(form["version"]) if form["version"].isdigit() else None
+        if version is not None and version not in versions:
+            errors["version"] = _("This journey has no such version.")
+        after = form["after_minutes"] or "0"
+        if form["event"] and not after.isdigit():
+            errors["after_minutes"] = _("Give whole minutes from 0.")
+        if not errors:
+            events = (
+                [SimulatedEvent(name=form["event"], after_seconds=int(after) * 60)] if form["event"] else []
+            )
+            try:
+                report = journey_test_run(journey=journey, customer=customer, version=version, events=events)
+            except ValidationError as error:
+                errors["run"] = " ".join(error.messages)
+            else:
+                report["customer"] = customer
+                report["status_label"] = Enrollment.Status(report["status"]).label
+                for step in report["steps"]:
+                    step["after"] = step["entered_at"] - report["started_at"]
+    return render(
+        request,
+        "journeys/test.html",
+        {"journey": journey, "versions": versions, "form": form, "errors": errors, "report": report},
+    )
 
 
 STATUS_ACTIONS = {

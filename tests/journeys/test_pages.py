@@ -159,3 +159,25 @@ def test_a_manager_starts_a_new_journey_on_the_canvas(marketer, user_in_role, cl
     page = text(client.get(f"/journeys/{journey.pk}/edit/"))
     setup = re.search(r'id="journey-canvas-setup" type="application/json">(.*?)</script>', page, re.S)
     assert '"canEdit": false' in setup.group(1)
+
+
+def test_a_marketer_test_runs_a_journey_for_one_customer_and_nothing_stays(
+    marketer, tags, make_customer, client_factory, user_in_role
+):
+    from journeys.models import Enrollment
+
+    journey = published(CART_GRAPH)
+    customer = make_customer(name="赵敏", phone="+8613800138000")
+    assert f'href="/journeys/{journey.pk}/test/"' in text(marketer.get(f"/journeys/{journey.pk}/"))
+    refused = text(marketer.post(f"/journeys/{journey.pk}/test/", {"customer": "13999999999"}))
+    assert "请指定一位客户" in refused
+
+    page = text(marketer.post(f"/journeys/{journey.pk}/test/", {"customer": "138 0013 8000", "version": "1"}))
+    steps = re.findall(r'<tr data-node="([^"]+)">', page)
+    assert steps == ["t1", "d1", "g1"]  # the hour's delay passed at once
+    assert "赵敏" in page and "加购未付款" in page
+    assert not Enrollment.objects.exists() and not customer.tags.exists()  # nothing stays
+
+    analyst = client_factory()
+    analyst.force_login(user_in_role("Analyst", username="kan"))
+    assert analyst.get(f"/journeys/{journey.pk}/test/").status_code == 403
