@@ -22,7 +22,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from cdp.models import Event
-from cdp.sqlvalues import json_rows
+from cdp.sqlvalues import id_array, json_rows
 from journeys.engine import enrollments_run, graph_compiled
 from journeys.models import Enrollment, Journey, JourneyVersion, MatchedThrough, SweepCursor
 from journeys.nodes.base import NodeConfig, TriggerType
@@ -170,6 +170,49 @@ def events_match(*, customer_ids: list[int], now: dt.datetime | None = None) -> 
         _matched_through(events)
     enrollments_run(ids=sorted(set(enrolled) | set(woken)))
     return len(enrolled), len(woken)
+
+
+# Customers one matching pass takes from the pending requests.
+MATCH_REQUESTS_PER_PASS = 2000
+
+
+def match_request(customer_ids: list[int]) -> None:
+    """Asks for these customers' new events to be matched; asking twice before a task looks is once."""
+    if not customer_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO journeys_matchrequest (customer_id, requested_at)
+            SELECT id, now() FROM unnest(%s::bigint[]) AS x(id) ORDER BY id
+            ON CONFLICT (customer_id) DO NOTHING
+            """,
+            [id_array(set(customer_ids))],
+        )
+
+
+def match_requests_take(*, limit: int = MATCH_REQUESTS_PER_PASS) -> tuple[int, int]:
+    """Matches every pending request, a pass of customers at a time (requests another task holds
+    are skipped). A pass's requests are taken in a commit of their own before matching: a worker
+    killed while matching leaves its events to the sweep, which finds them by id. (enrolled, woken)."""
+    enrolled = woken = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                """
+                DELETE FROM journeys_matchrequest WHERE customer_id IN (
+                    SELECT customer_id FROM journeys_matchrequest
+                    ORDER BY customer_id LIMIT %s FOR UPDATE SKIP LOCKED)
+                RETURNING customer_id
+                """,
+                [limit],
+            )
+            customer_ids = sorted(row[0] for row in cursor.fetchall())
+        if customer_ids:
+            started, ended = events_match(customer_ids=customer_ids)
+            enrolled, woken = enrolled + started, woken + ended
+        if len(customer_ids) < limit:
+            return enrolled, woken
 
 
 def _matched_through(events: list[tuple]) -> None:

@@ -274,6 +274,18 @@ class MatchedThrough(models.Model):
         return f"{self.customer_id} through {self.event_id}"
 
 
+class MatchRequest(models.Model):
+    """A customer with new events to match with journeys. The first matching task that runs takes
+    every pending request, so a burst of single-event commits costs a few matchings, not one each; a
+    request whose task is lost is found by the sweep from its events."""
+
+    customer_id = models.BigIntegerField(primary_key=True)
+    requested_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return str(self.customer_id)
+
+
 class ChannelPolicy(models.Model):
     """The contact policy of one channel kind for journey sends: how many messages a customer may get
     per day and per week, and the quiet hours (in the customer's time zone) when they get none."""

@@ -2,7 +2,7 @@ from celery import shared_task
 
 from journeys.audiences import scheduled_audiences_enroll
 from journeys.engine import tick
-from journeys.matching import events_match, lost_events_sweep, segment_events_sweep
+from journeys.matching import events_match, lost_events_sweep, match_requests_take, segment_events_sweep
 
 
 @shared_task
@@ -15,6 +15,9 @@ def engine_tick() -> int:
 
 
 @shared_task
-def events_arrived(customer_ids: list[int]) -> tuple[int, int]:
-    """An ingest group committed for these customers: their events start triggers and wake waits."""
-    return events_match(customer_ids=customer_ids)
+def events_arrived(customer_ids: list[int] | None = None) -> tuple[int, int]:
+    """Ingest groups committed: the events of every customer waiting to be matched start triggers
+    and wake waits (``customer_ids``: tasks queued before requests were rows)."""
+    if customer_ids:
+        events_match(customer_ids=customer_ids)
+    return match_requests_take()

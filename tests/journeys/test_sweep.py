@@ -57,3 +57,38 @@ def test_events_whose_matching_task_was_lost_start_and_wake_journeys_from_the_sw
     assert CustomerTag.objects.filter(customer=lost, tag__key="bought").exists()
     assert Enrollment.objects.get(customer=handled).status == "active"
     assert Enrollment.objects.count() == 2
+
+
+def test_requests_to_match_wait_as_rows_and_one_task_takes_them_all(tags, make_customer):
+    from cdp.models import Customer
+    from cdp.signals import customers_changed
+    from journeys.matching import match_requests_take
+    from journeys.models import MatchRequest
+    from journeys.tasks import events_arrived
+
+    published(
+        {
+            "nodes": [
+                node("t1", "event_trigger", event="signed_up"),
+                node("g1", "add_tag", tag="lead", ends=["default"]),
+            ],
+            "edges": [edge("t1", "g1")],
+        }
+    )
+    first, second = make_customer(), make_customer(name="李雷", phone="+8613900139000")
+    # Three ingest groups commit one after another; their tasks are not run yet (nobody consumes the
+    # tests' broker), as when the matching workers are busy.
+    for customer in (first, second, first):
+        track(customer, "signed_up")
+        customers_changed.send(sender=Customer, customer_ids=[customer.pk])
+    assert sorted(MatchRequest.objects.values_list("customer_id", flat=True)) == [first.pk, second.pk]
+
+    assert events_arrived() == (2, 0)  # the first task to run takes every request
+    # Left: the two customers again, for the tag_added events the journey itself just wrote (they
+    # could start other journeys); they start nothing here, and then nothing is left.
+    assert match_requests_take() == (0, 0)
+    assert not MatchRequest.objects.exists()
+    assert set(CustomerTag.objects.filter(tag__key="lead").values_list("customer_id", flat=True)) == {
+        first.pk,
+        second.pk,
+    }
