@@ -80,11 +80,7 @@ class Send(NodeType):
 
     def _account_and_template(self, ctx: StepContext) -> tuple[ChannelAccount, MessageTemplate]:
         config: SendConfig = ctx.config
-        account = ctx.remembered(
-            ("account", config.account), lambda: ChannelAccount.objects.filter(pk=config.account).first()
-        )
-        if account is None:
-            raise NodeFailed(_("The channel account %(id)s no longer exists.") % {"id": config.account})
+        account = ctx.account(config.account)
         template = ctx.remembered(
             ("template", config.template), lambda: MessageTemplate.objects.filter(key=config.template).first()
         )

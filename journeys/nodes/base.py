@@ -18,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from django.utils.translation import gettext as _
 from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_HANDLE = "default"
@@ -88,6 +89,18 @@ class StepContext:
         if key not in self.memo:
             self.memo[key] = load()
         return self.memo[key]
+
+    def account(self, account_id: int):
+        """The channel account the step sends on (looked up once per batch); the step fails if it is
+        gone."""
+        from connectors.models import ChannelAccount
+
+        account = self.remembered(
+            ("account", account_id), lambda: ChannelAccount.objects.filter(pk=account_id).first()
+        )
+        if account is None:
+            raise NodeFailed(_("The channel account %(id)s no longer exists.") % {"id": account_id})
+        return account
 
     @property
     def step_key(self) -> str:

@@ -164,11 +164,7 @@ class AiCall(NodeType):
 
     def enter(self, ctx: StepContext) -> Follow | Wait:
         config: AiCallConfig = ctx.config
-        account = ctx.remembered(
-            ("account", config.account), lambda: ChannelAccount.objects.filter(pk=config.account).first()
-        )
-        if account is None:
-            raise NodeFailed(_("The channel account %(id)s no longer exists.") % {"id": config.account})
+        account = ctx.account(config.account)
         key = self.script_for(config, ctx.customer.pk)
         template = ctx.remembered(("template", key), lambda: MessageTemplate.objects.filter(key=key).first())
         if template is None:
