@@ -50,6 +50,7 @@ def main() -> int:
     from ingest_throughput import events_make, people_make, weights_make
 
     from cdp import tracking
+    from cdp.gctune import collector_tune
     from cdp.ingest import batches_process, inbox_store
     from cdp.models import Source
 
@@ -101,6 +102,7 @@ def main() -> int:
             setattr(ingest, name, timed_phase(name, getattr(ingest, name)))
         for name in ("load", "resolve", "save_identities"):
             setattr(ingest._Resolver, name, timed_phase(name, getattr(ingest._Resolver, name)))
+    collector_tune()  # as the Celery worker does at start
     profiler = cProfile.Profile() if args.profile else None
     began, cpu_began = time.perf_counter(), time.process_time()
     if profiler:

@@ -1,6 +1,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
@@ -12,3 +13,11 @@ QUEUES = ("default", "ingest", "segments", "engine", "matching", "dispatch")
 app = Celery("cdp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _collector_tune(**_kwargs):
+    # In the main process before it forks its children, so that they share the frozen objects.
+    from cdp.gctune import collector_tune
+
+    collector_tune()
