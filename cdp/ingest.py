@@ -310,7 +310,8 @@ class _Resolver:
                     self._remap(merged, survivor)
                     customer_id = survivor
                     continue
-                self.write_new_customers()
+                # Both are stored (an unwritten customer never survives a written one), so the new
+                # customers of the group stay unwritten: they are inserted once at the end.
                 try:
                     customers_merge(survivor_id=survivor, merged_id=merged, reason="identity", actor=None)
                 except MergeConflict as conflict:
