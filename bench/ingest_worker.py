@@ -96,7 +96,7 @@ def main() -> int:
             "_record_consents",
             "shared_counts_add",
             "publish_customers_changed",
-            "customers_merge",
+            "customers_merge_many",
             "review_open",
         ):
             setattr(ingest, name, timed_phase(name, getattr(ingest, name)))

@@ -30,7 +30,7 @@ from psycopg.types.json import Jsonb
 
 from cdp import json_codec
 from cdp.identity import NormalisedIdentity, identities_of, identity_type_of
-from cdp.merge import MergeConflict, MergeRetry, customer_survivor, customers_merge, review_open
+from cdp.merge import MergeConflict, MergeRetry, customer_survivor, customers_merge_many, review_open
 from cdp.models import Consent, Customer, Event, Identity, IngestBatch, Source
 from cdp.realtime import publish_customers_changed
 from cdp.services import audit_record, consent_record, internal_source
@@ -167,6 +167,7 @@ class _Resolver:
         # identity key -> (identity, customer id, source id)
         self.new_identities: dict[tuple[str, str], tuple[NormalisedIdentity, int, int]] = {}
         self.merged_into: dict[int, int] = {}  # customers merged away while resolving this group
+        self.stored_merges: list[int] = []  # of those, the ones whose rows are stored (merges_apply)
         self.new_customers: dict[int, NewCustomer] = {}
         self._free_ids: list[int] = []
 
@@ -310,19 +311,27 @@ class _Resolver:
                     self._remap(merged, survivor)
                     customer_id = survivor
                     continue
-                # Both are stored (an unwritten customer never survives a written one), so the new
-                # customers of the group stay unwritten: they are inserted once at the end.
-                try:
-                    customers_merge(survivor_id=survivor, merged_id=merged, reason="identity", actor=None)
-                except MergeConflict as conflict:
-                    review_open(first_id=survivor, second_id=merged, reason=str(conflict))
-                    continue
+                # Both are stored (an unwritten customer never survives a written one): their rows
+                # move in merges_apply, together with the group's other merges.
+                self.stored_merges.append(merged)
                 self._remap(merged, survivor)
                 customer_id = survivor
         for identity in ranked:
             if identity.key not in self.owner and self._fits(customer_id, identity):
                 self._attach(customer_id, identity, item.source.pk)
         item.customer_id = customer_id
+
+    def merges_apply(self) -> None:
+        """The group's merges of stored customers, in one go, each into its final survivor. The rules
+        were checked here against identities read under the writer lock with the customers locked,
+        so a conflict now means that view went stale: the group starts over (MergeRetry)."""
+        if not self.stored_merges:
+            return
+        pairs = [(self.survivor_of(merged), merged) for merged in self.stored_merges]
+        try:
+            customers_merge_many(pairs=pairs, reason="identity", actor=None)
+        except MergeConflict as conflict:
+            raise MergeRetry(str(conflict)) from conflict
 
     def survivor_of(self, customer_id: int) -> int:
         """Where an earlier event of the group must go if a later one merged its customer away."""
@@ -666,6 +675,7 @@ def _process(batches: list[IngestBatch]) -> tuple[list[int], SharedCounts | None
     _lock_customers(sorted(set(resolver.owner.values())))
     for item in items:
         resolver.resolve(item)
+    resolver.merges_apply()
     for item in items:
         item.customer_id = resolver.survivor_of(item.customer_id)
     _write_customers(resolver, items)

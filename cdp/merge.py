@@ -14,6 +14,7 @@ from cdp.identity import identity_type_of
 from cdp.models import Consent, Customer, Event, Identity, MergeLog, MergeReview, Note
 from cdp.services import audit_record, consent_record
 from cdp.signals import customers_merged, customers_unmerged
+from cdp.sqlvalues import id_array, json_rows
 
 
 class MergeConflict(Exception):
@@ -24,17 +25,29 @@ class MergeRetry(Exception):
     """One of the customers was merged elsewhere meanwhile; resolve again from the identities."""
 
 
-def _rule_violations(survivor_id: int, merged_id: int) -> list[str]:
-    values: dict[str, set[str]] = defaultdict(set)
-    rows = Identity.objects.filter(customer_id__in=[survivor_id, merged_id]).values_list("type", "value")
-    for identity_type, value in rows:
+def _pairs_json(pairs: list[tuple[int, int]]) -> str:
+    """The pairs of a merge for ``json_to_recordset(%s::json) AS pair(merged bigint, survivor bigint)``:
+    joined, it moves every merged customer's rows to its survivor."""
+    return json_rows("survivor merged", pairs)
+
+
+def _rule_violations(pairs: list[tuple[int, int]]) -> dict[int, list[str]]:
+    """Per survivor, the identity types it would hold more values of than its rule allows."""
+    final = {merged: survivor for survivor, merged in pairs} | {survivor: survivor for survivor, _ in pairs}
+    values: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    rows = Identity.objects.filter(customer_id__in=list(final)).values_list("customer_id", "type", "value")
+    for customer_id, identity_type, value in rows:
         if identity_type_of(identity_type).max_per_customer is not None:
-            values[identity_type].add(value)
-    return [
-        identity_type
-        for identity_type, found in values.items()
-        if len(found) > identity_type_of(identity_type).max_per_customer
-    ]
+            values[final[customer_id]][identity_type].add(value)
+    found = {
+        survivor: [
+            identity_type
+            for identity_type, held in types.items()
+            if len(held) > identity_type_of(identity_type).max_per_customer
+        ]
+        for survivor, types in values.items()
+    }
+    return {survivor: types for survivor, types in found.items() if types}
 
 
 def _merge_traits(survivor: Customer, merged: Customer) -> None:
@@ -51,94 +64,168 @@ def _merge_traits(survivor: Customer, merged: Customer) -> None:
     survivor.owner_id = survivor.owner_id or merged.owner_id
 
 
-def _merge_consents(survivor_id: int, merged_id: int) -> None:
+def _merge_consents(consents: list[Consent], survivor_of: dict[int, int]) -> None:
     """Per channel the newest decision wins: an unsubscribe on either profile is never lost."""
-    for consent in Consent.objects.filter(customer_id=merged_id):
+    for consent in sorted(consents, key=lambda consent: consent.changed_at):
         consent_record(
-            customer_id=survivor_id,
+            customer_id=survivor_of[consent.customer_id],
             channel=consent.channel,
             status=consent.status,
             changed_at=consent.changed_at,
             origin=consent.origin,
         )
-    Consent.objects.filter(customer_id=merged_id).delete()
+    Consent.objects.filter(pk__in=[consent.pk for consent in consents]).delete()
 
 
-def _merge_rollups(survivor_id: int, merged_id: int) -> None:
+def _merge_rollups(pairs_json: str, merged_ids: str) -> None:
+    """Adds the merged customers' rollups to their survivors' (summed first: several customers may
+    merge into one survivor at once), then drops theirs."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
             INSERT INTO cdp_customereventstats (customer_id, name, first_at, last_at, count, amount_sum)
-            SELECT %s, name, first_at, last_at, count, amount_sum FROM cdp_customereventstats
-            WHERE customer_id = %s
+            SELECT pair.survivor, stats.name, min(stats.first_at), max(stats.last_at), sum(stats.count),
+                   sum(stats.amount_sum)
+            FROM cdp_customereventstats AS stats
+            JOIN json_to_recordset(%s::json) AS pair(merged bigint, survivor bigint)
+                ON stats.customer_id = pair.merged
+            GROUP BY pair.survivor, stats.name
+            ORDER BY pair.survivor, stats.name
             ON CONFLICT (customer_id, name) DO UPDATE SET
                 first_at = LEAST(cdp_customereventstats.first_at, EXCLUDED.first_at),
                 last_at = GREATEST(cdp_customereventstats.last_at, EXCLUDED.last_at),
                 count = cdp_customereventstats.count + EXCLUDED.count,
                 amount_sum = cdp_customereventstats.amount_sum + EXCLUDED.amount_sum
             """,
-            [survivor_id, merged_id],
+            [pairs_json],
         )
-        cursor.execute("DELETE FROM cdp_customereventstats WHERE customer_id = %s", [merged_id])
+        cursor.execute(
+            "DELETE FROM cdp_customereventstats WHERE customer_id = ANY(%s::bigint[])", [merged_ids]
+        )
         cursor.execute(
             """
             INSERT INTO cdp_customereventdaily (customer_id, name, day, count)
-            SELECT %s, name, day, count FROM cdp_customereventdaily WHERE customer_id = %s
+            SELECT pair.survivor, daily.name, daily.day, sum(daily.count)
+            FROM cdp_customereventdaily AS daily
+            JOIN json_to_recordset(%s::json) AS pair(merged bigint, survivor bigint)
+                ON daily.customer_id = pair.merged
+            GROUP BY pair.survivor, daily.name, daily.day
+            ORDER BY pair.survivor, daily.name, daily.day
             ON CONFLICT (customer_id, name, day) DO UPDATE
             SET count = cdp_customereventdaily.count + EXCLUDED.count
             """,
-            [survivor_id, merged_id],
+            [pairs_json],
         )
-        cursor.execute("DELETE FROM cdp_customereventdaily WHERE customer_id = %s", [merged_id])
+        cursor.execute(
+            "DELETE FROM cdp_customereventdaily WHERE customer_id = ANY(%s::bigint[])", [merged_ids]
+        )
+
+
+def _rows_move(table: str, pairs_json: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS moved SET customer_id = pair.survivor "  # noqa: S608 (a model's table)
+            "FROM json_to_recordset(%s::json) AS pair(merged bigint, survivor bigint) "
+            "WHERE moved.customer_id = pair.merged",
+            [pairs_json],
+        )
 
 
 @transaction.atomic
 def customers_merge(
     *, survivor_id: int, merged_id: int, reason: str, actor=None, override_rules: bool = False
 ) -> MergeLog:
-    """Moves everything of ``merged`` to ``survivor``; ``merged`` then points to ``survivor``.
+    """Moves everything of ``merged`` to ``survivor``; ``merged`` then points to ``survivor``."""
+    return customers_merge_many(
+        pairs=[(survivor_id, merged_id)], reason=reason, actor=actor, override_rules=override_rules
+    )[0]
 
-    Both rows are locked in id order, so concurrent merges (A into B, B into C) serialise instead of
-    deadlocking, and the later one sees that its customer is already gone (MergeRetry).
+
+@transaction.atomic
+def customers_merge_many(
+    *, pairs: list[tuple[int, int]], reason: str, actor=None, override_rules: bool = False
+) -> list[MergeLog]:
+    """Merges each ``(survivor, merged)`` pair, all at once: one statement per kind of row however many
+    pairs (ingestion merges a group's visitors together). A survivor may take several customers; a
+    survivor is never also merged in the same call (callers pass the final survivor).
+
+    Every customer is locked in id order, so concurrent merges (A into B, B into C) serialise instead
+    of deadlocking, and the later one sees that its customer is already gone (MergeRetry). A pair
+    that would break an identity rule raises MergeConflict and nothing is merged.
     """
+    survivor_of = dict((merged, survivor) for survivor, merged in pairs)
+    if len(survivor_of) != len(pairs) or set(survivor_of) & set(survivor_of.values()):
+        raise ValueError("each customer may be merged once, into a survivor that is not merged itself")
     locked = {
         customer.pk: customer
         for customer in Customer.objects.select_for_update()
-        .filter(pk__in=[survivor_id, merged_id])
+        .filter(pk__in=set(survivor_of) | set(survivor_of.values()))
         .order_by("pk")
     }
-    if len(locked) != 2 or any(customer.merged_into_id for customer in locked.values()):
-        raise MergeRetry(f"customer {survivor_id} or {merged_id} was merged meanwhile")
-    violations = _rule_violations(survivor_id, merged_id)
+    if len(locked) != len(set(survivor_of) | set(survivor_of.values())) or any(
+        customer.merged_into_id for customer in locked.values()
+    ):
+        raise MergeRetry(f"a customer of {sorted(pairs)} was merged meanwhile")
+    violations = _rule_violations(pairs)
     if violations and not override_rules:
-        raise MergeConflict(f"both customers hold a different {', '.join(violations)}")
-    survivor, merged = locked[survivor_id], locked[merged_id]
-    identity_ids = list(Identity.objects.filter(customer_id=merged_id).values_list("pk", flat=True))
-    note_ids = list(Note.objects.filter(customer_id=merged_id).values_list("pk", flat=True))
-    consents = [
-        {**consent, "changed_at": consent["changed_at"].isoformat()}
-        for consent in Consent.objects.filter(customer_id=merged_id).values(
-            "channel", "status", "changed_at", "origin"
+        types = sorted({identity_type for found in violations.values() for identity_type in found})
+        raise MergeConflict(f"both customers hold a different {', '.join(types)}")
+
+    merged_ids = id_array(survivor_of)
+    pairs_json = _pairs_json(pairs)
+    identity_ids, note_ids = defaultdict(list), defaultdict(list)
+    for pk, customer_id in Identity.objects.filter(customer_id__in=survivor_of).values_list(
+        "pk", "customer_id"
+    ):
+        identity_ids[customer_id].append(pk)
+    for pk, customer_id in Note.objects.filter(customer_id__in=survivor_of).values_list("pk", "customer_id"):
+        note_ids[customer_id].append(pk)
+    consents = list(Consent.objects.filter(customer_id__in=survivor_of))
+    for table in (Identity._meta.db_table, Event._meta.db_table, Note._meta.db_table):
+        _rows_move(table, pairs_json)
+    _merge_consents(consents, survivor_of)
+    _merge_rollups(pairs_json, merged_ids)
+
+    now = timezone.now()
+    for merged_id in sorted(survivor_of):
+        _merge_traits(locked[survivor_of[merged_id]], locked[merged_id])
+    survivors = [locked[survivor_id] for survivor_id in sorted(set(survivor_of.values()))]
+    for survivor in survivors:
+        survivor.updated_at = now
+    Customer.objects.bulk_update(
+        survivors,
+        ["traits", "traits_updated_at", "name", "first_seen_at", "last_seen_at", "owner", "updated_at"],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE cdp_customer AS customer SET merged_into_id = pair.survivor, updated_at = %s
+            FROM json_to_recordset(%s::json) AS pair(merged bigint, survivor bigint)
+            WHERE customer.id = pair.merged
+            """,
+            [now, pairs_json],
         )
-    ]
-    Identity.objects.filter(customer_id=merged_id).update(customer_id=survivor_id)
-    Event.objects.filter(customer_id=merged_id).update(customer_id=survivor_id)
-    Note.objects.filter(pk__in=note_ids).update(customer_id=survivor_id)
-    _merge_consents(survivor_id, merged_id)
-    _merge_rollups(survivor_id, merged_id)
-    _merge_traits(survivor, merged)
-    survivor.save()
-    merged.merged_into_id = survivor_id
-    merged.save(update_fields=["merged_into", "updated_at"])
-    customers_merged.send(sender=Customer, survivor_id=survivor_id, merged_id=merged_id)
-    return MergeLog.objects.create(
-        survivor_id=survivor_id,
-        merged_id=merged_id,
-        identity_ids=identity_ids,
-        note_ids=note_ids,
-        consents=consents,
-        reason=reason,
-        actor=actor,
+    customers_merged.send(sender=Customer, pairs=pairs)
+    return MergeLog.objects.bulk_create(
+        MergeLog(
+            survivor_id=survivor_id,
+            merged_id=merged_id,
+            identity_ids=identity_ids[merged_id],
+            note_ids=note_ids[merged_id],
+            consents=[
+                {
+                    "channel": consent.channel,
+                    "status": consent.status,
+                    "changed_at": consent.changed_at.isoformat(),
+                    "origin": consent.origin,
+                }
+                for consent in consents
+                if consent.customer_id == merged_id
+            ],
+            reason=reason,
+            actor=actor,
+        )
+        for survivor_id, merged_id in pairs
     )
 
 

@@ -11,8 +11,9 @@ security_log = logging.getLogger("cdp.security")
 # Sent after a commit that changed what customers did or hold (new events, tags), with their ids
 # (``customer_ids``): rules over them (segments, tags, stages) are evaluated again.
 customers_changed = Signal()
-# Sent inside the transaction of a merge (``survivor_id``, ``merged_id``) and of its undoing: what
-# other apps keep per customer (tags, scores, stages) follows the events.
+# Sent inside the transaction of a merge (``pairs``: a list of (survivor id, merged id), several
+# merged at once) and of its undoing (``survivor_id``, ``merged_id``): what other apps keep per
+# customer (tags, scores, stages) follows the events.
 customers_merged = Signal()
 customers_unmerged = Signal()
 

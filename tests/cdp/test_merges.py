@@ -1,10 +1,13 @@
 """Merges staff can see, make, review and undo; identity rules admins can change."""
 
+import datetime as dt
+
 from django.urls import reverse
 
 from cdp.identity import rules_reload
 from cdp.identity_rules import rules_list
-from cdp.models import Customer, Event, MergeReview
+from cdp.models import Consent, Customer, CustomerEventDaily, Event, MergeLog, MergeReview
+from segments.models import CustomerTag, Tag
 from tests.cdp.test_identity import send
 
 
@@ -168,3 +171,47 @@ def test_the_review_queue_reads_in_the_same_few_queries_however_long(
         page = client.get(reverse("merge_reviews"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert page.count("Same person: merge") == 6
     assert "a5" in page and "b5" in page
+
+
+def test_visitors_identified_as_one_person_in_one_request_end_as_one_profile_with_everything(source):
+    """Three earlier visitors, then one request identifying all three as one user: they merge in
+    one go into the oldest, and nothing of theirs is lost or counted twice."""
+    for visitor in ("v1", "v2", "v3"):
+        send(
+            source,
+            {"anonymousId": visitor, "event": "Product Viewed", "properties": {"revenue": 10}},
+            {"anonymousId": visitor, "event": "Product Viewed", "timestamp": "2026-11-21T10:00:00+08:00"},
+        )
+    first, second, third = Customer.objects.order_by("pk")
+    vip, newsletter = Tag.objects.create(key="vip", name="VIP"), Tag.objects.create(key="news", name="News")
+    CustomerTag.objects.create(customer=second, tag=vip)
+    CustomerTag.objects.create(customer=third, tag=vip)
+    CustomerTag.objects.create(customer=third, tag=newsletter)
+    moment = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    Consent.objects.create(customer=second, channel="sms", status="unsubscribed", changed_at=moment)
+    Consent.objects.create(
+        customer=third, channel="sms", status="subscribed", changed_at=moment + dt.timedelta(hours=1)
+    )
+
+    send(
+        source,
+        {"kind": "identify", "userId": "member-7", "anonymousId": "v2"},
+        {"kind": "identify", "userId": "member-7", "anonymousId": "v3"},
+        {"kind": "identify", "userId": "member-7", "anonymousId": "v1"},
+    )
+
+    assert list(active()) == [first]
+    assert set(first.identities.values_list("value", flat=True)) == {"v1", "v2", "v3", "member-7"}
+    stats = first.event_stats.get(name="Product Viewed")
+    assert (stats.count, str(stats.amount_sum)) == (6, "30.00")
+    daily = CustomerEventDaily.objects.filter(customer_id=first.pk, name="Product Viewed")
+    assert sorted(daily.values_list("count", flat=True)) == [3, 3]
+    assert sorted(CustomerTag.objects.filter(customer=first).values_list("tag__key", flat=True)) == [
+        "news",
+        "vip",
+    ]
+    assert first.consents.get(channel="sms").status == "subscribed"
+    assert Event.objects.filter(customer=first).count() == 9
+    logs = MergeLog.objects.filter(survivor=first).order_by("merged_id")
+    assert [(log.merged_id, log.reason) for log in logs] == [(second.pk, "identity"), (third.pk, "identity")]
+    assert [len(log.consents) for log in logs] == [1, 1]

@@ -167,7 +167,8 @@ def store(source, people) -> list[Customer]:
             traits["role"] = person_data["role"]
         messages = [_message("identify", "identify", user_id, now, {}, traits)]
         for name, days_ago, hour, properties in person_data["events"]:
-            moment = now.replace(hour=hour) - dt.timedelta(days=days_ago)
+            # Days ago on the company's calendar (rule windows count its days), at that local hour.
+            moment = timezone.localtime(now).replace(hour=hour) - dt.timedelta(days=days_ago)
             messages.append(_message("track", name, user_id, moment, properties, {}))
         inbox_store(source=source, events=messages, enqueue=False)
         batches_process()
