@@ -12,10 +12,11 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from cdp.gctune import collector_tune  # noqa: E402
 from cdp.routing import websocket_urlpatterns  # noqa: E402
+from cdp.tracking_asgi import with_tracking  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": with_tracking(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

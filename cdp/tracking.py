@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from cdp import json_codec
+from cdp.ingest import inbox_store
 from cdp.models import Source
 
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -45,8 +46,27 @@ class AcceptedRequest:
     events: list[dict]
 
 
-def _write_key(request, body: dict | None) -> str | None:
-    header = request.headers.get("Authorization", "")
+@dataclass(frozen=True)
+class TrackingRequest:
+    """What the API reads of an HTTP request, whichever server passed it on."""
+
+    body: bytes
+    authorization: str = ""
+    content_encoding: str = ""
+    content_length: int = 0
+
+
+# Browsers post from the customer's own sites (analytics.js): any origin may send, with the write key
+# as its credential (no cookies).
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Content-Encoding",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+def _write_key(header: str, body: dict | None) -> str | None:
     if header.lower().startswith("basic "):
         try:
             decoded = base64.b64decode(header[6:].strip()).decode()
@@ -81,8 +101,8 @@ def _source_by_key(write_key: str) -> Source | None:
     return source
 
 
-def source_for(request, body: dict | None) -> Source:
-    write_key = _write_key(request, body)
+def source_for(request: TrackingRequest, body: dict | None) -> Source:
+    write_key = _write_key(request.authorization, body)
     if not write_key:
         raise TrackingError(401, "No write key: send it as the Basic auth user name or as writeKey.")
     source = _source_by_key(write_key)
@@ -97,11 +117,10 @@ def _too_large(size: int) -> TrackingError:
     return TrackingError(413, f"The request is {size} bytes; the limit is {MAX_BATCH_BYTES} bytes.")
 
 
-def read_body(request) -> dict:
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    gzipped = request.headers.get("Content-Encoding", "").lower() == "gzip"
-    if declared > MAX_BATCH_BYTES:  # checked before reading, so a huge body is never loaded
-        raise _too_large(declared)
+def read_body(request: TrackingRequest) -> dict:
+    gzipped = request.content_encoding.lower() == "gzip"
+    if request.content_length > MAX_BATCH_BYTES:  # servers check it before reading the body too
+        raise _too_large(request.content_length)
     raw = request.body
     if gzipped:
         # Inflate at most one byte past the limit: a small "gzip bomb" cannot fill the memory.
@@ -196,7 +215,7 @@ def _clean_message(message, kind: str, where: str, sent_at: dt.datetime | None, 
     }
 
 
-def accept(request, kind: str | None) -> AcceptedRequest:
+def accept(request: TrackingRequest, kind: str | None) -> AcceptedRequest:
     """Validates a request of one kind (or a batch, ``kind=None``).
 
     Raises TrackingError with the status and a message that names the field and the problem."""
@@ -221,3 +240,15 @@ def accept(request, kind: str | None) -> AcceptedRequest:
     else:
         events = [_clean_message(body, kind, "body", sent_at, now)]
     return AcceptedRequest(source=source, events=events)
+
+
+def tracking_receive(request: TrackingRequest, kind: str | None) -> tuple[int, dict, dict]:
+    """The whole of a tracking call: validated, then committed to the inbox. Returns the status, the
+    JSON answer and the headers to add (the write-key challenge on a 401)."""
+    try:
+        accepted = accept(request, kind)
+    except TrackingError as error:
+        headers = {"WWW-Authenticate": 'Basic realm="tracking"'} if error.status == 401 else {}
+        return error.status, {"success": False, "error": error.message}, headers
+    inbox_store(source=accepted.source, events=accepted.events)
+    return 200, {"success": True}, {}

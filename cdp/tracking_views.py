@@ -1,28 +1,35 @@
-"""HTTP endpoints of the tracking API (Segment's spec at /v1/...); public, authenticated by write key."""
+"""HTTP endpoints of the tracking API (Segment's spec at /v1/...); public, authenticated by write key.
+
+Under ASGI the same calls are answered by ``cdp.tracking_asgi`` before Django's middleware (they need
+none of it); these views answer them everywhere else (WSGI, the test client)."""
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
-from cdp.ingest import inbox_store
-from cdp.tracking import TrackingError, accept
+from cdp.tracking import CORS_HEADERS, MAX_BATCH_BYTES, TrackingRequest, tracking_receive
 
 
 def _endpoint(kind: str | None):
     @csrf_exempt
     @login_not_required
-    @require_POST
+    @require_http_methods(["POST", "OPTIONS"])
     def view(request):
-        try:
-            accepted = accept(request, kind)
-        except TrackingError as error:
-            response = JsonResponse({"success": False, "error": error.message}, status=error.status)
-            if error.status == 401:
-                response["WWW-Authenticate"] = 'Basic realm="tracking"'
-            return response
-        inbox_store(source=accepted.source, events=accepted.events)
-        return JsonResponse({"success": True})
+        if request.method == "OPTIONS":  # a browser's preflight
+            return HttpResponse(status=204, headers=CORS_HEADERS)
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        status, answer, headers = tracking_receive(
+            TrackingRequest(
+                # A body over the limit is refused unread.
+                body=request.body if declared <= MAX_BATCH_BYTES else b"",
+                authorization=request.headers.get("Authorization", ""),
+                content_encoding=request.headers.get("Content-Encoding", ""),
+                content_length=declared,
+            ),
+            kind,
+        )
+        return JsonResponse(answer, status=status, headers={**CORS_HEADERS, **headers})
 
     view.__name__ = f"track_{kind or 'batch'}"
     return view

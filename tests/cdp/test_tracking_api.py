@@ -175,3 +175,12 @@ def test_unknown_keys_get_401_and_disabled_sources_403(client, source):
 
 def test_only_post_is_allowed(client, source):
     assert client.get(reverse("track_track")).status_code == 405
+
+
+def test_browsers_on_other_sites_may_call_it(client, source):
+    preflight = client.options("/v1/batch", HTTP_ORIGIN="https://shop.example")
+    assert preflight.status_code == 204
+    assert preflight["Access-Control-Allow-Origin"] == "*"
+    answer = post(client, "/v1/track", {"userId": "u-1", "event": "Viewed"}, source)
+    assert answer["Access-Control-Allow-Origin"] == "*"
+    assert client.get("/v1/track").status_code == 405
