@@ -9,6 +9,7 @@ from django.utils.translation import pgettext_lazy
 
 from connectors.models import Message
 from connectors.protocol import Channel
+from journeys.models import Journey
 
 # Keyed as the island looks them up; "{name}" placeholders are filled in by the island.
 CANVAS_STRINGS = {
@@ -186,6 +187,26 @@ CANVAS_STRINGS = {
     "testClear": _("Clear the test run"),
     "testClose": _("Close the test run"),
     "testPage": _("Test run page"),
+    # The journey's settings, beside its drawing.
+    "settings": _("Journey settings"),
+    "description": _("Description"),
+    "descriptionHelp": _("What the journey is for, in a sentence your colleagues will understand."),
+    "entryPolicy": _("Who may enter, and how often"),
+    "entryPolicyHelp.once": _("A customer goes through the journey once, ever."),
+    "entryPolicyHelp.after_cooldown": _(
+        "A customer may enter again once out of the journey and the cooldown has passed since they "
+        "last entered."
+    ),
+    "entryPolicyHelp.once_per_key": _(
+        "A customer enters once for each value of a property of the trigger event: once per order, "
+        "once per cart."
+    ),
+    "cooldown": _("Cooldown"),
+    "cooldownRequired": _("Give how long a customer waits before entering again."),
+    "entryKeyProperty": _("The trigger event's property that holds the key"),
+    "save": _("Save"),
+    "settingsSaved": _("Journey settings saved."),
+    "settingsNotSaved": _("The drawing's changes could not be saved first, so the settings were not saved."),
 }
 
 # Config field names as the panel labels them; a field not listed shows its schema title.
@@ -230,6 +251,10 @@ def _translated(strings: dict) -> dict[str, str]:
     return {key: str(value) for key, value in strings.items()}
 
 
+def _choices(choices) -> list[dict[str, str]]:
+    return [{"value": value, "label": str(label)} for value, label in choices]
+
+
 def canvas_setup(*, journey, can_manage: bool) -> dict:
     """Everything the editor island reads from its page (rendered with json_script)."""
     return {
@@ -260,6 +285,7 @@ def canvas_setup(*, journey, can_manage: bool) -> dict:
         "strings": _translated(CANVAS_STRINGS),
         "fieldLabels": _translated(FIELD_LABELS),
         "enumLabels": _translated(ENUM_LABELS),
+        "entryPolicies": _choices(Journey.EntryPolicy.choices),
         "messageStatuses": _translated(dict(Message.Status.choices)),
         "channelLabels": _translated(Channel.LABELS),
     }

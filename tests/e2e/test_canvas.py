@@ -1,7 +1,7 @@
 """A marketer draws a journey on the canvas from an empty page: steps dragged from the palette,
 connected by their handles, configured in the side panel, validated (each problem on its step),
 fixed and published; undo and redo; two editors of one draft; the live counts of a published
-journey; a test run's path drawn on the canvas, step by step."""
+journey; a test run's path drawn on the canvas, step by step; the journey's settings."""
 
 from __future__ import annotations
 
@@ -633,4 +633,62 @@ def test_a_marketer_test_runs_the_draft_on_the_canvas_and_steps_through_its_path
     expect(page.locator(".step--visited, .step--dimmed")).to_have_count(0)
     expect(page.locator("[data-palette-type]").first).to_be_visible()
     assert not Enrollment.objects.exists() and not Message.objects.exists()
+    assert not page.errors
+
+
+def test_a_marketer_sets_who_may_enter_in_the_journey_settings(wide_page, app_server):
+    graph = {"nodes": [node("t1", "event_trigger", event="Cart Abandoned")], "edges": []}
+    journey = journey_save(name="购物车挽回", actor=None, draft_graph=graph)
+    page = wide_page()
+    page.goto(f"{app_server.url}/journeys/{journey.pk}/edit/")
+    page.locator("[data-journey-settings]").click()
+    dialog = page.get_by_role("dialog", name="旅程设置")
+    name = dialog.get_by_label("名称", exact=True)
+    expect(name).to_have_value("购物车挽回")
+    dialog.get_by_label("描述").fill("加购一小时未付款：每个购物车提醒一次。")
+    dialog.get_by_label("每个键一次").check()
+    name.fill("")
+    dialog.get_by_role("button", name="保存").click()
+    # Each refusal of the API under its field; nothing is saved until all are fixed.
+    expect(dialog.locator('[data-field="name"] .field__error')).to_have_text("该字段不能为空。")
+    name.fill("购物车挽回（每车一次）")
+    dialog.get_by_role("button", name="保存").click()
+    expect(dialog.locator('[data-field="entry_key_property"] .field__error')).to_have_text(
+        "请填写触发事件中作为键的属性名。"
+    )
+    assert api_json(page, f"/api/journeys/{journey.pk}/")["entry_policy"] == "once"
+    dialog.get_by_label("触发事件中作为键的属性").fill("cart_id")
+    dialog.get_by_role("button", name="保存").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.locator("[data-notice]")).to_contain_text("旅程设置已保存。")
+    expect(page.locator(".editor-bar__name")).to_have_value("购物车挽回（每车一次）")
+    saved_journey = api_json(page, f"/api/journeys/{journey.pk}/")
+    assert {
+        key: saved_journey[key] for key in ("name", "description", "entry_policy", "entry_key_property")
+    } == {
+        "name": "购物车挽回（每车一次）",
+        "description": "加购一小时未付款：每个购物车提醒一次。",
+        "entry_policy": "once_per_key",
+        "entry_key_property": "cart_id",
+    }
+
+    # Again after a cooldown: how long, in days, hours or minutes; shown as set when opened again.
+    page.locator("[data-journey-settings]").click()
+    dialog.get_by_label("冷却期后可再次进入").check()
+    dialog.get_by_role("button", name="保存").click()
+    expect(dialog.locator('[data-field="cooldown_seconds"] .field__error')).to_have_text(
+        "请填写客户再次进入前需要等待多久。"
+    )
+    dialog.locator("#settings-cooldown").fill("3")
+    dialog.locator('[data-field="cooldown_seconds"] select').select_option(label="天")
+    dialog.get_by_role("button", name="保存").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    saved_journey = api_json(page, f"/api/journeys/{journey.pk}/")
+    assert (saved_journey["entry_policy"], saved_journey["cooldown_seconds"]) == ("after_cooldown", 3 * 86400)
+    assert [n["id"] for n in saved_journey["draft_graph"]["nodes"]] == ["t1"]  # the drawing kept
+    page.locator("[data-journey-settings]").click()
+    expect(dialog.locator("#settings-cooldown")).to_have_value("3")
+    expect(dialog.get_by_label("冷却期后可再次进入")).to_be_checked()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
     assert not page.errors

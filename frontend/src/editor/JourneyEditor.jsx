@@ -30,7 +30,7 @@ import {
   pasteClipboard,
   problemsByNode,
 } from './model.js';
-import { PublishDialog, ShortcutHelp } from './dialogs.jsx';
+import { JourneySettingsDialog, PublishDialog, ShortcutHelp } from './dialogs.jsx';
 import Palette, { DRAG_TYPE } from './Palette.jsx';
 import { fill } from './schema.js';
 import StepNode from './StepNode.jsx';
@@ -70,7 +70,7 @@ function Editor({ setup }) {
   const [conflict, setConflict] = useState(null);
   const [versions, setVersions] = useState([]);
   const [view, setView] = useState({ mode: 'draft' }); // draft | version | live
-  const [dialog, setDialog] = useState(null); // help | publish
+  const [dialog, setDialog] = useState(null); // help | publish | settings
   // Test run: the panel open beside the canvas, the last run's report, the step shown.
   const [testOpen, setTestOpen] = useState(false);
   const [testReport, setTestReport] = useState(null);
@@ -319,6 +319,42 @@ function Editor({ setup }) {
       }
     },
     [urls],
+  );
+
+  // -- the journey's settings ----------------------------------------------------------------------
+  // Saved at once, with the drawing as it is (saved first, so the revision is the latest); the
+  // server's field errors go back to the dialog.
+  const saveSettings = useCallback(
+    async (settings) => {
+      if (!(await saveAll())) throw new Error(conflictRef.current ? strings.conflict : strings.settingsNotSaved);
+      const { nodes: docNodes, edges: docEdges } = doc.current;
+      const body = {
+        ...Object.fromEntries(SETTINGS.map((key) => [key, journey[key]])),
+        ...settings,
+        draft_graph: editorToGraph(docNodes, docEdges, typesByKey),
+        draft_revision: revision.current,
+      };
+      const request = api(urls.journey, { method: 'PUT', body });
+      saving.current = request.catch(() => null);
+      try {
+        const saved = await request;
+        revision.current = saved.draft_revision;
+        setJourney(saved);
+        setName(saved.name);
+        setDialog(null);
+        setNotice(strings.settingsSaved);
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 409 && error.body?.current) {
+          conflictRef.current = error.body.current;
+          setConflict(error.body.current);
+          setSaveState('conflict');
+        }
+        throw error;
+      } finally {
+        saving.current = null;
+      }
+    },
+    [journey, saveAll, strings.conflict, strings.settingsNotSaved, strings.settingsSaved, typesByKey, urls.journey],
   );
 
   // -- test run ------------------------------------------------------------------------------------
@@ -674,6 +710,11 @@ function Editor({ setup }) {
             onChange={(e) => change({ name: e.target.value }, { coalesce: 'name' })}
             onBlur={seal}
           />
+          {setup.canEdit && (
+            <button type="button" className="button" data-journey-settings onClick={() => setDialog('settings')}>
+              {strings.settings}
+            </button>
+          )}
           <span className={`badge editor-bar__status editor-bar__status--${journey.status}`} data-status={journey.status}>
             {strings[`status.${journey.status}`] ?? journey.status}
           </span>
@@ -921,6 +962,15 @@ function Editor({ setup }) {
         </div>
         {dialog === 'help' && <ShortcutHelp strings={strings} onClose={() => setDialog(null)} />}
         {dialog === 'publish' && <PublishDialog strings={strings} onPublish={publish} onClose={() => setDialog(null)} />}
+        {dialog === 'settings' && (
+          <JourneySettingsDialog
+            strings={strings}
+            journey={{ ...journey, name }}
+            entryPolicies={setup.entryPolicies}
+            onSave={saveSettings}
+            onClose={() => setDialog(null)}
+          />
+        )}
       </div>
     </EditorContext.Provider>
   );
