@@ -9,7 +9,7 @@ from django.utils.translation import pgettext_lazy
 
 from connectors.models import Message
 from connectors.protocol import Channel
-from journeys.models import Journey
+from journeys.models import Journey, StaffTask
 
 # Keyed as the island looks them up; "{name}" placeholders are filled in by the island.
 CANVAS_STRINGS = {
@@ -158,9 +158,7 @@ CANVAS_STRINGS = {
     "testMessages": _("Messages (sandbox)"),
     "testTasks": _("Tasks"),
     "testMessageCount": _("Messages sent to the sandbox: {count}"),
-    "testProblems": _(
-        "Publishing would still refuse {count} problems: they are listed above and on their steps."
-    ),
+    "testProblems": _("Problems publishing would still refuse: {count}, listed above and on their steps."),
     "testEndAt": _("At “{step}”, {elapsed} after entering."),
     "testEnd.waiting": _("Waiting for {events}"),
     "testEnd.active": _("Still in the journey"),
@@ -287,5 +285,6 @@ def canvas_setup(*, journey, can_manage: bool) -> dict:
         "enumLabels": _translated(ENUM_LABELS),
         "entryPolicies": _choices(Journey.EntryPolicy.choices),
         "messageStatuses": _translated(dict(Message.Status.choices)),
+        "taskStatuses": _translated(dict(StaffTask.Status.choices)),
         "channelLabels": _translated(Channel.LABELS),
     }

@@ -938,6 +938,7 @@ function Editor({ setup }) {
               typesByKey={typesByKey}
               names={names}
               statuses={setup.messageStatuses}
+              taskStatuses={setup.taskStatuses}
               channels={setup.channelLabels}
             />
           ) : (

@@ -11,6 +11,7 @@ import { elapsedText, END_OUTCOME, stepDecision } from './testRun.js';
 
 const SEARCH_DELAY_MS = 250;
 const SHOWN_CUSTOMERS = 8;
+const ENDING_TONES = { failed: 'failed', exited: 'exited' };
 
 async function customersFind(url, query) {
   const id = /^#(\d+)$/.exec(query.trim());
@@ -64,6 +65,7 @@ function CustomerPicker({ strings, url, chosen, onChoose, error, afterChoosing }
             {strings.testChangeCustomer}
           </button>
         </div>
+        {error && <span className="field__error">{error}</span>}
       </div>
     );
   }
@@ -135,7 +137,7 @@ function fieldErrors(error) {
   return Object.fromEntries(Object.entries(error.body).map(([field, messages]) => [field, flat(messages).trim()]));
 }
 
-function StepDetail({ step, strings, nodeType, config, names, statuses, channels }) {
+function StepDetail({ step, strings, nodeType, config, names, statuses, taskStatuses, channels }) {
   const decision = stepDecision(step, nodeType?.kind);
   const handleName = (handle) => handleLabel(handle, config, strings);
   const why = decision
@@ -178,7 +180,7 @@ function StepDetail({ step, strings, nodeType, config, names, statuses, channels
               {step.tasks.map((task, index) => (
                 <li key={index}>
                   {task.title}
-                  {task.assignee ? ` → ${task.assignee}` : ''} <span className="muted">({task.status})</span>
+                  {task.assignee ? ` → ${task.assignee}` : ''} <span className="muted">({taskStatuses[task.status] ?? task.status})</span>
                 </li>
               ))}
             </ul>
@@ -218,6 +220,7 @@ export default function TestRunPanel({
   typesByKey,
   names,
   statuses,
+  taskStatuses,
   channels,
 }) {
   const [customer, setCustomer] = useState(null);
@@ -241,12 +244,13 @@ export default function TestRunPanel({
       setErrors({ customer_id: strings.testChooseCustomer });
       return;
     }
-    const minutes = afterMinutes.trim() === '' ? 0 : Number(afterMinutes);
-    const events = eventName.trim() ? [{ name: eventName.trim(), after_seconds: Math.max(0, Math.round(minutes * 60)) }] : [];
+    const minutes = Number(afterMinutes);
+    const afterSeconds = Number.isFinite(minutes) ? Math.max(0, Math.round(minutes * 60)) : 0;
+    const events = eventName.trim() ? [{ name: eventName.trim(), after_seconds: afterSeconds }] : [];
     setErrors({});
     setRunning(true);
     try {
-      await onRun({ customer_id: customer.id, trigger: triggers.length > 1 ? trigger : '', events });
+      await onRun({ customer_id: customer.id, trigger, events });
     } catch (error) {
       const byField = fieldErrors(error);
       if (byField) setErrors(byField);
@@ -259,7 +263,12 @@ export default function TestRunPanel({
   const ending = path?.ending;
   const steps = path?.steps ?? [];
   const handleName = (nodeId, handle) => handleLabel(handle, nodeOf(nodeId)?.data.config, strings);
-  const tone = !ending ? '' : ending.kind.startsWith('completed') ? 'done' : ending.kind === 'failed' ? 'failed' : ending.kind === 'exited' ? 'exited' : 'waiting';
+  const tone = !ending ? '' : ending.kind.startsWith('completed') ? 'done' : (ENDING_TONES[ending.kind] ?? 'waiting');
+  // What the API refused beyond the fields shown with their own errors.
+  const otherErrors = Object.entries(errors)
+    .filter(([field, message]) => message && !['customer_id', 'trigger', 'events'].includes(field))
+    .map(([, message]) => message)
+    .join(' ');
   const lastStep = steps.at(-1);
 
   return (
@@ -291,9 +300,9 @@ export default function TestRunPanel({
             <label className="field__label" htmlFor="test-trigger">
               {strings.testTrigger}
             </label>
-            <select id="test-trigger" value={trigger} onChange={(e) => setTrigger(e.target.value)}>
+            <select id="test-trigger" value={trigger || triggers[0].id} onChange={(e) => setTrigger(e.target.value)}>
               {triggers.map((t) => (
-                <option key={t.id} value={t.id === triggers[0].id ? '' : t.id}>
+                <option key={t.id} value={t.id}>
                   {t.name}
                 </option>
               ))}
@@ -324,9 +333,9 @@ export default function TestRunPanel({
           </div>
           {errors.events && <span className="field__error">{errors.events}</span>}
         </details>
-        {(errors.run || errors.version || errors.detail) && (
+        {otherErrors && (
           <p className="field__error" role="alert">
-            {errors.run || errors.version || errors.detail}
+            {otherErrors}
           </p>
         )}
         <button type="submit" className="button button--primary test-form__run" ref={runButton} disabled={running} data-test-start>
@@ -382,6 +391,7 @@ export default function TestRunPanel({
                       config={node?.data.config}
                       names={names}
                       statuses={statuses}
+                      taskStatuses={taskStatuses}
                       channels={channels}
                     />
                   )}
