@@ -100,6 +100,8 @@ function CustomerPicker({ strings, url, chosen, onChoose, error, afterChoosing }
         value={query}
         onChange={(event) => setQuery(event.target.value)}
         onKeyDown={onKeyDown}
+        // Opening the panel, or choosing another customer, goes on where the typing is.
+        autoFocus
       />
       <span className="field__help muted" aria-live="polite">
         {searching ? strings.testSearching : customers.length ? (query.trim() ? strings.testMatches : strings.testRecent) : strings.testNoCustomer}
