@@ -19,6 +19,14 @@ from journeys.testmode import SimulatedEvent, journey_test_run
 from journeys.validation import GraphInvalid, graph_validate
 
 
+class HandlesWhenOutput(serializers.Serializer):
+    field = serializers.CharField(help_text="A field of the node's config")
+    equals = serializers.JSONField(help_text="The value that changes the handles")
+    handles = serializers.ListField(
+        child=serializers.CharField(), help_text="The node's output handles while the field has it"
+    )
+
+
 class NodeTypeOutput(serializers.Serializer):
     type = serializers.CharField(help_text="The node's ``type`` in a graph")
     kind = serializers.ChoiceField(choices=["trigger", "flow", "action"])
@@ -29,6 +37,13 @@ class NodeTypeOutput(serializers.Serializer):
     handles = serializers.ListField(child=serializers.CharField(), help_text="Its output handles")
     dynamic_handles = serializers.BooleanField(
         help_text="The handles come from the config (a split's branch ids, plus “else” for a condition)"
+    )
+    handles_when = HandlesWhenOutput(
+        many=True,
+        help_text=(
+            "Config values that replace the handles, the first that holds winning "
+            "(a goal that ends the journey has none)"
+        ),
     )
     config_schema = serializers.JSONField(help_text="JSON Schema of the node's config")
 

@@ -7,6 +7,10 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from connectors.models import Message
+from connectors.protocol import Channel
+from journeys.models import Journey, StaffTask
+
 # Keyed as the island looks them up; "{name}" placeholders are filled in by the island.
 CANVAS_STRINGS = {
     "palette": _("Steps"),
@@ -116,6 +120,91 @@ CANVAS_STRINGS = {
     "shortcut.all": _("Select everything"),
     "shortcut.help": _("Show these shortcuts"),
     "shortcut.move": _("Move the selected steps"),
+    # Test run: the draft run for one customer, its path drawn on the canvas.
+    "testRun": _("Test run"),
+    "testExplain": _(
+        "Runs the saved draft for one customer on a simulated clock: delays and waits pass at once, "
+        "messages go to the channel's sandbox, and nothing the run does is kept."
+    ),
+    "testCustomer": _("Customer"),
+    "testCustomerPlaceholder": _("Name, phone, email or #id"),
+    "testRecent": _("Recently seen"),
+    "testMatches": _("Matching customers"),
+    "testSearching": _("Searching…"),
+    "testNoCustomer": _(
+        "No customer matches: try a whole phone number or email, the start of a name, or #id."
+    ),
+    "testUnnamed": _("Unnamed visitor"),
+    "testChangeCustomer": _("Change"),
+    "testChooseCustomer": _("Choose the customer to run the journey for."),
+    "testOnTheWay": _("On the way, the customer does (optional)"),
+    "testEvent": _("Event"),
+    "testAfterMinutes": _("Minutes after entering"),
+    "testTrigger": _("Start at"),
+    "testStart": _("Run the test"),
+    "testRunning": _("Running…"),
+    "testNotSaved": _("The draft could not be saved, so the test did not run."),
+    "testFailed": _("The test could not run: {reason}"),
+    "testSteps": _("The path taken"),
+    "testPrevious": _("Previous step"),
+    "testNext": _("Next step"),
+    "testStepOf": _("Step {number} of {count}"),
+    "testOrder": _("Test run step {orders}"),
+    "testLeftBy": _("Left by"),
+    "testWaitingHere": _("still here, waiting"),
+    "testEndedHere": _("the journey ended here"),
+    "testWhy": _("Why"),
+    "testClock": _("Simulated clock"),
+    "testMessages": _("Messages (sandbox)"),
+    "testTasks": _("Tasks"),
+    "testMessageCount": _("Messages sent to the sandbox: {count}"),
+    "testProblems": _("Problems publishing would still refuse: {count}, listed above and on their steps."),
+    "testEndAt": _("At “{step}”, {elapsed} after entering."),
+    "testEnd.waiting": _("Waiting for {events}"),
+    "testEnd.active": _("Still in the journey"),
+    "testEnd.completed": _("Completed"),
+    "testEnd.completed-goal": _("Completed: reached the goal"),
+    "testEnd.completed-exit": _("Completed at an exit"),
+    "testEnd.completed-by-handle": _("Completed: “{handle}” ends the journey"),
+    "testEnd.exited": _("Exited: {reason}"),
+    "testEnd.failed": _("Failed: {reason}"),
+    "testHere.waiting": _("Waiting here"),
+    "testHere.active": _("Still here"),
+    "testHere.completed": _("Ended here"),
+    "testHere.exited": _("Exited here"),
+    "testHere.failed": _("Failed here"),
+    "testWhy.entered": _("The customer entered the journey here."),
+    "testWhy.branch": _("The rule of “{branch}” holds for this customer."),
+    "testWhy.else": _("No branch's rule holds for this customer, so they go on by “{branch}”."),
+    "testWhy.bucket": _("Random bucket {bucket} of 100 falls in “{branch}”; this customer always gets it."),
+    "testWhy.happened": _("The awaited event arrived."),
+    "testWhy.timedOut": _("The awaited event did not arrive in time."),
+    "testWhy.goal": _("The goal is reached: the customer counts as converted."),
+    "testWhy.goalEnds": _("The goal is reached, and it ends the journey."),
+    "testWhy.exit": _("The exit ends the journey."),
+    "testClear": _("Clear the test run"),
+    "testClose": _("Close the test run"),
+    "testPage": _("Test run page"),
+    # The journey's settings, beside its drawing.
+    "settings": _("Journey settings"),
+    "description": _("Description"),
+    "descriptionHelp": _("What the journey is for, in a sentence your colleagues will understand."),
+    "entryPolicy": _("Who may enter, and how often"),
+    "entryPolicyHelp.once": _("A customer goes through the journey once, ever."),
+    "entryPolicyHelp.after_cooldown": _(
+        "A customer may enter again once out of the journey and the cooldown has passed since they "
+        "last entered."
+    ),
+    "entryPolicyHelp.once_per_key": _(
+        "A customer enters once for each value of a property of the trigger event: once per order, "
+        "once per cart."
+    ),
+    "cooldown": _("Cooldown"),
+    "cooldownRequired": _("Give how long a customer waits before entering again."),
+    "entryKeyProperty": _("The trigger event's property that holds the key"),
+    "save": _("Save"),
+    "settingsSaved": _("Journey settings saved."),
+    "settingsNotSaved": _("The drawing's changes could not be saved first, so the settings were not saved."),
 }
 
 # Config field names as the panel labels them; a field not listed shows its schema title.
@@ -160,6 +249,10 @@ def _translated(strings: dict) -> dict[str, str]:
     return {key: str(value) for key, value in strings.items()}
 
 
+def _choices(choices) -> list[dict[str, str]]:
+    return [{"value": value, "label": str(label)} for value, label in choices]
+
+
 def canvas_setup(*, journey, can_manage: bool) -> dict:
     """Everything the editor island reads from its page (rendered with json_script)."""
     return {
@@ -182,8 +275,16 @@ def canvas_setup(*, journey, can_manage: bool) -> dict:
             "vocabulary": reverse("api_segment_vocabulary"),
             "templates": reverse("api_message_templates"),
             "accounts": reverse("api_channel_account_options"),
+            "test": reverse("api_journey_test", args=[journey.pk]),
+            "testPage": reverse("journey_test", args=[journey.pk]),
+            # Searched with ?q=; one customer is this address followed by "<id>/".
+            "customers": reverse("api_customers"),
         },
         "strings": _translated(CANVAS_STRINGS),
         "fieldLabels": _translated(FIELD_LABELS),
         "enumLabels": _translated(ENUM_LABELS),
+        "entryPolicies": _choices(Journey.EntryPolicy.choices),
+        "messageStatuses": _translated(dict(Message.Status.choices)),
+        "taskStatuses": _translated(dict(StaffTask.Status.choices)),
+        "channelLabels": _translated(Channel.LABELS),
     }

@@ -46,6 +46,10 @@ def palette() -> list[dict]:
             "icon": node.icon,
             "handles": list(node.handles),
             "dynamic_handles": node.dynamic_handles,
+            "handles_when": [
+                {"field": rule.field, "equals": rule.equals, "handles": list(rule.handles)}
+                for rule in node.handles_when
+            ],
             "config_schema": node.config.model_json_schema(),
         }
         for key, node in sorted(NODE_TYPES.items(), key=lambda item: list(KIND_LABELS).index(item[1].kind))

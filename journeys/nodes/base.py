@@ -65,6 +65,17 @@ class End:
 Result = Follow | Wait | End
 
 
+@dataclass(frozen=True)
+class HandlesWhen:
+    """Output handles that replace the node type's own while a config field has a value: a goal that
+    ends the journey has none. Declared as data, so the canvas derives a node's handles as the server
+    does (the palette lists each node type's rules)."""
+
+    field: str
+    equals: Any
+    handles: tuple[str, ...] = ()
+
+
 class NodeFailed(Exception):
     """The node cannot run for this customer (a referenced account is gone, a config no longer
     parses): the enrollment fails with this reason, the engine goes on with the others."""
@@ -129,8 +140,13 @@ class NodeType:
     handles: ClassVar[tuple[str, ...]] = (DEFAULT_HANDLE,)
     # Whether the handles come from the config (a condition's branches) rather than ``handles``.
     dynamic_handles: ClassVar[bool] = False
+    # Config values that change the handles; the first rule that holds wins.
+    handles_when: ClassVar[tuple[HandlesWhen, ...]] = ()
 
     def output_handles(self, config: NodeConfig) -> list[str]:
+        for rule in self.handles_when:
+            if getattr(config, rule.field, None) == rule.equals:
+                return list(rule.handles)
         return list(self.handles)
 
     def reference_problems(self, config: NodeConfig) -> list[str]:

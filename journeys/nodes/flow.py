@@ -19,6 +19,7 @@ from journeys.nodes.base import (
     DEFAULT_HANDLE,
     End,
     Follow,
+    HandlesWhen,
     NodeConfig,
     NodeFailed,
     NodeType,
@@ -427,9 +428,8 @@ class Goal(NodeType):
     description = gettext_lazy("Counts the customer as converted; optionally ends the journey for them.")
     icon = "flag"
     config = GoalConfig
-
-    def output_handles(self, config: GoalConfig) -> list[str]:
-        return [] if config.exit else [DEFAULT_HANDLE]
+    # Reaching a goal that ends the journey leads nowhere.
+    handles_when = (HandlesWhen(field="exit", equals=True, handles=()),)
 
     def enter(self, ctx: StepContext) -> Follow | End:
         if ctx.enrollment.goal_reached_at is None:

@@ -1,7 +1,7 @@
 """A marketer draws a journey on the canvas from an empty page: steps dragged from the palette,
 connected by their handles, configured in the side panel, validated (each problem on its step),
 fixed and published; undo and redo; two editors of one draft; the live counts of a published
-journey."""
+journey; a test run's path drawn on the canvas, step by step; the journey's settings."""
 
 from __future__ import annotations
 
@@ -12,10 +12,15 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from playwright.sync_api import expect
 
-from cdp.models import ChannelEventDaily, Source
-from connectors.models import ChannelAccount
+from cdp.models import ChannelEventDaily, Customer, Identity, Source
+from connectors.accounts import account_create
+from connectors.models import ChannelAccount, Message
+from connectors.services import template_save
+from journeys.models import Enrollment
+from journeys.services import journey_save
 from segments.tags import tag_save
 from tests.e2e.conftest import journey_worker_start, log_in, screenshot
 from tests.e2e.test_customers import post_track
@@ -453,3 +458,237 @@ def test_the_canvas_shows_live_counts_as_customers_enter(wide_page, app_server):
     waiting.click()
     expect(page.locator("#node-customers tr[data-customer]")).to_have_count(2)
     assert not page.errors and not analyst.errors
+
+
+def demo_customer(name: str, phone: str, city: str) -> Customer:
+    """A customer as the demo company has them: a name, a phone number, the city they live in."""
+    customer = Customer.objects.create(name=name, traits={"city": city}, last_seen_at=timezone.now())
+    Identity.objects.create(customer=customer, type="phone", value=phone, first_seen_at=timezone.now())
+    return customer
+
+
+def placed(step: dict, x: int, y: int) -> dict:
+    return {**step, "position": {"x": x, "y": y}}
+
+
+def live_follow_up() -> dict:
+    """Sign-ups from Hangzhou get an SMS (on a sandbox that delivers every message) and a day to
+    order, the goal; the others leave at once. The SMS's "failed" handle leads nowhere: publishing
+    would refuse it, a test run does not."""
+    sms = account_create(
+        kind="sandbox_sms",
+        name="SMS sandbox",
+        values={"callback_secret": "sandbox-callback-secret"},
+        rate_per_second=1000,
+    )
+    template_save(
+        key="live-reminder",
+        name="Live stream reminder",
+        channel="sms",
+        body={"template_code": "SMS_1", "params": {}, "text": "The live stream starts at 8 pm."},
+        known_traits=set(),
+    )
+    hangzhou = {
+        "id": "hangzhou",
+        "label": "In Hangzhou",
+        "rule": {"trait": "city", "op": "eq", "value": "杭州"},
+    }
+    return {
+        "nodes": [
+            placed(
+                node("t1", "event_trigger", event="Live Registered", label="Signed up for the live"), 0, 160
+            ),
+            placed(node("c1", "condition", branches=[hangzhou], label="Lives in Hangzhou?"), 300, 160),
+            placed(
+                node(
+                    "s1",
+                    "send",
+                    account=sms.pk,
+                    template="live-reminder",
+                    ends=["no_response"],
+                    label="SMS reminder",
+                ),
+                600,
+                40,
+            ),
+            placed(
+                node(
+                    "w1",
+                    "wait_for_event",
+                    event="Order Completed",
+                    timeout_seconds=86400,
+                    label="Orders in a day?",
+                ),
+                900,
+                40,
+            ),
+            placed(node("g1", "goal", exit=True, label="Ordered"), 1200, -40),
+            placed(node("x1", "exit", label="Did not order"), 1200, 160),
+            placed(node("x2", "exit", label="Elsewhere"), 600, 320),
+        ],
+        "edges": [
+            edge("t1", "c1"),
+            edge("c1", "s1", "hangzhou"),
+            edge("c1", "x2", "else"),
+            edge("s1", "w1", "delivered"),
+            edge("w1", "g1", "happened"),
+            edge("w1", "x1", "timed_out"),
+        ],
+    }
+
+
+def test_a_marketer_test_runs_the_draft_on_the_canvas_and_steps_through_its_path(wide_page, app_server):
+    customer = demo_customer("Wang Fang", "+8613800138000", city="杭州")
+    demo_customer("Wang Qiang", "+8613900139000", city="上海")
+    journey = journey_save(name="Live sign-up follow-up", actor=None, draft_graph=live_follow_up())
+    page = wide_page(locale="en")
+    page.set_viewport_size({"width": 1440, "height": 900})  # a laptop's screen
+    page.goto(f"{app_server.url}/journeys/{journey.pk}/edit/")
+    # The goal that ends the journey has no handle to leave by (the palette says so).
+    expect(canvas_node(page, "g1").locator(".step__out")).to_have_count(0)
+    expect(canvas_node(page, "w1").locator(".step__out")).to_have_count(2)
+
+    page.locator("[data-test-run]").click()
+    panel = page.locator("[data-test-panel]")
+    expect(panel).to_be_visible()
+    expect(page.locator("[data-palette-type]")).to_have_count(0)  # the drawing holds still meanwhile
+    # The customer, searched by name and chosen by keyboard.
+    page.locator("[data-test-start]").click()
+    expect(panel.locator('[data-field="customer"] .field__error')).to_have_text(
+        "Choose the customer to run the journey for."
+    )
+    search = page.locator("#test-customer")
+    search.fill("Wang")
+    expect(panel.locator("[data-customer-option]")).to_have_count(2)
+    search.fill("Wang F")
+    expect(panel.locator("[data-customer-option]")).to_have_count(1)
+    search.press("Enter")
+    expect(panel.locator(f'[data-test-customer="{customer.pk}"]')).to_contain_text("Wang Fang")
+    expect(page.locator("[data-test-start]")).to_be_focused()
+    page.keyboard.press("Enter")
+
+    # The path on the canvas: each visited step numbered, the edges taken drawn, the rest dimmed.
+    ending = panel.locator("[data-test-ending]")
+    expect(ending).to_have_attribute("data-test-ending", "completed-exit")
+    expect(ending).to_contain_text("Completed at an exit")
+    expect(ending).to_contain_text("At “Did not order”, +1 d after entering.")
+    for node_id, visits in {"t1": "1", "c1": "2", "s1": "3", "w1": "4", "x1": "5"}.items():
+        expect(canvas_node(page, node_id).locator(".step")).to_have_attribute("data-test-visits", visits)
+    for node_id in ("g1", "x2"):
+        expect(canvas_node(page, node_id).locator(".step.step--dimmed")).to_have_count(1)
+    taken = page.locator(".react-flow__edge.edge--taken")
+    expect(taken).to_have_count(4)
+    expect(taken.locator(".react-flow__edge-text")).to_have_text(["1", "2", "3", "4"])
+    expect(page.locator('.react-flow__edge[data-id="c1-else-x2"]')).to_have_class(re.compile("edge--dimmed"))
+    expect(canvas_node(page, "x1").locator("[data-test-ended]")).to_have_text("Ended here")
+    # The run's problems show as Validate shows them: the SMS's failed handle leads nowhere.
+    expect(page.locator(".editor-problems")).to_have_attribute("data-problem-count", "1")
+    expect(canvas_node(page, "s1").locator(".step--problem")).to_have_count(1)
+
+    # Step by step: the condition's decision in words, the SMS in the sandbox, the simulated clock.
+    steps = panel.locator("[data-test-step]")
+    expect(steps).to_have_count(5)
+    expect(panel.locator('[data-test-step="1"] .test-step')).to_have_attribute("aria-current", "step")
+    page.locator("[data-test-next]").click()
+    detail = panel.locator("[data-test-detail]")
+    expect(detail.locator("[data-test-reason]")).to_have_text(
+        "The rule of “In Hangzhou” holds for this customer."
+    )
+    expect(detail.locator("[data-test-left-by]")).to_have_text("In Hangzhou")
+    expect(canvas_node(page, "c1").locator(".step--current")).to_have_count(1)
+    page.keyboard.press("Enter")  # the Next button keeps the focus
+    expect(detail.locator("[data-test-messages]")).to_have_text("SMS · Live stream reminder: Delivered")
+    page.keyboard.press("Enter")
+    expect(detail.locator("[data-test-reason]")).to_have_text("The awaited event did not arrive in time.")
+    expect(panel.locator('[data-test-step="4"] .test-step__time')).to_have_text("+0 min")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # at the end it stays there
+    expect(panel.locator(".test-nav__position")).to_have_text("Step 5 of 5")
+    expect(panel.locator('[data-test-step="5"] .test-step__time')).to_have_text("+1 d")
+    page.locator("[data-test-previous]").click()
+    expect(canvas_node(page, "w1").locator(".step--current")).to_have_count(1)
+    # A visited step clicked on the canvas is shown in the list.
+    canvas_node(page, "s1").locator(".step__title").click()
+    expect(panel.locator('[data-test-step="3"] .test-step')).to_have_attribute("aria-current", "step")
+    panel.locator('[data-test-step="2"] .test-step').click()
+    page.get_by_role("button", name="Fit to view").click()
+    screenshot(page, "canvas-test-run")
+
+    # Cleared, the canvas is as before; a second run with the order placed reaches the goal.
+    page.locator("[data-test-clear]").click()
+    expect(page.locator(".step--visited, .step--dimmed, .edge--taken, .edge--dimmed")).to_have_count(0)
+    panel.locator(".test-form__more summary").click()
+    page.locator("#test-event").fill("Order Completed")
+    page.locator("#test-after").fill("30")
+    page.locator("[data-test-start]").click()
+    expect(ending).to_have_attribute("data-test-ending", "completed-goal")
+    expect(canvas_node(page, "g1").locator(".step")).to_have_attribute("data-test-visits", "5")
+    panel.locator('[data-test-step="4"] .test-step').click()
+    expect(detail.locator("[data-test-reason]")).to_have_text("The awaited event arrived.")
+    expect(panel.locator('[data-test-step="5"] .test-step__time')).to_have_text("+30 min")
+
+    # Closing the test run gives the drawing back; nothing of either run stayed.
+    page.get_by_role("button", name="Close the test run").click()
+    expect(page.locator("[data-test-panel]")).to_have_count(0)
+    expect(page.locator(".step--visited, .step--dimmed")).to_have_count(0)
+    expect(page.locator("[data-palette-type]").first).to_be_visible()
+    assert not Enrollment.objects.exists() and not Message.objects.exists()
+    assert not page.errors
+
+
+def test_a_marketer_sets_who_may_enter_in_the_journey_settings(wide_page, app_server):
+    graph = {"nodes": [node("t1", "event_trigger", event="Cart Abandoned")], "edges": []}
+    journey = journey_save(name="购物车挽回", actor=None, draft_graph=graph)
+    page = wide_page()
+    page.goto(f"{app_server.url}/journeys/{journey.pk}/edit/")
+    page.locator("[data-journey-settings]").click()
+    dialog = page.get_by_role("dialog", name="旅程设置")
+    name = dialog.get_by_label("名称", exact=True)
+    expect(name).to_have_value("购物车挽回")
+    dialog.get_by_label("描述").fill("加购一小时未付款：每个购物车提醒一次。")
+    dialog.get_by_label("每个键一次").check()
+    name.fill("")
+    dialog.get_by_role("button", name="保存").click()
+    # Each refusal of the API under its field; nothing is saved until all are fixed.
+    expect(dialog.locator('[data-field="name"] .field__error')).to_have_text("该字段不能为空。")
+    name.fill("购物车挽回（每车一次）")
+    dialog.get_by_role("button", name="保存").click()
+    expect(dialog.locator('[data-field="entry_key_property"] .field__error')).to_have_text(
+        "请填写触发事件中作为键的属性名。"
+    )
+    assert api_json(page, f"/api/journeys/{journey.pk}/")["entry_policy"] == "once"
+    dialog.get_by_label("触发事件中作为键的属性").fill("cart_id")
+    dialog.get_by_role("button", name="保存").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.locator("[data-notice]")).to_contain_text("旅程设置已保存。")
+    expect(page.locator(".editor-bar__name")).to_have_value("购物车挽回（每车一次）")
+    saved_journey = api_json(page, f"/api/journeys/{journey.pk}/")
+    assert {
+        key: saved_journey[key] for key in ("name", "description", "entry_policy", "entry_key_property")
+    } == {
+        "name": "购物车挽回（每车一次）",
+        "description": "加购一小时未付款：每个购物车提醒一次。",
+        "entry_policy": "once_per_key",
+        "entry_key_property": "cart_id",
+    }
+
+    # Again after a cooldown: how long, in days, hours or minutes; shown as set when opened again.
+    page.locator("[data-journey-settings]").click()
+    dialog.get_by_label("冷却期后可再次进入").check()
+    dialog.get_by_role("button", name="保存").click()
+    expect(dialog.locator('[data-field="cooldown_seconds"] .field__error')).to_have_text(
+        "请填写客户再次进入前需要等待多久。"
+    )
+    dialog.locator("#settings-cooldown").fill("3")
+    dialog.locator('[data-field="cooldown_seconds"] select').select_option(label="天")
+    dialog.get_by_role("button", name="保存").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    saved_journey = api_json(page, f"/api/journeys/{journey.pk}/")
+    assert (saved_journey["entry_policy"], saved_journey["cooldown_seconds"]) == ("after_cooldown", 3 * 86400)
+    assert [n["id"] for n in saved_journey["draft_graph"]["nodes"]] == ["t1"]  # the drawing kept
+    page.locator("[data-journey-settings]").click()
+    expect(dialog.locator("#settings-cooldown")).to_have_value("3")
+    expect(dialog.get_by_label("冷却期后可再次进入")).to_be_checked()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert not page.errors

@@ -66,6 +66,30 @@ def test_the_palette_lists_every_node_type_with_its_schema_and_handles(marketer)
     )
 
 
+def test_the_palette_tells_which_config_values_change_a_nodes_handles(marketer):
+    palette = {entry["type"]: entry for entry in marketer.get("/api/journeys/node-types/").json()}
+    goal = palette["goal"]
+    assert goal["handles"] == ["default"]
+    assert goal["handles_when"] == [{"field": "exit", "equals": True, "handles": []}]
+    assert palette["send"]["handles_when"] == [] and palette["condition"]["handles_when"] == []
+
+    # What the palette says is what validation holds a graph to: a goal that ends the journey has no
+    # handle to leave by, one that does not leads on.
+    def problems(exit_: bool, connected: bool) -> list[str]:
+        graph = {
+            "nodes": [node("t1", "event_trigger", event="signed_up"), node("g1", "goal", exit=exit_)]
+            + ([node("x1", "exit")] if connected else []),
+            "edges": [edge("t1", "g1")] + ([edge("g1", "x1")] if connected else []),
+        }
+        found = post(marketer, "/api/journeys/validate/", {"graph": graph}).json()["problems"]
+        return [problem["message"] for problem in found if problem["node"] == "g1"]
+
+    assert problems(exit_=True, connected=False) == []
+    assert problems(exit_=False, connected=True) == []
+    assert problems(exit_=True, connected=True) == ["This node has no handle “default” (it has: -)."]
+    assert problems(exit_=False, connected=False) != []
+
+
 def test_publishing_refuses_a_graph_with_every_problem_and_its_node(marketer, tags):
     graph = {
         "nodes": [

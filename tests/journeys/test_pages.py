@@ -171,6 +171,7 @@ def test_a_marketer_test_runs_a_journey_for_one_customer_and_nothing_stays(
     assert f'href="/journeys/{journey.pk}/test/"' in text(marketer.get(f"/journeys/{journey.pk}/"))
     refused = text(marketer.post(f"/journeys/{journey.pk}/test/", {"customer": "13999999999"}))
     assert "请指定一位客户" in refused
+    assert f'href="/journeys/{journey.pk}/edit/" id="test-on-canvas"' in refused  # the canvas's test run
 
     page = text(marketer.post(f"/journeys/{journey.pk}/test/", {"customer": "138 0013 8000", "version": "1"}))
     steps = re.findall(r'<tr data-node="([^"]+)">', page)

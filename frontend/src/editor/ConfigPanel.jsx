@@ -18,7 +18,7 @@ function bestUnit(seconds) {
 }
 
 // A duration in seconds, typed as a number of minutes, hours or days.
-function DurationInput({ id, value, onChange, strings, disabled }) {
+export function DurationInput({ id, value, onChange, strings, disabled }) {
   const [unit, setUnit] = useState(() => bestUnit(value));
   const amount = typeof value === 'number' ? value / unit : '';
   return (

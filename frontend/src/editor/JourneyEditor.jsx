@@ -30,10 +30,12 @@ import {
   pasteClipboard,
   problemsByNode,
 } from './model.js';
-import { PublishDialog, ShortcutHelp } from './dialogs.jsx';
+import { JourneySettingsDialog, PublishDialog, ShortcutHelp } from './dialogs.jsx';
 import Palette, { DRAG_TYPE } from './Palette.jsx';
 import { fill } from './schema.js';
 import StepNode from './StepNode.jsx';
+import TestRunPanel from './TestRunPanel.jsx';
+import { stepMove, testRunPath, visitAfter } from './testRun.js';
 import { useLiveCounts } from './useLiveCounts.js';
 
 const nodeTypesForFlow = { [STEP]: StepNode };
@@ -68,7 +70,11 @@ function Editor({ setup }) {
   const [conflict, setConflict] = useState(null);
   const [versions, setVersions] = useState([]);
   const [view, setView] = useState({ mode: 'draft' }); // draft | version | live
-  const [dialog, setDialog] = useState(null); // help | publish
+  const [dialog, setDialog] = useState(null); // help | publish | settings
+  // Test run: the panel open beside the canvas, the last run's report, the step shown.
+  const [testOpen, setTestOpen] = useState(false);
+  const [testReport, setTestReport] = useState(null);
+  const [testStep, setTestStep] = useState(0);
   const [notice, setNotice] = useState('');
   const [, setHistoryTick] = useState(0);
 
@@ -93,7 +99,8 @@ function Editor({ setup }) {
   conflictRef.current = conflict;
 
   const typesByKey = useMemo(() => Object.fromEntries((nodeTypes ?? []).map((t) => [t.type, t])), [nodeTypes]);
-  const editable = setup.canEdit && view.mode === 'draft';
+  // While a test run is shown the drawing holds still: its path is what was run.
+  const editable = setup.canEdit && view.mode === 'draft' && !testOpen;
 
   // -- loading ------------------------------------------------------------------------------------
   const loadVersions = useCallback(async () => {
@@ -314,6 +321,102 @@ function Editor({ setup }) {
     [urls],
   );
 
+  // -- the journey's settings ----------------------------------------------------------------------
+  // Saved at once, with the drawing as it is (saved first, so the revision is the latest); the
+  // server's field errors go back to the dialog.
+  const saveSettings = useCallback(
+    async (settings) => {
+      if (!(await saveAll())) throw new Error(conflictRef.current ? strings.conflict : strings.settingsNotSaved);
+      const { nodes: docNodes, edges: docEdges } = doc.current;
+      const body = {
+        ...Object.fromEntries(SETTINGS.map((key) => [key, journey[key]])),
+        ...settings,
+        draft_graph: editorToGraph(docNodes, docEdges, typesByKey),
+        draft_revision: revision.current,
+      };
+      const request = api(urls.journey, { method: 'PUT', body });
+      saving.current = request.catch(() => null);
+      try {
+        const saved = await request;
+        revision.current = saved.draft_revision;
+        setJourney(saved);
+        setName(saved.name);
+        setDialog(null);
+        setNotice(strings.settingsSaved);
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 409 && error.body?.current) {
+          conflictRef.current = error.body.current;
+          setConflict(error.body.current);
+          setSaveState('conflict');
+        }
+        throw error;
+      } finally {
+        saving.current = null;
+      }
+    },
+    [journey, saveAll, strings.conflict, strings.settingsNotSaved, strings.settingsSaved, typesByKey, urls.journey],
+  );
+
+  // -- test run ------------------------------------------------------------------------------------
+  const testPath = useMemo(() => (testReport ? testRunPath(testReport, edges) : null), [testReport, edges]);
+
+  const focusTestStep = useCallback(
+    (index) => {
+      const step = testPath?.steps[stepMove(index, 0, testPath.steps.length)];
+      if (!step) return;
+      setTestStep(step.order - 1);
+      const shownNode = flow.getNode(step.node);
+      const pane = wrapper.current?.querySelector('.react-flow')?.getBoundingClientRect();
+      if (!shownNode || !pane) return;
+      const width = shownNode.measured?.width ?? 220;
+      const height = shownNode.measured?.height ?? 100;
+      // A step already in view stays where it is: the path around it keeps its place.
+      const topLeft = flow.flowToScreenPosition(shownNode.position);
+      const bottomRight = flow.flowToScreenPosition({ x: shownNode.position.x + width, y: shownNode.position.y + height });
+      const margin = 24;
+      const inView =
+        topLeft.x >= pane.left + margin &&
+        topLeft.y >= pane.top + margin &&
+        bottomRight.x <= pane.right - margin &&
+        bottomRight.y <= pane.bottom - margin;
+      if (inView) return;
+      flow.setCenter(shownNode.position.x + width / 2, shownNode.position.y + height / 2, {
+        zoom: Math.max(flow.getZoom(), 0.6),
+        duration: 250,
+      });
+    },
+    [flow, testPath],
+  );
+
+  // Runs the draft as saved, so the run is of what the canvas shows.
+  const runTest = useCallback(
+    async (request) => {
+      if (!(await saveAll())) throw new Error(strings.testNotSaved);
+      const report = await api(urls.test, { method: 'POST', body: request });
+      setTestReport(report);
+      setTestStep(0);
+      setProblems(report.problems);
+    },
+    [saveAll, strings.testNotSaved, urls.test],
+  );
+
+  // A new run's whole path comes into view; its steps are then brought into view one by one.
+  useEffect(() => {
+    if (!testReport) return;
+    const visited = [...new Set(testReport.steps.map((step) => step.node))].map((id) => ({ id }));
+    if (visited.length) flow.fitView({ nodes: visited, duration: 250, maxZoom: 1, padding: 0.12 });
+  }, [testReport, flow]);
+
+  const openTest = useCallback(() => {
+    setNodes((current) => current.map((n) => (n.selected ? { ...n, selected: false } : n)));
+    setTestOpen(true);
+  }, []);
+
+  const closeTest = useCallback(() => {
+    setTestOpen(false);
+    setTestReport(null);
+  }, []);
+
   const counts = useLiveCounts({ active: view.mode === 'live', urls, host: wrapper });
 
   // -- what the canvas shows -----------------------------------------------------------------------
@@ -353,13 +456,28 @@ function Editor({ setup }) {
   );
   const seal = useCallback(() => history.current.seal(), []);
 
+  const testCurrent = testPath?.steps[testStep] ?? null;
   const flowEdges = useMemo(
     () =>
       shown.edges.map((edge) => {
+        if (testPath) {
+          const orders = testPath.edges.get(edge.id);
+          if (!orders) return { ...edge, className: 'edge--dimmed' };
+          // The move that brought the customer to the step shown.
+          const current = testCurrent && testPath.steps[testCurrent.order - 2]?.edgeId === edge.id;
+          return {
+            ...edge,
+            label: orders.join(' · '),
+            className: `edge--taken${current ? ' edge--current' : ''}`,
+            zIndex: 1,
+            labelBgPadding: [6, 3],
+            labelBgBorderRadius: 9,
+          };
+        }
         const left = view.mode === 'live' ? counts[edge.source]?.left?.[edge.sourceHandle] : undefined;
         return left ? { ...edge, label: String(left), className: 'edge--counted' } : edge;
       }),
-    [shown.edges, counts, view.mode],
+    [shown.edges, counts, view.mode, testPath, testCurrent],
   );
 
   // -- editing operations --------------------------------------------------------------------------
@@ -549,9 +667,13 @@ function Editor({ setup }) {
 
   // One value while nothing it holds changes: every step on the canvas reads it, and a new object
   // on each frame of a drag would draw all of them again.
+  const testRun = useMemo(
+    () => (testPath ? { nodes: testPath.nodes, ending: testPath.ending, current: testCurrent?.node ?? null } : null),
+    [testPath, testCurrent],
+  );
   const context = useMemo(
-    () => ({ typesByKey, strings, names, problems: problemMap, counts, urls, mode: view.mode }),
-    [typesByKey, strings, names, problemMap, counts, urls, view.mode],
+    () => ({ typesByKey, strings, names, problems: problemMap, counts, urls, mode: view.mode, testRun }),
+    [typesByKey, strings, names, problemMap, counts, urls, view.mode, testRun],
   );
 
   if (loadError) return <p className="island-error" role="alert">{loadError}</p>;
@@ -574,7 +696,11 @@ function Editor({ setup }) {
 
   return (
     <EditorContext.Provider value={context}>
-      <div className={`journey-editor journey-editor--${view.mode}`} ref={wrapper} data-save-state={saveState}>
+      <div
+        className={`journey-editor journey-editor--${view.mode}${testOpen ? ' journey-editor--testing' : ''}${testPath ? ' journey-editor--test-path' : ''}`}
+        ref={wrapper}
+        data-save-state={saveState}
+      >
         <header className="editor-bar">
           <input
             className="editor-bar__name"
@@ -584,6 +710,11 @@ function Editor({ setup }) {
             onChange={(e) => change({ name: e.target.value }, { coalesce: 'name' })}
             onBlur={seal}
           />
+          {setup.canEdit && (
+            <button type="button" className="button" data-journey-settings onClick={() => setDialog('settings')}>
+              {strings.settings}
+            </button>
+          )}
           <span className={`badge editor-bar__status editor-bar__status--${journey.status}`} data-status={journey.status}>
             {strings[`status.${journey.status}`] ?? journey.status}
           </span>
@@ -626,6 +757,7 @@ function Editor({ setup }) {
               onChange={(e) => {
                 const value = e.target.value;
                 setVersionSelection(null);
+                closeTest();
                 if (value === 'draft') setView({ mode: 'draft' });
                 else if (value === 'live') setView({ mode: 'live', version: liveVersion });
                 else setView({ mode: 'version', version: versions.find((v) => String(v.number) === value) });
@@ -649,6 +781,15 @@ function Editor({ setup }) {
           </button>
           {setup.canEdit && view.mode === 'draft' && (
             <>
+              <button
+                type="button"
+                className={`button${testOpen ? ' button--pressed' : ''}`}
+                aria-pressed={testOpen}
+                data-test-run
+                onClick={testOpen ? closeTest : openTest}
+              >
+                {strings.testRun}
+              </button>
               <button type="button" className="button" data-validate onClick={() => validate().catch((e) => setNotice(e.message))}>
                 {strings.validate}
               </button>
@@ -755,7 +896,7 @@ function Editor({ setup }) {
               }}
               nodesDraggable={editable}
               nodesConnectable={editable}
-              elementsSelectable
+              elementsSelectable={!testOpen}
               deleteKeyCode={null}
               selectionKeyCode="Shift"
               multiSelectionKeyCode={['Meta', 'Control', 'Shift']}
@@ -764,6 +905,11 @@ function Editor({ setup }) {
               fitViewOptions={{ maxZoom: 1 }}
               minZoom={0.1}
               onlyRenderVisibleElements={shown.nodes.length > 150}
+              onNodeClick={(_event, clicked) => {
+                // On a test run's path, clicking a visited step shows its visit in the list.
+                const visit = testPath?.nodes.get(clicked.id);
+                if (visit) focusTestStep(visitAfter(visit.orders, testStep));
+              }}
               proOptions={{ hideAttribution: true }}
             >
               <Background variant={BackgroundVariant.Dots} />
@@ -772,6 +918,30 @@ function Editor({ setup }) {
               {!shown.nodes.length && <div className="editor-empty muted">{strings.emptyCanvas}</div>}
             </ReactFlow>
           </div>
+          {testOpen ? (
+            <TestRunPanel
+              strings={strings}
+              urls={urls}
+              triggers={targets.filter((target) => typesByKey[target.nodeType]?.kind === 'trigger')}
+              awaitedEvents={nodes.filter((n) => n.data.nodeType === 'wait_for_event' && n.data.config?.event).map((n) => n.data.config.event)}
+              knownEvents={options.events.map((event) => event.name)}
+              path={testPath}
+              report={testReport}
+              problemCount={problems?.length ?? 0}
+              current={testStep}
+              onSelect={focusTestStep}
+              onRun={runTest}
+              onClear={() => setTestReport(null)}
+              onClose={closeTest}
+              stepName={stepName}
+              nodeOf={(id) => nodes.find((n) => n.id === id)}
+              typesByKey={typesByKey}
+              names={names}
+              statuses={setup.messageStatuses}
+              taskStatuses={setup.taskStatuses}
+              channels={setup.channelLabels}
+            />
+          ) : (
           <ConfigPanel
             nodeId={panelNode?.id ?? null}
             data={panelNode?.data ?? null}
@@ -789,9 +959,19 @@ function Editor({ setup }) {
             onConnect={connectHandle}
             onSeal={seal}
           />
+          )}
         </div>
         {dialog === 'help' && <ShortcutHelp strings={strings} onClose={() => setDialog(null)} />}
         {dialog === 'publish' && <PublishDialog strings={strings} onPublish={publish} onClose={() => setDialog(null)} />}
+        {dialog === 'settings' && (
+          <JourneySettingsDialog
+            strings={strings}
+            journey={{ ...journey, name }}
+            entryPolicies={setup.entryPolicies}
+            onSave={saveSettings}
+            onClose={() => setDialog(null)}
+          />
+        )}
       </div>
     </EditorContext.Provider>
   );

@@ -12,7 +12,7 @@ export function handleLabel(handle, config, strings) {
 }
 
 function StepNode({ id, data, selected }) {
-  const { typesByKey, strings, names, problems, counts, urls, mode } = useEditor();
+  const { typesByKey, strings, names, problems, counts, urls, mode, testRun } = useEditor();
   const nodeType = typesByKey[data.nodeType];
   const kind = nodeType?.kind ?? 'action';
   const handles = outputHandles(nodeType, data.config);
@@ -21,13 +21,28 @@ function StepNode({ id, data, selected }) {
   const summary = nodeSummary(data.nodeType, data.config, { strings, names });
   const count = counts?.[id];
   const title = data.config?.label || nodeType?.label || data.nodeType;
+  // On a test run's path: the visit numbers, the handles left by, where the customer ended.
+  const visit = testRun?.nodes.get(id);
+  const taken = new Set(visit?.handles ?? []);
+  const endedHere = testRun?.ending?.node === id ? testRun.ending.kind.split('-')[0] : null;
+  const testClass = !testRun
+    ? ''
+    : visit
+      ? ` step--visited${testRun.current === id ? ' step--current' : ''}`
+      : ' step--dimmed';
   return (
     <div
-      className={`step step--${kind}${nodeProblems.length ? ' step--problem' : ''}${selected ? ' step--selected' : ''}`}
+      className={`step step--${kind}${nodeProblems.length ? ' step--problem' : ''}${selected ? ' step--selected' : ''}${testClass}`}
       data-node-id={id}
       data-node-type={data.nodeType}
       data-problems={nodeProblems.length}
+      data-test-visits={visit ? visit.orders.join(' ') : undefined}
     >
+      {visit && (
+        <span className="step__order" aria-label={fill(strings.testOrder, { orders: visit.orders.join(', ') })}>
+          {visit.orders.join(' · ')}
+        </span>
+      )}
       {kind !== 'trigger' && <Handle type="target" position={Position.Left} className="step__in" />}
       <div className="step__head">
         <span className="step__icon" aria-hidden="true">
@@ -43,6 +58,12 @@ function StepNode({ id, data, selected }) {
       {data.config?.label && <div className="step__kind">{nodeType?.label ?? data.nodeType}</div>}
       {summary && <div className="step__summary">{summary}</div>}
       {nodeProblems.length > 0 && <div className="step__problem-text">{nodeProblems[0].message}</div>}
+      {endedHere && (
+        <div className={`step__ended step__ended--${endedHere}`} data-test-ended={endedHere}>
+          {strings[`testHere.${endedHere}`]}
+          {endedHere === 'waiting' && testRun.ending.events?.length ? `: ${testRun.ending.events.join(', ')}` : ''}
+        </div>
+      )}
       {mode === 'live' && (
         <div className="step__counts" data-counts>
           <span data-count="entered">
@@ -57,7 +78,7 @@ function StepNode({ id, data, selected }) {
       {handles.length > 0 && (
         <ul className="step__outs">
           {handles.map((handle) => (
-            <li key={handle} className="step__out" data-handle={handle}>
+            <li key={handle} className={`step__out${taken.has(handle) ? ' step__out--taken' : ''}`} data-handle={handle}>
               <span className={ends.has(handle) ? 'step__out-label step__out-label--end' : 'step__out-label'}>
                 {handleLabel(handle, data.config, strings)}
                 {mode === 'live' && count?.left?.[handle] ? ` ${count.left[handle]}` : ''}

@@ -7,13 +7,17 @@ import { graphToFlow, flowToGraph } from '../graph.js';
 export const DEFAULT_HANDLE = 'default';
 export const STEP = 'step';
 
-// The node's output handles as the server derives them (journeys/nodes): a node type with
-// dynamic handles takes its branches' ids, followed by its static handles (a condition's "else");
-// a goal that ends the journey has none.
+// The node's output handles as the server derives them (journeys/nodes): the palette's
+// `handles_when` rules first (config values that replace the handles, e.g. a goal that ends the
+// journey has none), then a node type with dynamic handles takes its branches' ids, followed by its
+// static handles (a condition's "else").
 export function outputHandles(nodeType, config) {
   if (!nodeType) return [DEFAULT_HANDLE];
+  // An unset field has its schema default, as the server's config model gives it.
+  const valueOf = (field) => config?.[field] ?? nodeType.config_schema?.properties?.[field]?.default ?? null;
+  const rule = (nodeType.handles_when ?? []).find(({ field, equals }) => valueOf(field) === equals);
+  if (rule) return [...rule.handles];
   const handles = [...(nodeType.handles ?? [])];
-  if (nodeType.type === 'goal' && config?.exit) return [];
   if (!nodeType.dynamic_handles) return handles;
   const branchIds = (Array.isArray(config?.branches) ? config.branches : [])
     .map((branch) => branch?.id)

@@ -19,7 +19,13 @@ const TYPES = {
   delay: { type: 'delay', kind: 'flow', handles: ['default'], dynamic_handles: false },
   condition: { type: 'condition', kind: 'flow', handles: ['else'], dynamic_handles: true },
   random_split: { type: 'random_split', kind: 'flow', handles: [], dynamic_handles: true },
-  goal: { type: 'goal', kind: 'flow', handles: ['default'], dynamic_handles: false },
+  goal: {
+    type: 'goal',
+    kind: 'flow',
+    handles: ['default'],
+    dynamic_handles: false,
+    handles_when: [{ field: 'exit', equals: true, handles: [] }],
+  },
   exit: { type: 'exit', kind: 'flow', handles: [], dynamic_handles: false },
 };
 
@@ -46,9 +52,24 @@ describe('handles', () => {
     expect(outputHandles(TYPES.exit, {})).toEqual([]);
   });
 
-  it('of a goal that ends the journey are none', () => {
+  it('follow the palette’s rules of config values: a goal that ends the journey has none', () => {
     expect(outputHandles(TYPES.goal, { exit: true })).toEqual([]);
     expect(outputHandles(TYPES.goal, { exit: false })).toEqual(['default']);
+    expect(outputHandles(TYPES.goal, {})).toEqual(['default']);
+  });
+
+  it('take an unset field’s schema default, the first rule that holds winning', () => {
+    const quiet = {
+      type: 'notify',
+      handles: ['sent', 'failed'],
+      config_schema: { properties: { silent: { type: 'boolean', default: true } } },
+      handles_when: [
+        { field: 'silent', equals: true, handles: ['sent'] },
+        { field: 'silent', equals: true, handles: [] },
+      ],
+    };
+    expect(outputHandles(quiet, {})).toEqual(['sent']);
+    expect(outputHandles(quiet, { silent: false })).toEqual(['sent', 'failed']);
   });
 });
 
