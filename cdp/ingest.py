@@ -739,7 +739,8 @@ def _process_claimed(batches: list[IngestBatch]) -> list[tuple[list[IngestBatch]
             continue
         _count_attempt(batch, outcome)
         if isinstance(outcome, (IntegrityError, OperationalError, MergeRetry)):
-            log.info("batch %s raced another worker (%s); retrying", batch.pk, type(outcome).__name__)
+            # Rare with one writer at a time; a warning, so that a run of them shows in the logs.
+            log.warning("batch %s raced another worker (%s); retrying", batch.pk, type(outcome).__name__)
         else:
             log.error("batch %s failed", batch.pk, exc_info=outcome)
     return done
@@ -780,10 +781,10 @@ def batches_process(
             failed |= {batch.pk for batch in batches} - {batch.pk for group, _ in done for batch in group}
             touched = [customer_id for _group, (ids, _shared) in done for customer_id in ids]
             stored += len(touched)
-            # Done: the raw payloads (they may hold personal data) are no longer needed.
-            IngestBatch.objects.filter(pk__in=[batch.pk for group, _ in done for batch in group]).update(
-                processed_at=timezone.now(), events=[]
-            )
+            # Done: the requests leave the inbox (their payloads may hold personal data; the events
+            # are stored now). Deleting costs the database less than marking them, and the inbox
+            # stays the size of the backlog.
+            IngestBatch.objects.filter(pk__in=[batch.pk for group, _ in done for batch in group]).delete()
             transaction.on_commit(lambda ids=touched: _customers_changed(ids))
         if not batches:
             if settle_until is None or time.time() >= settle_until:
@@ -841,12 +842,10 @@ def ingest_batch_retry(*, batch: IngestBatch, actor) -> None:
 
 
 def ingest_batch_discard(*, batch: IngestBatch, actor) -> None:
-    """Drops a request that cannot be processed: its payload is deleted, the audit log keeps why."""
+    """Drops a request that cannot be processed: it leaves the inbox, the audit log keeps why."""
     with transaction.atomic():
-        updated = IngestBatch.objects.filter(pk=batch.pk, processed_at__isnull=True).update(
-            processed_at=timezone.now(), events=[]
-        )
-        if updated:
+        deleted, _ = IngestBatch.objects.filter(pk=batch.pk, processed_at__isnull=True).delete()
+        if deleted:
             audit_record(
                 actor=actor,
                 action="ingest.discard",

@@ -55,7 +55,7 @@ def test_a_worker_killed_mid_batch_loses_no_accepted_event(workers, source):
     for _sweep in range(3):
         ingest_batches.delay()  # what beat's sweep sends
     wait_until(
-        lambda: IngestBatch.objects.filter(processed_at__isnull=False).count() >= 10,
+        lambda: IngestBatch.objects.count() <= BATCHES - 10,  # done requests leave the inbox
         timeout=120,
         what="the first worker to process some batches",
     )
