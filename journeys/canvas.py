@@ -1,11 +1,14 @@
-"""What the canvas editor island is told by its page: the API addresses it talks to, and every
-string it shows, translated here so the island carries no language of its own."""
+"""What the canvas editor island is told by its page: the API addresses it talks to, every string it
+shows, translated here so the island carries no language of its own, and the configuration of the
+rule builder (segments/builder.py) it mounts for a condition's rules."""
 
 from __future__ import annotations
 
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
+
+from segments.builder import builder_config
 
 # Keyed as the island looks them up; "{name}" placeholders are filled in by the island.
 CANVAS_STRINGS = {
@@ -76,6 +79,8 @@ CANVAS_STRINGS = {
     "max": _("At most {value}."),
     "pattern": _("Not in the expected form."),
     "badJson": _("Not valid JSON: {reason}"),
+    "editAsJson": _("Edit as JSON"),
+    "editWithBuilder": _("Back to the rule builder"),
     "notObject": _("A rule is a JSON object."),
     "tooFew": _("At least {count}."),
     "tooMany": _("At most {count}."),
@@ -137,7 +142,7 @@ FIELD_LABELS = {
     "match_property": _("Same value of the trigger's property"),
     "branches": _("Branches"),
     "id": _("Handle"),
-    "rule": _("Rule (JSON)"),
+    "rule": _("Rule"),
     "percent": _("Percent"),
     "exit": _("End the journey at the goal"),
     "account": _("Channel account"),
@@ -186,4 +191,6 @@ def canvas_setup(*, journey, can_manage: bool) -> dict:
         "strings": _translated(CANVAS_STRINGS),
         "fieldLabels": _translated(FIELD_LABELS),
         "enumLabels": _translated(ENUM_LABELS),
+        # The segment pages' rule builder, which the panel mounts for a condition's rules.
+        "ruleBuilder": builder_config(),
     }
