@@ -34,6 +34,23 @@
     return isGroup(value) ? { tree: clone(value), wrapped: false } : { tree: { and: [clone(value)] }, wrapped: true };
   }
 
+  // A problem's JSON path in the tree as drawn: a holder's single condition is drawn as the only
+  // one of a group.
+  const drawnPath = (path, wrapped) => (wrapped ? String(path || "$").replace(/^\$/, () => "$.and[0]") : path || "$");
+
+  // The nearest drawn node for a JSON path: the condition itself, or the condition or group that
+  // holds the part it names ("$.and[1].count.value" -> "$.and[1]"); else the root.
+  function nearestPath(path, drawn) {
+    let current = path;
+    while (current) {
+      if (drawn.has(current)) return current;
+      const shorter = current.replace(/(\.[^.[\]]+|\[\d+\])$/, "");
+      if (shorter === current) break;
+      current = shorter;
+    }
+    return "$";
+  }
+
   function getPath(object, path) {
     return path.reduce((value, key) => (value == null ? undefined : value[key]), object);
   }
@@ -140,15 +157,19 @@
 
   const EMPTY_VOCABULARY = { events: [], traits: [], tags: [], segments: [], roles: [], consent_channels: [], stages: [] };
   const vocabularies = new Map(); // URL -> promise of the vocabulary
+  const loadedVocabularies = new Map(); // URL -> the vocabulary, for builders mounted after it came
 
   function vocabularyLoad(url) {
     if (!url) return Promise.resolve(null);
     if (!vocabularies.has(url)) {
       const loading = fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
         .then((response) => (response.ok ? response.json() : null))
-        .catch(() => null);
-      // A failed load is tried again by the next builder mounted.
-      loading.then((loaded) => { if (!loaded) vocabularies.delete(url); });
+        .catch(() => null)
+        .then((loaded) => {
+          if (loaded) loadedVocabularies.set(url, { ...EMPTY_VOCABULARY, ...loaded });
+          else vocabularies.delete(url); // tried again by the next builder mounted
+          return loadedVocabularies.get(url) || null;
+        });
       vocabularies.set(url, loading);
     }
     return vocabularies.get(url);
@@ -170,7 +191,7 @@
     // would take the caret from the input being typed into).
     let known = JSON.stringify(initialRule ?? null);
     let problems = initialProblems || [];
-    let vocabulary = EMPTY_VOCABULARY;
+    let vocabulary = loadedVocabularies.get(config.vocabularyUrl) || EMPTY_VOCABULARY;
     let paths = new Map(); // JSON path -> element showing that node's problems
     let ownLists = []; // the value suggestion lists this builder made
     let destroyed = false;
@@ -501,24 +522,11 @@
     // -----------------------------------------------------------------------------------------
     // Problems, next to the condition whose JSON path they name
 
-    function owner(path) {
-      let current = path;
-      while (current) {
-        if (paths.has(current)) return paths.get(current);
-        const shorter = current.replace(/(\.[^.[\]]+|\[\d+\])$/, "");
-        if (shorter === current) break;
-        current = shorter;
-      }
-      return paths.get("$");
-    }
-
     function showProblems() {
       for (const node of element.querySelectorAll(".has-problem")) node.classList.remove("has-problem");
       for (const slot of element.querySelectorAll(".rule-problems")) slot.replaceChildren();
       for (const problem of problems) {
-        // The holder's rule was a single condition, drawn as the only one of a group.
-        const path = wrapped ? String(problem.path || "$").replace(/^\$/, "$.and[0]") : problem.path;
-        const node = owner(path || "$");
+        const node = paths.get(nearestPath(drawnPath(problem.path, wrapped), paths));
         if (!node) continue;
         node.classList.add("has-problem");
         const slot = [...node.children].find((child) => child.classList.contains("rule-problems"));
@@ -530,11 +538,13 @@
     // Its holder's handle
 
     render();
-    vocabularyLoad(config.vocabularyUrl).then((loaded) => {
-      if (!loaded || destroyed) return;
-      vocabulary = { ...EMPTY_VOCABULARY, ...loaded };
-      render();
-    });
+    if (vocabulary === EMPTY_VOCABULARY) {
+      vocabularyLoad(config.vocabularyUrl).then((loaded) => {
+        if (!loaded || destroyed) return;
+        vocabulary = loaded;
+        render();
+      });
+    }
 
     return {
       update({ rule: nextRule, problems: nextProblems } = {}) {
@@ -561,5 +571,7 @@
     };
   }
 
-  window.CdpRuleBuilder = { mount, hasCondition };
+  // The pure helpers beside mount() are for holders (the segment pages count only a rule with a
+  // condition) and for the tests.
+  window.CdpRuleBuilder = { mount, hasCondition, toTree, drawnPath, nearestPath };
 })();
