@@ -220,6 +220,13 @@ def test_a_marketer_draws_configures_validates_and_publishes_a_journey(wide_page
     where.get_by_placeholder("事件属性").fill("key")
     where.get_by_placeholder("值").fill("live")
     screenshot(page, "canvas-condition-rule")
+    # An edit in the builder is a change of the journey like any setting's: one undo takes it back.
+    event.get_by_label("天", exact=True).fill("7")
+    page.locator(".editor-canvas .react-flow__pane").click(position={"x": 600, "y": 500})
+    page.keyboard.press("Control+z")
+    select_step(page, "condition_1")
+    expect(event.get_by_label("天", exact=True)).to_have_value("1")
+    expect(where.get_by_placeholder("值")).to_have_value("live")
     # Power users may edit the same rule as JSON, and come back to the builder.
     page.locator('[data-field="branches.0.rule"] [data-rule-mode="json"]').click()
     rule_json = page.locator("#field-branches-0-rule")
