@@ -1,15 +1,16 @@
 import { useEffect, useMemo, useRef } from 'react';
 import { ruleProblems } from './model.js';
 
+// Whether the page gave the builder's script and its config; else rules are edited as JSON.
+export function ruleBuilderAvailable(config) {
+  return Boolean(config && typeof window !== 'undefined' && window.CdpRuleBuilder);
+}
+
 // The segment pages' rule builder (segments/static/segments/rule_builder.js, loaded by the editor's
 // page before the island) mounted on an element React leaves empty: the builder draws and edits
 // the tree itself and hands each edit to `onChange`, so an edit reaches the model as any field's
 // does (saved, undone, validated). A rule changed from outside (undo, the JSON editor) and the
 // problems of the last validation are handed back to it.
-export function ruleBuilderAvailable(config) {
-  return Boolean(config && typeof window !== 'undefined' && window.CdpRuleBuilder);
-}
-
 export default function RuleBuilder({ id, labelId, field, value, onChange, serverProblems, readOnly, config }) {
   const host = useRef(null);
   const builder = useRef(null);
