@@ -65,6 +65,9 @@ class GraphProblem(serializers.Serializer):
         allow_blank=True, help_text="Where in the node: config.delay.seconds, edges"
     )
     message = serializers.CharField()
+    path = serializers.CharField(
+        required=False, help_text="Inside a rule: the JSON path of the condition, e.g. $.and[1].event"
+    )
 
 
 class GraphProblems(serializers.Serializer):

@@ -1,5 +1,6 @@
-"""What the canvas editor island is told by its page: the API addresses it talks to, and every
-string it shows, translated here so the island carries no language of its own."""
+"""What the canvas editor island is told by its page: the API addresses it talks to, every string it
+shows, translated here so the island carries no language of its own, and the configuration of the
+rule builder (segments/builder.py) it mounts for a condition's rules."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.utils.translation import pgettext_lazy
 from connectors.models import Message
 from connectors.protocol import Channel
 from journeys.models import Journey, StaffTask
+from segments.builder import builder_config
 
 # Keyed as the island looks them up; "{name}" placeholders are filled in by the island.
 CANVAS_STRINGS = {
@@ -80,6 +82,8 @@ CANVAS_STRINGS = {
     "max": _("At most {value}."),
     "pattern": _("Not in the expected form."),
     "badJson": _("Not valid JSON: {reason}"),
+    "editAsJson": _("Edit as JSON"),
+    "editWithBuilder": _("Back to the rule builder"),
     "notObject": _("A rule is a JSON object."),
     "tooFew": _("At least {count}."),
     "tooMany": _("At most {count}."),
@@ -226,7 +230,7 @@ FIELD_LABELS = {
     "match_property": _("Same value of the trigger's property"),
     "branches": _("Branches"),
     "id": _("Handle"),
-    "rule": _("Rule (JSON)"),
+    "rule": _("Rule"),
     "percent": _("Percent"),
     "exit": _("End the journey at the goal"),
     "account": _("Channel account"),
@@ -287,4 +291,6 @@ def canvas_setup(*, journey, can_manage: bool) -> dict:
         "messageStatuses": _translated(dict(Message.Status.choices)),
         "taskStatuses": _translated(dict(StaffTask.Status.choices)),
         "channelLabels": _translated(Channel.LABELS),
+        # The segment pages' rule builder, which the panel mounts for a condition's rules.
+        "ruleBuilder": builder_config(),
     }

@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from pydantic import ValidationError
 
 from journeys.nodes import node_type_get
-from journeys.nodes.base import DEFAULT_HANDLE, NodeConfig, NodeType
+from journeys.nodes.base import DEFAULT_HANDLE, RULE_INVALID, ConfigProblem, NodeConfig, NodeType
 
 MAX_TRIGGERS = 10
 
@@ -19,19 +19,33 @@ class GraphInvalid(ValueError):
         self.problems = problems
 
 
-def _problem(node: str | None, message: str, field: str = "") -> dict:
-    return {"node": node, "field": field, "message": message}
+def _problem(node: str | None, message: str, field: str = "", path: str = "") -> dict:
+    """``path``: inside a rule, the JSON path of the condition the problem is about."""
+    problem = {"node": node, "field": field, "message": message}
+    if path:
+        problem["path"] = path
+    return problem
 
 
 def _pydantic_problems(node_id: str, error: ValidationError) -> list[dict]:
-    return [
-        _problem(
-            node_id,
-            str(item["msg"]).removeprefix("Value error, "),
-            "config." + ".".join(str(part) for part in item["loc"]),
-        )
-        for item in error.errors()
-    ]
+    problems = []
+    for item in error.errors():
+        field = "config." + ".".join(str(part) for part in item["loc"])
+        if item["type"] == RULE_INVALID:
+            # One problem per mistake in the rule, each at its condition.
+            problems += [
+                _problem(node_id, rule_problem["message"], field, rule_problem["path"])
+                for rule_problem in item["ctx"]["problems"]
+            ]
+        else:
+            problems.append(_problem(node_id, str(item["msg"]).removeprefix("Value error, "), field))
+    return problems
+
+
+def _reference_problem(node_id: str, problem: str | ConfigProblem) -> dict:
+    if isinstance(problem, ConfigProblem):
+        return _problem(node_id, problem.message, f"config.{problem.field}", problem.path)
+    return _problem(node_id, problem, "config")
 
 
 def edge_handle(edge: dict) -> str:
@@ -161,7 +175,7 @@ def graph_validate(graph) -> list[dict]:
                         "edges",
                     )
                 )
-        problems += [_problem(node_id, message, "config") for message in kind.reference_problems(config)]
+        problems += [_reference_problem(node_id, problem) for problem in kind.reference_problems(config)]
 
     reachable = set(triggers)
     frontier = list(triggers)

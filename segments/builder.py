@@ -1,11 +1,13 @@
-"""What the rule builder page shows, as data: the kinds of condition (one table entry each: its
+"""What the rule builder shows, as data: the kinds of condition (one table entry each: its
 label, a blank condition, and the editor that edits it), the operators with their labels, and the
 builder's words, all translated here, so the builder's script holds no text of its own. The same
 table turns a saved rule into sentences for the segment's page.
 
 A new kind of leaf that compares one value (``{"stage": "key"}``, ``{"score": {"op": ..., "value":
 ...}}``) needs one ``LeafKind`` entry with its fields; traits and events have editors of their own
-in ``segments/static/segments/builder.js``."""
+in ``segments/static/segments/rule_builder.js``. The builder is mounted by the segment pages (with
+their live count, ``builder_page_config``) and by the journey canvas for a condition's rules
+(``builder_config``, passed in ``journeys/canvas.py``)."""
 
 from __future__ import annotations
 
@@ -335,7 +337,8 @@ def builder_labels() -> dict[str, str]:
 
 
 def builder_config() -> dict:
-    """Everything the builder's script needs besides the vocabulary (served by the API)."""
+    """Everything the builder's script needs wherever it is mounted: the kinds of condition, their
+    operators, its words, and where it loads the vocabulary from."""
     return {
         "kinds": [kind.spec() for kind in LEAF_KINDS],
         "ops": {
@@ -345,6 +348,7 @@ def builder_config() -> dict:
             "moment": _ops(MOMENT_LABELS, MOMENT_OPS),
         },
         "labels": builder_labels(),
+        "vocabularyUrl": reverse("api_segment_vocabulary"),
     }
 
 
@@ -355,7 +359,6 @@ def builder_page_config(problems: list[dict] | None = None) -> dict:
         **builder_config(),
         "problems": problems or [],
         "previewUrl": reverse("api_segment_preview"),
-        "vocabularyUrl": reverse("api_segment_vocabulary"),
         "customerUrl": reverse("customer", args=[0]),
     }
 

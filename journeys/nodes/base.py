@@ -20,8 +20,28 @@ from typing import Any, ClassVar
 
 from django.utils.translation import gettext as _
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from segments.rules import RuleError
 
 DEFAULT_HANDLE = "default"
+# The pydantic error type of a config value that is not a valid rule; its context lists the rule's
+# problems, each with its JSON path, so the canvas can show them at their conditions.
+RULE_INVALID = "rule_invalid"
+
+
+def rule_invalid(error: RuleError) -> PydanticCustomError:
+    return PydanticCustomError(RULE_INVALID, "{summary}", {"summary": str(error), "problems": error.problems})
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """A problem at one place of a node's config: ``field`` is its path in the config
+    ("branches.0.rule") and, inside a rule, ``path`` the JSON path of the condition ("$.and[1].event")."""
+
+    message: str
+    field: str = ""
+    path: str = ""
 
 
 class NodeConfig(BaseModel):
@@ -149,8 +169,9 @@ class NodeType:
                 return list(rule.handles)
         return list(self.handles)
 
-    def reference_problems(self, config: NodeConfig) -> list[str]:
-        """What the config names that does not exist (a tag, a segment, an account, a template)."""
+    def reference_problems(self, config: NodeConfig) -> list[str | ConfigProblem]:
+        """What the config names that does not exist (a tag, a segment, an account, a template): a
+        text about the config as a whole, or a ``ConfigProblem`` that says where."""
         return []
 
     def references(self, config: NodeConfig) -> set[str]:

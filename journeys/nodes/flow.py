@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from journeys.nodes import node_type
 from journeys.nodes.base import (
     DEFAULT_HANDLE,
+    ConfigProblem,
     End,
     Follow,
     HandlesWhen,
@@ -25,6 +26,7 @@ from journeys.nodes.base import (
     NodeType,
     StepContext,
     Wait,
+    rule_invalid,
     wait_until,
 )
 from journeys.selectors import event_arrived, events_arrived_since, wait_matches
@@ -289,13 +291,20 @@ class RuleBranch(_Branch):
     rule: dict[str, Any] = Field(description="A rule of the rule language (docs/rules.md).")
     _parsed: Any = PrivateAttr(default=None)
 
-    @model_validator(mode="after")
-    def _rule_parses(self) -> RuleBranch:
+    @field_validator("rule")
+    @classmethod
+    def _rule_parses(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Validated here rather than after the model so each problem is reported at the rule field,
+        # with its JSON path.
         try:
-            self._parsed = rule_parse(self.rule)
+            rule_parse(value)
         except RuleError as error:
-            raise ValueError("; ".join(f"{p['path']}: {p['message']}" for p in error.problems)) from None
-        return self
+            raise rule_invalid(error) from None
+        return value
+
+    def model_post_init(self, context: Any) -> None:
+        # Parsed again (graphs are parsed once per version and process) for the engine's evaluator.
+        self._parsed = rule_parse(self.rule)
 
 
 def _unique_ids(branches: list[_Branch]) -> None:
@@ -328,13 +337,16 @@ class Condition(NodeType):
     def output_handles(self, config: ConditionConfig) -> list[str]:
         return [branch.id for branch in config.branches] + ["else"]
 
-    def reference_problems(self, config: ConditionConfig) -> list[str]:
+    def reference_problems(self, config: ConditionConfig) -> list[ConfigProblem]:
         problems = []
         for index, branch in enumerate(config.branches):
             try:
                 rule_validate(branch.rule)
             except RuleError as error:
-                problems += [f"branches[{index}].rule {p['path']}: {p['message']}" for p in error.problems]
+                problems += [
+                    ConfigProblem(problem["message"], field=f"branches.{index}.rule", path=problem["path"])
+                    for problem in error.problems
+                ]
         return problems
 
     def references(self, config: ConditionConfig) -> set[str]:

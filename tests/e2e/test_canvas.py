@@ -205,13 +205,44 @@ def test_a_marketer_draws_configures_validates_and_publishes_a_journey(wide_page
     select_step(page, "condition_1")
     page.locator("#field-branches-0-id").fill("clicked")
     page.locator("#field-branches-0-label").fill("点了直播菜单")
-    rule = page.locator("#field-branches-0-rule")
-    rule.fill('{"event": "Menu Clicked"')
+    # The branch's rule in the segment pages' rule builder: did "Menu Clicked" in the last day,
+    # its property "key" being "live".
+    builder = page.locator('[data-rule-builder="branches.0.rule"]')
+    root = builder.locator(":scope > .rule-group")
+    expect(root.locator(".rule-group__empty")).to_be_visible()
+    root.locator(":scope > .rule-group__add select").select_option(label="事件")
+    event = root.locator(".rule-leaf[data-kind=event]")
+    # A misspelt name is shown at its condition, with the name the data knows.
+    event.get_by_placeholder("事件名").fill("Menu Click")
+    expect(event.locator(".rule-problems")).to_contain_text("Menu Clicked")
+    expect(canvas_node(page, "condition_1").locator(".step--problem")).to_have_count(1)
+    event.get_by_placeholder("事件名").fill("Menu Clicked")
+    expect(event.locator(".rule-problems")).to_be_empty()
+    event.get_by_label("时间", exact=True).select_option(label="最近 … 天内")
+    event.get_by_label("天", exact=True).fill("1")
+    event.get_by_role("button", name="+ 属性筛选").click()
+    where = event.locator(".rule-filter")
+    where.get_by_placeholder("事件属性").fill("key")
+    where.get_by_placeholder("值").fill("live")
+    screenshot(page, "canvas-condition-rule")
+    # An edit in the builder is a change of the journey like any setting's: one undo takes it back.
+    event.get_by_label("天", exact=True).fill("7")
+    page.locator(".editor-canvas .react-flow__pane").click(position={"x": 600, "y": 500})
+    page.keyboard.press("Control+z")
+    select_step(page, "condition_1")
+    expect(event.get_by_label("天", exact=True)).to_have_value("1")
+    expect(where.get_by_placeholder("值")).to_have_value("live")
+    # Power users may edit the same rule as JSON, and come back to the builder.
+    page.locator('[data-field="branches.0.rule"] [data-rule-mode="json"]').click()
+    rule_json = page.locator("#field-branches-0-rule")
+    assert json.loads(rule_json.input_value()) == {"and": [MENU_RULE]}
+    rule_json.fill('{"event": "Menu Clicked"')
     expect(page.locator('[data-field="branches.0.rule"] .field__error').first).to_contain_text(
         "不是有效的 JSON"
     )
-    rule.fill(json.dumps(MENU_RULE))
+    page.locator('[data-field="branches.0.rule"] [data-rule-mode="builder"]').click()
     expect(page.locator('[data-field="branches.0.rule"] .field__error')).to_have_count(0)
+    expect(event.get_by_placeholder("事件名")).to_have_value("Menu Clicked")
     page.locator('[data-end="clicked"]').check()
     page.locator('[data-end="else"]').check()
     expect(canvas_node(page, "condition_1").locator(".step__out")).to_have_text(["点了直播菜单", "其他"])
@@ -259,7 +290,7 @@ def test_a_marketer_draws_configures_validates_and_publishes_a_journey(wide_page
         "condition_1": (
             "condition",
             {
-                "branches": [{"id": "clicked", "label": "点了直播菜单", "rule": MENU_RULE}],
+                "branches": [{"id": "clicked", "label": "点了直播菜单", "rule": {"and": [MENU_RULE]}}],
                 "ends": ["clicked", "else"],
             },
         ),

@@ -120,6 +120,45 @@ def test_publishing_refuses_a_graph_with_every_problem_and_its_node(marketer, ta
     assert {(problem["node"], problem["message"]) for problem in checked} == problems
 
 
+def test_the_mistakes_of_a_conditions_rules_are_each_at_their_branch_and_condition(marketer, tags):
+    """The canvas shows each one beside the condition it is about, in the branch's rule builder."""
+    rules = [
+        {"and": [{"tag": "lead"}, {"event": "Order Completed", "within_days": 0}]},  # malformed
+        {"or": [{"tag": "lead"}, {"not": {"tag": "no-such-tag"}}]},  # names what does not exist
+    ]
+    graph = {
+        "nodes": [
+            node("t1", "tag_added_trigger", tag="lead"),
+            node(
+                "c1",
+                "condition",
+                branches=[{"id": "a", "rule": rules[0]}, {"id": "b", "rule": rules[1]}],
+                ends=["a", "else"],
+            ),
+        ],
+        "edges": [edge("t1", "c1")],
+    }
+    checked = post(marketer, "/api/journeys/validate/", {"graph": graph}).json()["problems"]
+    assert {
+        "node": "c1",
+        "field": "config.branches.0.rule",
+        "path": "$.and[1].within_days",
+        "message": "Input should be greater than or equal to 1",
+    } in checked
+
+    graph["nodes"][1]["config"]["branches"][0]["rule"] = {"tag": "lead"}
+    checked = post(marketer, "/api/journeys/validate/", {"graph": graph}).json()["problems"]
+    (unknown,) = [problem for problem in checked if problem["field"].startswith("config.branches")]
+    assert (unknown["node"], unknown["field"], unknown["path"]) == (
+        "c1",
+        "config.branches.1.rule",
+        "$.or[1].not.tag",
+    )
+    assert "no-such-tag" in unknown["message"]
+    # Problems elsewhere name no rule path.
+    assert all("path" not in problem for problem in checked if problem is not unknown)
+
+
 def test_a_graph_without_a_trigger_is_refused(marketer):
     journey = create(marketer, {"nodes": [node("x1", "exit")], "edges": []})
     problems = post(marketer, f"/api/journeys/{journey['id']}/publish/").json()["problems"]

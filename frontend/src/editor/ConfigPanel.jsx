@@ -1,6 +1,7 @@
 import { memo, useEffect, useState } from 'react';
 import { handleLabel } from './StepNode.jsx';
-import { outputHandles, problemsByField } from './model.js';
+import { emptyRule, outputHandles, problemsByField, problemText, ruleProblems } from './model.js';
+import RuleBuilder, { ruleBuilderAvailable } from './RuleBuilder.jsx';
 import { configProblems, fill, resolve, unwrap } from './schema.js';
 
 // The property filters' operators (docs/rules.md).
@@ -129,8 +130,11 @@ function Field({ name, path, propertySchema, root, value, onChange, ctx, config 
   const { strings, fieldLabels, enumLabels, options, readOnly, errors } = ctx;
   const id = `field-${path.replaceAll('.', '-')}`;
   const label = fieldLabels[name] ?? schema.title ?? name;
-  const messages = errors[path];
+  let messages = errors[path];
   let input;
+  // A rule of the rule language is edited in the rule builder, or as JSON by those who prefer.
+  const ruleField = name === 'rule' && schema.type === 'object' && ruleBuilderAvailable(ctx.ruleBuilder);
+  const asJson = ruleField && ctx.jsonFields.has(path);
 
   if (name === 'account') {
     input = (
@@ -240,6 +244,22 @@ function Field({ name, path, propertySchema, root, value, onChange, ctx, config 
     );
   } else if (name === 'until_time') {
     input = <input id={id} type="time" value={value ?? ''} disabled={readOnly} onChange={(e) => onChange(e.target.value || null)} />;
+  } else if (ruleField && !asJson) {
+    input = (
+      <RuleBuilder
+        id={id}
+        labelId={`${id}-label`}
+        field={path}
+        value={value}
+        onChange={onChange}
+        serverProblems={ctx.serverProblems}
+        readOnly={readOnly}
+        config={ctx.ruleBuilder}
+      />
+    );
+    // Those the builder shows at their conditions are not repeated under it.
+    const inline = new Set(ruleProblems(ctx.serverProblems, path).map(problemText));
+    messages = messages?.filter((message) => !inline.has(message));
   } else if (schema.type === 'object') {
     input = <JsonInput id={id} value={value} onChange={onChange} strings={strings} disabled={readOnly} onError={(message) => ctx.setJsonError(path, message)} />;
   } else if (schema.type === 'array') {
@@ -250,7 +270,7 @@ function Field({ name, path, propertySchema, root, value, onChange, ctx, config 
         const used = new Set(items.map((b) => b.id));
         let number = items.length + 1;
         while (used.has(`b${number}`)) number += 1;
-        return { id: `b${number}`, label: '', ...(itemSchema.properties?.rule ? { rule: {} } : { percent: 0 }) };
+        return { id: `b${number}`, label: '', ...(itemSchema.properties?.rule ? { rule: emptyRule() } : { percent: 0 }) };
       }
       return Object.fromEntries((itemSchema.required ?? []).map((key) => [key, '']));
     };
@@ -298,11 +318,28 @@ function Field({ name, path, propertySchema, root, value, onChange, ctx, config 
     );
   }
 
+  const labelElement = (
+    <label htmlFor={id} id={`${id}-label`} className="field__label">
+      {label}
+    </label>
+  );
   return (
-    <div className={`field${messages?.length ? ' field--invalid' : ''}`} data-field={path}>
-      <label htmlFor={id} className="field__label">
-        {label}
-      </label>
+    <div className={`field${messages?.length ? ' field--invalid' : ''}${ruleField ? ' field--rule' : ''}`} data-field={path}>
+      {ruleField ? (
+        <span className="field__label-row">
+          {labelElement}
+          <button
+            type="button"
+            className="link-button field__mode"
+            data-rule-mode={asJson ? 'builder' : 'json'}
+            onClick={() => ctx.setJsonField(path, !asJson)}
+          >
+            {asJson ? strings.editWithBuilder : strings.editAsJson}
+          </button>
+        </span>
+      ) : (
+        labelElement
+      )}
       {input}
       {schema.description && !fieldLabels[name] && <span className="field__help muted">{schema.description}</span>}
       <FieldErrors messages={messages} />
@@ -324,12 +361,15 @@ function ConfigPanel({
   fieldLabels,
   enumLabels,
   serverProblems,
+  ruleBuilder,
   readOnly,
   onConfig,
   onConnect,
   onSeal,
 }) {
+  // Kept while one step is shown: the editor gives each step a panel of its own.
   const [jsonErrors, setJsonErrors] = useState({});
+  const [jsonFields, setJsonFields] = useState(() => new Set());
   if (!nodeId) {
     return (
       <aside className="panel" aria-label={strings.config}>
@@ -357,6 +397,19 @@ function ConfigPanel({
     handles,
     connected,
     setJsonError: (path, message) => setJsonErrors((old) => ({ ...old, [path]: message })),
+    serverProblems,
+    ruleBuilder,
+    jsonFields,
+    setJsonField: (path, on) => {
+      setJsonFields((old) => {
+        const next = new Set(old);
+        if (on) next.add(path);
+        else next.delete(path);
+        return next;
+      });
+      // Text left unparsed is dropped with the JSON editor: the builder shows the last valid rule.
+      if (!on) setJsonErrors((old) => ({ ...old, [path]: '' }));
+    },
   };
   const choices = targets.filter((other) => other.id !== node.id && typesByKey[other.nodeType]?.kind !== 'trigger');
 

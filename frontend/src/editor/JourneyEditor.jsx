@@ -943,6 +943,7 @@ function Editor({ setup }) {
             />
           ) : (
           <ConfigPanel
+            key={panelNode?.id ?? ''}
             nodeId={panelNode?.id ?? null}
             data={panelNode?.data ?? null}
             nodeType={panelNode ? typesByKey[panelNode.data.nodeType] : null}
@@ -954,6 +955,7 @@ function Editor({ setup }) {
             fieldLabels={setup.fieldLabels}
             enumLabels={setup.enumLabels}
             serverProblems={panelNode ? problemMap.get(panelNode.id) : undefined}
+            ruleBuilder={setup.ruleBuilder}
             readOnly={!editable}
             onConfig={setConfig}
             onConnect={connectHandle}

@@ -115,7 +115,7 @@ export function initialConfig(nodeType) {
     if (name === 'label' || name === 'ends') continue;
     if (property.default !== undefined && property.default !== null) config[name] = property.default;
   }
-  if (nodeType?.type === 'condition') config.branches = [{ id: 'yes', label: '', rule: {} }];
+  if (nodeType?.type === 'condition') config.branches = [{ id: 'yes', label: '', rule: emptyRule() }];
   if (nodeType?.type === 'random_split') {
     config.branches = [
       { id: 'a', label: '', percent: 50 },
@@ -172,14 +172,36 @@ export function problemsByNode(problems) {
   return byNode;
 }
 
+// A rule with no condition yet, as the rule builder starts one: "all of" nothing.
+export function emptyRule() {
+  return { and: [] };
+}
+
+function configField(problem) {
+  return String(problem.field ?? '').startsWith('config.') ? problem.field.slice(7) : '';
+}
+
+// A problem as one line; a problem inside a rule names the condition's JSON path, for whoever
+// reads the rule as JSON.
+export function problemText(problem) {
+  return problem.path ? `${problem.path}: ${problem.message}` : problem.message;
+}
+
 // A node's problems by config field path ("branches.0.rule"); those not about one field under "".
 export function problemsByField(problems) {
   const byField = {};
   for (const problem of problems ?? []) {
-    const field = String(problem.field ?? '').startsWith('config.') ? problem.field.slice(7) : '';
-    (byField[field] ??= []).push(problem.message);
+    (byField[configField(problem)] ??= []).push(problemText(problem));
   }
   return byField;
+}
+
+// The problems inside the rule at a config field ("branches.0.rule"), each {path, message} with
+// the JSON path of its condition, as the rule builder shows them beside the conditions.
+export function ruleProblems(problems, field) {
+  return (problems ?? [])
+    .filter((problem) => problem.path && configField(problem) === field)
+    .map(({ path, message }) => ({ path, message }));
 }
 
 function duration(seconds, strings) {

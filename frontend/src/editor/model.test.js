@@ -11,6 +11,7 @@ import {
   pasteClipboard,
   problemsByField,
   problemsByNode,
+  ruleProblems,
 } from './model.js';
 
 const TYPES = {
@@ -136,7 +137,8 @@ describe('new steps', () => {
   it('start from the schema defaults, branches for splits', () => {
     const send = { type: 'send', config_schema: { properties: { label: { default: '' }, no_response_seconds: { default: 86400 }, account: {} } } };
     expect(initialConfig(send)).toEqual({ no_response_seconds: 86400 });
-    expect(initialConfig({ type: 'condition' }).branches).toHaveLength(1);
+    // A condition starts with one branch whose rule has no condition yet, as the rule builder draws it.
+    expect(initialConfig({ type: 'condition' }).branches).toEqual([{ id: 'yes', label: '', rule: { and: [] } }]);
     expect(initialConfig({ type: 'random_split' }).branches.map((b) => b.percent)).toEqual([50, 50]);
   });
 });
@@ -181,6 +183,33 @@ describe('validation problems', () => {
       '': ['The handle “no_response” leads nowhere'],
     });
     expect(problemsByField(problemsByNode(problems).get('d1'))).toEqual({ '': ['give either seconds or until_time'] });
+  });
+
+  describe('inside a condition\'s rules', () => {
+    const conditionProblems = [
+      { node: 'c1', field: 'config.branches.0.rule', path: '$.and[1].within_days', message: 'Input should be greater than or equal to 1' },
+      { node: 'c1', field: 'config.branches.1.rule', path: '$.event', message: 'no event is called “Order Complete”' },
+      { node: 'c1', field: 'config.branches.1.rule', message: 'Input should be a valid dictionary' },
+      { node: 'c1', field: 'config.branches.1.id', message: 'use 1 to 40 letters' },
+    ];
+
+    it('are given to the rule builder of their branch with the JSON path of their condition', () => {
+      expect(ruleProblems(conditionProblems, 'branches.0.rule')).toEqual([
+        { path: '$.and[1].within_days', message: 'Input should be greater than or equal to 1' },
+      ]);
+      // One without a path is about the rule as a whole: the field shows it, not a condition.
+      expect(ruleProblems(conditionProblems, 'branches.1.rule')).toEqual([{ path: '$.event', message: 'no event is called “Order Complete”' }]);
+      expect(ruleProblems(conditionProblems, 'branches.2.rule')).toEqual([]);
+      expect(ruleProblems(undefined, 'branches.0.rule')).toEqual([]);
+    });
+
+    it('name their condition when shown as text, for the rule edited as JSON', () => {
+      expect(problemsByField(conditionProblems)).toEqual({
+        'branches.0.rule': ['$.and[1].within_days: Input should be greater than or equal to 1'],
+        'branches.1.rule': ['$.event: no event is called “Order Complete”', 'Input should be a valid dictionary'],
+        'branches.1.id': ['use 1 to 40 letters'],
+      });
+    });
   });
 });
 
