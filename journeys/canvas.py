@@ -66,6 +66,7 @@ CANVAS_STRINGS = {
     "conflictMine": _("Keep mine and save over theirs"),
     "conflictUndoHint": _("After loading theirs, Undo brings your changes back."),
     "noProblems": _("No problems: the journey can be published."),
+    "problemOne": _("1 problem to fix before publishing."),
     "problemsCount": _("{count} problems to fix before publishing."),
     "graphProblem": _("Journey"),
     "config": _("Settings"),

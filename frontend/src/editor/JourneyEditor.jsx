@@ -845,7 +845,9 @@ function Editor({ setup }) {
               strings.noProblems
             ) : (
               <>
-                <strong>{fill(strings.problemsCount, { count: problems.length })}</strong>
+                <strong>
+                  {problems.length === 1 ? strings.problemOne : fill(strings.problemsCount, { count: problems.length })}
+                </strong>
                 <ul className="editor-problems__list">
                   {problems.map((problem, index) => (
                     <li key={index}>
