@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections
+from django.http.request import split_domain_port, validate_host
 
 from cdp import json_codec
 from cdp.tracking import CORS_HEADERS, KINDS, MAX_BATCH_BYTES, TrackingRequest, tracking_receive
@@ -24,6 +26,10 @@ TRACKING_PATHS: dict[str, str | None] = {f"/v1/{kind}": kind for kind in KINDS} 
 }
 log = logging.getLogger(__name__)
 _CORS = [(name.lower().encode(), value.encode()) for name, value in CORS_HEADERS.items()]
+
+
+def _headers(scope) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
 
 
 def _receive_in_thread(request: TrackingRequest, kind: str | None) -> tuple[int, dict, dict]:
@@ -69,7 +75,7 @@ async def tracking_app(scope, receive, send) -> None:
         answer = {"success": False, "error": f"{method} is not allowed here; send a POST."}
         await _answer(send, 405, json_codec.dumps(answer), {"Allow": "POST, OPTIONS"})
         return
-    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+    headers = _headers(scope)
     try:
         declared = int(headers.get("content-length") or 0)
     except ValueError:
@@ -91,11 +97,25 @@ async def tracking_app(scope, receive, send) -> None:
     await _answer(send, status, json_codec.dumps(answer), extra)
 
 
+def _plainly_allowed(scope) -> bool:
+    """Whether Django would let the request through to a view: a host it serves, and HTTPS where HTTP
+    is redirected. Anything else goes to Django, which answers as it does for every page."""
+    headers = _headers(scope)
+    host = split_domain_port(headers.get("host", ""))[0]
+    if not host or not validate_host(host, settings.ALLOWED_HOSTS):
+        return False
+    if settings.SECURE_SSL_REDIRECT and scope.get("scheme") != "https":
+        proxy = settings.SECURE_PROXY_SSL_HEADER
+        forwarded = proxy and headers.get(proxy[0].removeprefix("HTTP_").replace("_", "-").lower())
+        return bool(proxy) and forwarded == proxy[1]
+    return True
+
+
 def with_tracking(django_app):
     """The HTTP application: tracking calls answered here, everything else by Django."""
 
     async def application(scope, receive, send):
-        if scope["type"] == "http" and scope["path"] in TRACKING_PATHS:
+        if scope["type"] == "http" and scope["path"] in TRACKING_PATHS and _plainly_allowed(scope):
             await tracking_app(scope, receive, send)
         else:
             await django_app(scope, receive, send)

@@ -108,7 +108,12 @@ def test_refusals_name_the_problem(daphne, source):
     assert not IngestBatch.objects.exists()
 
 
-def test_other_paths_still_reach_django(daphne):
+def test_other_paths_and_foreign_hosts_reach_django(daphne, source):
+    body = b'{"userId": "u", "event": "E"}'
+    foreign = {**basic(source), "Host": "evil.example"}
+    status, _headers, _answer = call(daphne, "POST", "/v1/track", body, foreign)
+    assert status == 400  # Django's answer to a host it does not serve
+    assert not IngestBatch.objects.exists()
     status, _body = get(f"http://127.0.0.1:{daphne}/v1/unknown")
     assert status == 404
     status, body = get(f"http://127.0.0.1:{daphne}/login/")
