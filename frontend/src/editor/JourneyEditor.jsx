@@ -39,6 +39,12 @@ import { stepMove, testRunPath, visitAfter } from './testRun.js';
 import { useLiveCounts } from './useLiveCounts.js';
 
 const nodeTypesForFlow = { [STEP]: StepNode };
+// React Flow hands the props it is given to its store and to every node: the same objects on every
+// render, or each frame of a drag would update the store and draw every node again.
+const MULTI_SELECTION_KEYS = ['Meta', 'Control', 'Shift'];
+const DEFAULT_EDGE_OPTIONS = { type: 'smoothstep' };
+const FIT_VIEW_OPTIONS = { maxZoom: 1 };
+const PRO_OPTIONS = { hideAttribution: true };
 const SAVE_DELAY_MS = 800;
 const RETRY_DELAY_MS = 5000;
 const SETTINGS = ['name', 'description', 'entry_policy', 'cooldown_seconds', 'entry_key_property', 'priority'];
@@ -550,6 +556,35 @@ function Editor({ setup }) {
     [change, editable, view.mode],
   );
 
+  const onNodeDragStart = useCallback(() => {
+    dragStart.current = { ...doc.current };
+  }, []);
+
+  const onNodeDragStop = useCallback(() => {
+    const before = dragStart.current;
+    dragStart.current = null;
+    if (!before) return;
+    const moved = doc.current.nodes.some((n) => {
+      const old = before.nodes.find((o) => o.id === n.id);
+      return old && (old.position.x !== n.position.x || old.position.y !== n.position.y);
+    });
+    if (moved) {
+      history.current.record(before);
+      changeCount.current += 1;
+      setSaveState('dirty');
+      setHistoryTick((tick) => tick + 1);
+    }
+  }, []);
+
+  const onNodeClick = useCallback(
+    (_event, clicked) => {
+      // On a test run's path, clicking a visited step shows its visit in the list.
+      const visit = testPath?.nodes.get(clicked.id);
+      if (visit) focusTestStep(visitAfter(visit.orders, testStep));
+    },
+    [focusTestStep, testPath, testStep],
+  );
+
   const onEdgesChange = useCallback(
     (changes) => {
       if (view.mode !== 'draft') return;
@@ -878,41 +913,21 @@ function Editor({ setup }) {
               onEdgesChange={onEdgesChange}
               onConnect={onConnect}
               isValidConnection={isValidConnection}
-              onNodeDragStart={() => {
-                dragStart.current = { ...doc.current };
-              }}
-              onNodeDragStop={() => {
-                const before = dragStart.current;
-                dragStart.current = null;
-                if (!before) return;
-                const moved = doc.current.nodes.some((n) => {
-                  const old = before.nodes.find((o) => o.id === n.id);
-                  return old && (old.position.x !== n.position.x || old.position.y !== n.position.y);
-                });
-                if (moved) {
-                  history.current.record(before);
-                  changeCount.current += 1;
-                  setSaveState('dirty');
-                  setHistoryTick((tick) => tick + 1);
-                }
-              }}
+              onNodeDragStart={onNodeDragStart}
+              onNodeDragStop={onNodeDragStop}
               nodesDraggable={editable}
               nodesConnectable={editable}
               elementsSelectable={!testOpen}
               deleteKeyCode={null}
               selectionKeyCode="Shift"
-              multiSelectionKeyCode={['Meta', 'Control', 'Shift']}
-              defaultEdgeOptions={{ type: 'smoothstep' }}
+              multiSelectionKeyCode={MULTI_SELECTION_KEYS}
+              defaultEdgeOptions={DEFAULT_EDGE_OPTIONS}
               fitView={fitOnOpen.current}
-              fitViewOptions={{ maxZoom: 1 }}
+              fitViewOptions={FIT_VIEW_OPTIONS}
               minZoom={0.1}
               onlyRenderVisibleElements={shown.nodes.length > 150}
-              onNodeClick={(_event, clicked) => {
-                // On a test run's path, clicking a visited step shows its visit in the list.
-                const visit = testPath?.nodes.get(clicked.id);
-                if (visit) focusTestStep(visitAfter(visit.orders, testStep));
-              }}
-              proOptions={{ hideAttribution: true }}
+              onNodeClick={onNodeClick}
+              proOptions={PRO_OPTIONS}
             >
               <Background variant={BackgroundVariant.Dots} />
               <Controls showInteractive={false} />
