@@ -675,7 +675,7 @@ def send_all(
 def pending_batches(connection: psycopg.Connection) -> tuple[int, int]:
     row = connection.execute(
         "SELECT count(*) FILTER (WHERE attempts < %s), count(*) FILTER (WHERE attempts >= %s) "
-        "FROM cdp_ingestbatch WHERE processed_at IS NULL",
+        "FROM cdp_ingestbatch",
         [MAX_ATTEMPTS, MAX_ATTEMPTS],
     ).fetchone()
     return row[0], row[1]
@@ -1065,7 +1065,7 @@ def main() -> int:
             "SELECT (SELECT count(*) FROM cdp_event), (SELECT count(*) FROM cdp_customer),"
             " (SELECT count(*) FROM cdp_customer WHERE merged_into_id IS NOT NULL),"
             " (SELECT count(*) FROM cdp_identity), (SELECT coalesce(sum(attempts), 0) FROM cdp_ingestbatch),"
-            " (SELECT count(*) FROM cdp_ingestbatch WHERE processed_at IS NULL)"
+            " (SELECT count(*) FROM cdp_ingestbatch)"
         ).fetchone()
         figures["bulk"] = {
             "requests": sent.requests,

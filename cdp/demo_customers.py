@@ -979,9 +979,7 @@ def _store(sources: dict[str, Source], messages: list[tuple[str, dict]], chunk_s
 def _drain(sources: dict[str, Source], timeout: float = 600.0) -> None:
     """Processes the inbox until none of the demo sources' batches is pending (a running worker may
     take some of them: then this waits for it)."""
-    pending = IngestBatch.objects.filter(
-        source__in=sources.values(), processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS
-    )
+    pending = IngestBatch.objects.filter(source__in=sources.values(), attempts__lt=MAX_ATTEMPTS)
     waited_since = None
     while True:
         before = pending.count()

@@ -691,7 +691,7 @@ def _claim(batch_ids: list[int] | None, wait: bool, skip: set[int], group: int) 
     leaving out ``skip``); in the caller's transaction."""
     # OF self: lock the batch rows only, not their source (which every API commit checks).
     pending = IngestBatch.objects.select_for_update(skip_locked=not wait, of=("self",))
-    pending = pending.filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
+    pending = pending.filter(attempts__lt=MAX_ATTEMPTS)
     if batch_ids is not None:
         pending = pending.filter(pk__in=batch_ids)
     if skip:
@@ -818,7 +818,7 @@ class Backlog:
 
 def backlog_read(*, limit: int = 50) -> Backlog:
     """What the ingest workers still have to do, and what they gave up on (for the sources page)."""
-    pending = IngestBatch.objects.filter(processed_at__isnull=True)
+    pending = IngestBatch.objects.all()  # processed requests leave the inbox
     counts = pending.aggregate(
         waiting=Count("pk", filter=Q(attempts__lt=MAX_ATTEMPTS)),
         waiting_events=Sum("event_count", filter=Q(attempts__lt=MAX_ATTEMPTS), default=0),
@@ -833,7 +833,7 @@ def backlog_read(*, limit: int = 50) -> Backlog:
 def ingest_batch_retry(*, batch: IngestBatch, actor) -> None:
     """Gives a request that failed MAX_ATTEMPTS times a fresh set of attempts (after a fix, say)."""
     with transaction.atomic():
-        updated = IngestBatch.objects.filter(pk=batch.pk, processed_at__isnull=True).update(attempts=0)
+        updated = IngestBatch.objects.filter(pk=batch.pk).update(attempts=0)
         if updated:
             audit_record(
                 actor=actor, action="ingest.retry", target=batch, details={"error": batch.error[:300]}
@@ -844,7 +844,7 @@ def ingest_batch_retry(*, batch: IngestBatch, actor) -> None:
 def ingest_batch_discard(*, batch: IngestBatch, actor) -> None:
     """Drops a request that cannot be processed: it leaves the inbox, the audit log keeps why."""
     with transaction.atomic():
-        deleted, _ = IngestBatch.objects.filter(pk=batch.pk, processed_at__isnull=True).delete()
+        deleted, _ = IngestBatch.objects.filter(pk=batch.pk).delete()
         if deleted:
             audit_record(
                 actor=actor,

@@ -202,22 +202,15 @@ class EventKey(models.Model):
 
 
 class IngestBatch(models.Model):
-    """A request's accepted events, stored before the 200 goes out; processed by the ingest workers."""
+    """A request's accepted events, stored before the 200 goes out, until the ingest workers have
+    processed them (then the row is deleted in the same transaction) or people discard them."""
 
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
     received_at = models.DateTimeField()
     events = PlainJSONField()
     event_count = models.PositiveIntegerField()
-    processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
-
-    class Meta:
-        indexes = [
-            models.Index(
-                fields=["id"], name="ingest_batch_pending", condition=models.Q(processed_at__isnull=True)
-            )
-        ]
 
     def __str__(self) -> str:
         return f"batch {self.pk} ({self.event_count} events)"

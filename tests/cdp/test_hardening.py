@@ -77,7 +77,7 @@ def test_a_failing_batch_counts_attempts_and_does_not_block_the_others(source):
     send(source, {"userId": "fine", "event": "Works"})
     assert Event.objects.filter(name="Works").exists()
     broken.refresh_from_db()
-    assert broken.processed_at is None and broken.attempts >= 1 and "KeyError" in broken.error
+    assert broken.attempts >= 1 and "KeyError" in broken.error  # still in the inbox
 
 
 def test_one_bad_request_in_a_group_costs_only_itself_an_attempt(source):
@@ -109,7 +109,7 @@ def test_one_bad_request_in_a_group_costs_only_itself_an_attempt(source):
     assert Customer.objects.filter(merged_into=None).count() == 3
     assert not IngestBatch.objects.filter(pk__in=[b.pk for b in goods]).exists()  # done: out of the inbox
     broken.refresh_from_db()
-    assert (broken.processed_at, broken.attempts) == (None, 1)
+    assert broken.attempts == 1  # still in the inbox
     assert "KeyError" in broken.error
 
 
