@@ -25,7 +25,7 @@ class MergeRetry(Exception):
     """One of the customers was merged elsewhere meanwhile; resolve again from the identities."""
 
 
-def _pairs_json(pairs: list[tuple[int, int]]) -> str:
+def merge_pairs_json(pairs: list[tuple[int, int]]) -> str:
     """The pairs of a merge for ``json_to_recordset(%s::json) AS pair(merged bigint, survivor bigint)``:
     joined, it moves every merged customer's rows to its survivor."""
     return json_rows("survivor merged", pairs)
@@ -131,7 +131,6 @@ def _rows_move(table: str, pairs_json: str) -> None:
         )
 
 
-@transaction.atomic
 def customers_merge(
     *, survivor_id: int, merged_id: int, reason: str, actor=None, override_rules: bool = False
 ) -> MergeLog:
@@ -172,7 +171,7 @@ def customers_merge_many(
         raise MergeConflict(f"both customers hold a different {', '.join(types)}")
 
     merged_ids = id_array(survivor_of)
-    pairs_json = _pairs_json(pairs)
+    pairs_json = merge_pairs_json(pairs)
     identity_ids, note_ids = defaultdict(list), defaultdict(list)
     for pk, customer_id in Identity.objects.filter(customer_id__in=survivor_of).values_list(
         "pk", "customer_id"

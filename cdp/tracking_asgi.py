@@ -64,7 +64,7 @@ async def _answer(send, status: int, body: bytes, headers: dict[str, str] | None
     await send({"type": "http.response.body", "body": body})
 
 
-async def tracking_app(scope, receive, send) -> None:
+async def tracking_app(scope, receive, send, headers: dict[str, str]) -> None:
     kind = TRACKING_PATHS[scope["path"]]
     method = scope["method"]
     if method == "OPTIONS":  # a browser's preflight
@@ -75,7 +75,6 @@ async def tracking_app(scope, receive, send) -> None:
         answer = {"success": False, "error": f"{method} is not allowed here; send a POST."}
         await _answer(send, 405, json_codec.dumps(answer), {"Allow": "POST, OPTIONS"})
         return
-    headers = _headers(scope)
     try:
         declared = int(headers.get("content-length") or 0)
     except ValueError:
@@ -97,10 +96,9 @@ async def tracking_app(scope, receive, send) -> None:
     await _answer(send, status, json_codec.dumps(answer), extra)
 
 
-def _plainly_allowed(scope) -> bool:
+def _plainly_allowed(scope, headers: dict[str, str]) -> bool:
     """Whether Django would let the request through to a view: a host it serves, and HTTPS where HTTP
     is redirected. Anything else goes to Django, which answers as it does for every page."""
-    headers = _headers(scope)
     host = split_domain_port(headers.get("host", ""))[0]
     if not host or not validate_host(host, settings.ALLOWED_HOSTS):
         return False
@@ -115,9 +113,11 @@ def with_tracking(django_app):
     """The HTTP application: tracking calls answered here, everything else by Django."""
 
     async def application(scope, receive, send):
-        if scope["type"] == "http" and scope["path"] in TRACKING_PATHS and _plainly_allowed(scope):
-            await tracking_app(scope, receive, send)
-        else:
-            await django_app(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] in TRACKING_PATHS:
+            headers = _headers(scope)
+            if _plainly_allowed(scope, headers):
+                await tracking_app(scope, receive, send, headers)
+                return
+        await django_app(scope, receive, send)
 
     return application

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from django.db import connection
 
-from cdp.sqlvalues import id_array, json_rows
+from cdp.merge import merge_pairs_json
+from cdp.sqlvalues import id_array
 from segments.scoring import scores_recompute
 from segments.signals import refresh_later
 
 
 def merge_follow(sender, *, pairs: list[tuple[int, int]], **kwargs) -> None:
     """``pairs``: (survivor, merged); several customers may merge into one survivor at once."""
-    pairs_json = json_rows("survivor merged", pairs)
+    pairs_json = merge_pairs_json(pairs)
     merged_ids = id_array(merged for _survivor, merged in pairs)
     with connection.cursor() as cursor:
         # Static tags: the survivor holds the union (one row per tag, however many bring it). Rule
