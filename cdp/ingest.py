@@ -92,6 +92,8 @@ class Incoming:
     received_at: dt.datetime
     identities: list[NormalisedIdentity]
     timestamp: dt.datetime
+    local_day: dt.date  # the day and hour of the week in the project's time zone, for the rollups
+    hour_of_week: int
     amount: Decimal | None = None
     customer_id: int | None = None
     traits: dict = field(default_factory=dict)
@@ -250,7 +252,10 @@ class _Resolver:
         unwritten = [customer for customer in self.new_customers.values() if not customer.written]
         if not unwritten:
             return
-        _customers_insert([(c.id, c.first_seen_at, c.first_seen_at, "", {}, {}) for c in unwritten], self.now)
+        with connection.cursor() as cursor:
+            _customers_insert(
+                cursor, [(c.id, c.first_seen_at, c.first_seen_at, "", {}, {}) for c in unwritten], self.now
+            )
         for customer in unwritten:
             customer.written = True
 
@@ -339,22 +344,28 @@ class _Resolver:
             customer_id = self.merged_into[customer_id]
         return customer_id
 
-    def save_identities(self) -> None:
+    def save_identities(self, cursor) -> None:
         if not self.new_identities:
             return
-        rows = [
-            Identity(
-                customer_id=customer_id,
-                type=identity.type,
-                value=identity.value,
-                encrypted_value=identity.encrypted_value,
-                source_id=source_id,
-                first_seen_at=self.now,
-            )
-            for identity, customer_id, source_id in self.new_identities.values()
-        ]
         # A concurrent group that took one of these identities first makes this group start over.
-        Identity.objects.bulk_create(rows)
+        cursor.execute(
+            """
+            INSERT INTO cdp_identity (customer_id, type, value, encrypted_value, source_id, first_seen_at)
+            SELECT customer_id, type, value, encrypted_value, source_id, %s
+            FROM json_to_recordset(%s::json)
+                AS new(customer_id bigint, type text, value text, encrypted_value text, source_id bigint)
+            """,
+            [
+                self.now,
+                json_rows(
+                    "customer_id type value encrypted_value source_id",
+                    (
+                        (customer_id, identity.type, identity.value, identity.encrypted_value, source_id)
+                        for identity, customer_id, source_id in self.new_identities.values()
+                    ),
+                ),
+            ],
+        )
 
 
 def _display_name(traits: dict, current: str) -> str:
@@ -365,21 +376,20 @@ def _display_name(traits: dict, current: str) -> str:
 
 
 def _customers_insert(
-    rows: list[tuple[int, dt.datetime, dt.datetime, str, dict, dict]], now: dt.datetime
+    cursor, rows: list[tuple[int, dt.datetime, dt.datetime, str, dict, dict]], now: dt.datetime
 ) -> None:
     """New customers in one statement: (id, first seen, last seen, name, traits, when each changed)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO cdp_customer (id, first_seen_at, last_seen_at, name, traits, traits_updated_at,
-                                      created_at, updated_at)
-            SELECT id, first_at, last_at, name, traits, stamps, %s, %s
-            FROM json_to_recordset(%s::json)
-                AS new(id bigint, first_at timestamptz, last_at timestamptz, name text, traits jsonb,
-                       stamps jsonb)
-            """,
-            [now, now, json_rows("id first_at last_at name traits stamps", rows)],
-        )
+    cursor.execute(
+        """
+        INSERT INTO cdp_customer (id, first_seen_at, last_seen_at, name, traits, traits_updated_at,
+                                  created_at, updated_at)
+        SELECT id, first_at, last_at, name, traits, stamps, %s, %s
+        FROM json_to_recordset(%s::json)
+            AS new(id bigint, first_at timestamptz, last_at timestamptz, name text, traits jsonb,
+                   stamps jsonb)
+        """,
+        [now, now, json_rows("id first_at last_at name traits stamps", rows)],
+    )
 
 
 def _latest_traits(items: list[Incoming]) -> dict[int, dict[str, tuple[str, object]]]:
@@ -397,7 +407,7 @@ def _latest_traits(items: list[Incoming]) -> dict[int, dict[str, tuple[str, obje
     return latest
 
 
-def _write_customers(resolver: _Resolver, items: list[Incoming]) -> None:
+def _write_customers(cursor, resolver: _Resolver, items: list[Incoming]) -> None:
     """Traits, name and first/last seen: new customers in one INSERT, the others in one UPDATE."""
     seen: dict[int, tuple[dt.datetime, dt.datetime]] = {}
     for item in items:
@@ -414,52 +424,63 @@ def _write_customers(resolver: _Resolver, items: list[Incoming]) -> None:
         traits = {key: value for key, (_stamp, value) in changes.items()}
         stamps = {key: stamp for key, (stamp, _value) in changes.items()}
         fresh_rows.append((customer.id, *seen[customer.id], _display_name(traits, ""), traits, stamps))
-    if fresh_rows:
-        _customers_insert(fresh_rows, resolver.now)
-    written_fresh = {row[0] for row in fresh_rows}
-
     changed: dict[int, tuple[dict, dict, str]] = {}
-    if latest:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT id, traits, traits_updated_at, name FROM cdp_customer WHERE id = ANY(%s::bigint[])",
-                [id_array(latest)],
-            )
-            for customer_id, traits_text, stamps_text, name in cursor.fetchall():
-                # Django reads jsonb as text (its JSONField decodes it itself).
-                traits, stamps = json_codec.loads(traits_text), json_codec.loads(stamps_text)
-                for key, (stamp, value) in latest[customer_id].items():
-                    if stamps.get(key, "") <= stamp:
-                        traits[key] = value
-                        stamps[key] = stamp
-                changed[customer_id] = (traits, stamps, _display_name(traits, name))
+    if latest:  # read first: in a pipeline, fetching the rows waits for everything sent before
+        cursor.execute(
+            "SELECT id, traits, traits_updated_at, name FROM cdp_customer WHERE id = ANY(%s::bigint[])",
+            [id_array(latest)],
+        )
+        for customer_id, traits_text, stamps_text, name in cursor.fetchall():
+            # Django's connection reads jsonb as text (its JSONField decodes it itself).
+            traits, stamps = json_codec.loads(traits_text), json_codec.loads(stamps_text)
+            for key, (stamp, value) in latest[customer_id].items():
+                if stamps.get(key, "") <= stamp:
+                    traits[key] = value
+                    stamps[key] = stamp
+            changed[customer_id] = (traits, stamps, _display_name(traits, name))
+    if fresh_rows:
+        _customers_insert(cursor, fresh_rows, resolver.now)
+    written_fresh = {row[0] for row in fresh_rows}
     others = sorted(customer_id for customer_id in seen if customer_id not in written_fresh)
     if not others:
         return
-    with connection.cursor() as cursor:
-        # One row version per customer and group; sorted, so concurrent groups lock in one order.
-        cursor.execute(
-            """
-            UPDATE cdp_customer AS customer SET
-                first_seen_at = LEAST(COALESCE(customer.first_seen_at, seen.first_at), seen.first_at),
-                last_seen_at = GREATEST(COALESCE(customer.last_seen_at, seen.last_at), seen.last_at),
-                traits = COALESCE(seen.traits::jsonb, customer.traits),
-                traits_updated_at = COALESCE(seen.stamps::jsonb, customer.traits_updated_at),
-                name = COALESCE(seen.name, customer.name),
-                updated_at = CASE WHEN seen.traits IS NULL THEN customer.updated_at ELSE %s END
-            FROM json_to_recordset(%s::json)
-                AS seen(id bigint, first_at timestamptz, last_at timestamptz, traits jsonb, stamps jsonb,
-                        name text)
-            WHERE customer.id = seen.id
-            """,
-            [
-                resolver.now,
-                json_rows(
-                    "id first_at last_at traits stamps name",
-                    ((c, *seen[c], *changed.get(c, (None, None, None))) for c in others),
-                ),
-            ],
-        )
+    # One row version per customer and group; sorted, so concurrent groups lock in one order.
+    cursor.execute(
+        """
+        UPDATE cdp_customer AS customer SET
+            first_seen_at = LEAST(COALESCE(customer.first_seen_at, seen.first_at), seen.first_at),
+            last_seen_at = GREATEST(COALESCE(customer.last_seen_at, seen.last_at), seen.last_at),
+            traits = COALESCE(seen.traits::jsonb, customer.traits),
+            traits_updated_at = COALESCE(seen.stamps::jsonb, customer.traits_updated_at),
+            name = COALESCE(seen.name, customer.name),
+            updated_at = CASE WHEN seen.traits IS NULL THEN customer.updated_at ELSE %s END
+        FROM json_to_recordset(%s::json)
+            AS seen(id bigint, first_at timestamptz, last_at timestamptz, traits jsonb, stamps jsonb,
+                    name text)
+        WHERE customer.id = seen.id
+        """,
+        [
+            resolver.now,
+            json_rows(
+                "id first_at last_at traits stamps name",
+                ((c, *seen[c], *changed.get(c, (None, None, None))) for c in others),
+            ),
+        ],
+    )
+
+
+def _write_group(resolver: _Resolver, items: list[Incoming]) -> SharedCounts:
+    """Customers, identities, rollups and events of a resolved group. The statements go out in one
+    pipeline: the server runs each while this process builds the next (the writer lock is held
+    meanwhile, so time saved here is throughput). The events follow by COPY, which a pipeline cannot
+    carry, streamed as they are formatted."""
+    raw = connection.connection
+    with raw.pipeline(), raw.cursor() as cursor:
+        _write_customers(cursor, resolver, items)
+        resolver.save_identities(cursor)
+        shared = _update_rollups(cursor, items)
+    _store_events(items)
+    return shared
 
 
 EVENT_COLUMNS = (
@@ -513,8 +534,7 @@ class SharedCounts:
     hours: dict
 
 
-def _update_rollups(items: list[Incoming]) -> SharedCounts:
-    local = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+def _update_rollups(cursor, items: list[Incoming]) -> SharedCounts:
     stats: dict[tuple[int, str], list] = {}
     daily: dict[tuple[int, str, dt.date], int] = defaultdict(int)
     channel_daily: dict[tuple[dt.date, str, str], int] = defaultdict(int)
@@ -529,41 +549,39 @@ def _update_rollups(items: list[Incoming]) -> SharedCounts:
         entry[0], entry[1] = min(entry[0], moment), max(entry[1], moment)
         entry[2] += 1
         entry[3] += amount
-        local_moment = moment.astimezone(local)
-        daily[(item.customer_id, name, local_moment.date())] += 1
-        channel_daily[(local_moment.date(), item.source.kind, name)] += 1
-        hours[(item.source.kind, local_moment.weekday() * 24 + local_moment.hour)] += 1
-    with connection.cursor() as cursor:
-        # One statement each, from arrays; sorted, so concurrent batches lock rows in one order.
-        rows = sorted(stats.items())
-        cursor.execute(
-            """
-            INSERT INTO cdp_customereventstats (customer_id, name, first_at, last_at, count, amount_sum)
-            SELECT * FROM json_to_recordset(%s::json) AS new(customer_id bigint, name text,
-                first_at timestamptz, last_at timestamptz, count bigint, amount_sum numeric)
-            ON CONFLICT (customer_id, name) DO UPDATE SET
-                first_at = LEAST(cdp_customereventstats.first_at, EXCLUDED.first_at),
-                last_at = GREATEST(cdp_customereventstats.last_at, EXCLUDED.last_at),
-                count = cdp_customereventstats.count + EXCLUDED.count,
-                amount_sum = cdp_customereventstats.amount_sum + EXCLUDED.amount_sum
-            """,
-            [
-                json_rows(
-                    "customer_id name first_at last_at count amount_sum", (key + tuple(v) for key, v in rows)
-                )
-            ],
-        )
-        days = sorted(daily.items())
-        cursor.execute(
-            """
-            INSERT INTO cdp_customereventdaily (customer_id, name, day, count)
-            SELECT * FROM json_to_recordset(%s::json)
-                AS new(customer_id bigint, name text, day date, count int)
-            ON CONFLICT (customer_id, name, day) DO UPDATE
-            SET count = cdp_customereventdaily.count + EXCLUDED.count
-            """,
-            [json_rows("customer_id name day count", ((*key, count) for key, count in days))],
-        )
+        daily[(item.customer_id, name, item.local_day)] += 1
+        channel_daily[(item.local_day, item.source.kind, name)] += 1
+        hours[(item.source.kind, item.hour_of_week)] += 1
+    # One statement each, from arrays; sorted, so concurrent batches lock rows in one order.
+    rows = sorted(stats.items())
+    cursor.execute(
+        """
+        INSERT INTO cdp_customereventstats (customer_id, name, first_at, last_at, count, amount_sum)
+        SELECT * FROM json_to_recordset(%s::json) AS new(customer_id bigint, name text,
+            first_at timestamptz, last_at timestamptz, count bigint, amount_sum numeric)
+        ON CONFLICT (customer_id, name) DO UPDATE SET
+            first_at = LEAST(cdp_customereventstats.first_at, EXCLUDED.first_at),
+            last_at = GREATEST(cdp_customereventstats.last_at, EXCLUDED.last_at),
+            count = cdp_customereventstats.count + EXCLUDED.count,
+            amount_sum = cdp_customereventstats.amount_sum + EXCLUDED.amount_sum
+        """,
+        [
+            json_rows(
+                "customer_id name first_at last_at count amount_sum", (key + tuple(v) for key, v in rows)
+            )
+        ],
+    )
+    days = sorted(daily.items())
+    cursor.execute(
+        """
+        INSERT INTO cdp_customereventdaily (customer_id, name, day, count)
+        SELECT * FROM json_to_recordset(%s::json)
+            AS new(customer_id bigint, name text, day date, count int)
+        ON CONFLICT (customer_id, name, day) DO UPDATE
+        SET count = cdp_customereventdaily.count + EXCLUDED.count
+        """,
+        [json_rows("customer_id name day count", ((*key, count) for key, count in days))],
+    )
     return SharedCounts(dict(events_by_source), dict(channel_daily), dict(hours))
 
 
@@ -631,22 +649,27 @@ def _lock_customers(customer_ids: list[int]) -> None:
         raise MergeRetry("a customer of this batch was merged by another worker meanwhile")
 
 
+def _incoming(message: dict, batch: IngestBatch, local: dt.tzinfo) -> Incoming:
+    moment = dt.datetime.fromisoformat(message["timestamp"])
+    local_moment = moment.astimezone(local)
+    return Incoming(
+        message=message,
+        source=batch.source,
+        received_at=batch.received_at,
+        identities=identities_of(message),
+        timestamp=moment.astimezone(dt.UTC),  # in UTC, so that trait freshness compares like with like
+        local_day=local_moment.date(),
+        hour_of_week=local_moment.weekday() * 24 + local_moment.hour,
+        traits=_traits_of(message),
+        amount=_amount(message["properties"]),
+    )
+
+
 def _prepare(batches: list[IngestBatch]) -> list[Incoming]:
-    """The part that needs no database: parsed times, identifiers, traits, amounts."""
-    return [
-        Incoming(
-            message=message,
-            source=batch.source,
-            received_at=batch.received_at,
-            identities=identities_of(message),
-            # In UTC, so that trait freshness compares like with like.
-            timestamp=dt.datetime.fromisoformat(message["timestamp"]).astimezone(dt.UTC),
-            traits=_traits_of(message),
-            amount=_amount(message["properties"]),
-        )
-        for batch in batches
-        for message in batch.events
-    ]
+    """The part that needs no database (done before the writer lock): parsed times, identifiers,
+    traits, amounts."""
+    local = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    return [_incoming(message, batch, local) for batch in batches for message in batch.events]
 
 
 # Resolution and writing hold this lock (per transaction): groups of requests share customers and
@@ -659,8 +682,9 @@ def _process(batches: list[IngestBatch]) -> tuple[list[int], SharedCounts | None
     """Processes claimed batches inside the caller's transaction, in order; returns the customer id
     of each new event (replayed ones are skipped)."""
     prepared = _prepare(batches)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_WRITER_LOCK])
+    # Replays are dropped before the writer lock: that needs no view of the identities. A concurrent
+    # group holding some of the same keys (a replay in flight) makes this one wait for its commit, and
+    # keys go in sorted, so two groups never wait for each other.
     fresh = _new_message_ids(sorted({(item.source.pk, item.message["messageId"]) for item in prepared}))
     items, seen = [], set()
     for item in prepared:
@@ -670,6 +694,8 @@ def _process(batches: list[IngestBatch]) -> tuple[list[int], SharedCounts | None
             items.append(item)
     if not items:
         return [], None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_WRITER_LOCK])
     resolver = _Resolver(timezone.now())
     resolver.load(items)
     _lock_customers(sorted(set(resolver.owner.values())))
@@ -678,10 +704,7 @@ def _process(batches: list[IngestBatch]) -> tuple[list[int], SharedCounts | None
     resolver.merges_apply()
     for item in items:
         item.customer_id = resolver.survivor_of(item.customer_id)
-    _write_customers(resolver, items)
-    resolver.save_identities()
-    _store_events(items)
-    shared = _update_rollups(items)
+    shared = _write_group(resolver, items)
     _record_consents(items)
     return [item.customer_id for item in items], shared
 

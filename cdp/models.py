@@ -107,11 +107,18 @@ class Customer(models.Model):
     traits = models.JSONField(default=dict, blank=True)
     # When each trait last changed, so a late event never overwrites a newer value.
     traits_updated_at = models.JSONField(default=dict, blank=True)
+    # Both indexed only where set (see Meta): most customers have neither, and every update of a
+    # customer's last-seen time (each ingest group) would otherwise add an entry to each index.
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="customers"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="customers",
+        db_index=False,
     )
     merged_into = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     first_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
@@ -131,6 +138,12 @@ class Customer(models.Model):
                 "id",
                 name="customer_recent",
                 condition=models.Q(merged_into__isnull=True),
+            ),
+            models.Index(fields=["owner"], name="customer_owner", condition=models.Q(owner__isnull=False)),
+            models.Index(
+                fields=["merged_into"],
+                name="customer_merged_into",
+                condition=models.Q(merged_into__isnull=False),
             ),
         ]
 
@@ -162,10 +175,17 @@ class Identity(models.Model):
 class Event(models.Model):
     """Everything a customer did or was sent, one table; deduplication lives in ``EventKey``."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events", db_index=False)
+    # No foreign-key constraints in the database (decision record 0014): checking them cost a lookup
+    # and a row lock per stored event. The ingest writer creates or locks the customers in the same
+    # transaction as their events; deleting through Django still cascades.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="events", db_index=False, db_constraint=False
+    )
     # Who the event was first attributed to, so that an unmerge can move it back.
     origin_customer_id = models.BigIntegerField()
-    source = models.ForeignKey(Source, null=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.ForeignKey(
+        Source, null=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
     kind = models.CharField(max_length=10)  # track, identify, page, screen, group, alias
     name = models.CharField(max_length=200)
     channel = models.CharField(max_length=20, choices=Source.Kind.choices)
@@ -219,8 +239,10 @@ class IngestBatch(models.Model):
 class CustomerEventStats(models.Model):
     """Per customer and event name: first and last time, count, sum of amounts (rules read these)."""
 
+    # Derived data, rebuilt from the events when needed (``rollups_rebuild``): no database foreign key,
+    # like the events themselves (decision record 0014).
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="event_stats", db_index=False
+        Customer, on_delete=models.CASCADE, related_name="event_stats", db_index=False, db_constraint=False
     )
     name = models.CharField(max_length=200)
     first_at = models.DateTimeField()
@@ -241,7 +263,9 @@ class CustomerEventStats(models.Model):
 class CustomerEventDaily(models.Model):
     """Per customer, event name and day: how many (windowed rules read these)."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+", db_index=False)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     name = models.CharField(max_length=200)
     day = models.DateField()
     count = models.IntegerField()

@@ -1,4 +1,5 @@
-"""Faults with real processes: a killed ingest worker loses nothing, parallel merges end in one customer."""
+"""Faults with real processes: a killed ingest worker loses nothing, parallel merges end in one customer,
+a request replayed while its first copy is processed is stored once."""
 
 import signal
 import time
@@ -74,12 +75,12 @@ def test_a_worker_killed_mid_batch_loses_no_accepted_event(workers, source):
     assert Customer.objects.filter(merged_into=None).count() == 500
 
 
-MERGE_SCRIPT = """
+BATCH_AT_SCRIPT = """
 import sys, time, django
 django.setup()
 from cdp.ingest import batches_process
 start_at, batch_id = float(sys.argv[1]), int(sys.argv[2])
-time.sleep(max(0, start_at - time.time()))  # both processes start their merge at the same moment
+time.sleep(max(0, start_at - time.time()))  # both processes start at the same moment
 batches_process(batch_ids=[batch_id])
 """
 
@@ -96,7 +97,9 @@ def test_parallel_merges_a_into_b_and_b_into_c_end_with_one_customer(workers, so
         second = inbox_store(source=source, events=[message(people[1], people[1:], f"r{round_number}-bc")])
         start_at = time.time() + 3
         for name, batch in (("ab", first), ("bc", second)):
-            workers.start(f"{name}{round_number}", "python", "-c", MERGE_SCRIPT, str(start_at), str(batch.pk))
+            workers.start(
+                f"{name}{round_number}", "python", "-c", BATCH_AT_SCRIPT, str(start_at), str(batch.pk)
+            )
         for name in ("ab", "bc"):
             assert workers.processes[f"{name}{round_number}"].wait(timeout=120) == 0
         batches_process()  # whichever batch raced the other is redone here, as the sweep would
@@ -109,7 +112,24 @@ def test_parallel_merges_a_into_b_and_b_into_c_end_with_one_customer(workers, so
         assert survivor.event_stats.get(name="Product Viewed").count == 5
 
 
-def message(user_id: str, anonymous_ids: list[str], message_id: str) -> dict:
+def test_a_request_replayed_while_its_first_copy_is_processed_is_stored_once(workers, source):
+    # A client that timed out sends the request again: two copies in the inbox, two workers at once.
+    events = [message(None, [f"replay-{index % 7}"], f"replay-{index}") for index in range(60)]
+    copies = [inbox_store(source=source, events=events) for _copy in range(2)]
+    start_at = time.time() + 3
+    for number, batch in enumerate(copies):
+        workers.start(f"copy{number}", "python", "-c", BATCH_AT_SCRIPT, str(start_at), str(batch.pk))
+    for number in range(2):
+        assert workers.processes[f"copy{number}"].wait(timeout=120) == 0
+    batches_process()  # a copy that raced the other is redone here, as the sweep would
+
+    assert not IngestBatch.objects.exists()
+    assert Event.objects.filter(message_id__startswith="replay-").count() == 60
+    assert Customer.objects.filter(merged_into=None, identities__value__startswith="replay-").count() == 7
+    assert sum(CustomerEventStats.objects.values_list("count", flat=True)) == 60
+
+
+def message(user_id: str | None, anonymous_ids: list[str], message_id: str) -> dict:
     return {
         "kind": "track",
         "name": "Product Viewed",
