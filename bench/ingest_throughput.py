@@ -9,8 +9,9 @@ Redis db 9), then:
    fast as the server takes them; API events/s, end-to-end events/s (until no batch is pending),
    time from a sampled request's 200 to its events being stored (then checked on the customer's
    profile), and ``/v1/track`` latency measured alongside;
-3. paced phase: an open-loop rate (by default ``--paced-share`` of the measured end-to-end rate, or
-   ``--paced-rate``) for ``--paced-seconds``, with the same latency figures at that load;
+3. paced phase: an open-loop rate (``--paced-rate``: by default the target, 10,000 events/s; ``auto``
+   for ``--paced-share`` of the measured end-to-end rate) for ``--paced-seconds``, with the same
+   latency figures at that load;
 4. ``COPY`` of the bulk events into a plain table shaped like ``cdp_event``, once more into one with
    ``cdp_event``'s indexes, and into a twin of ``cdp_event`` (all its indexes); the
    ratio pipeline/COPY.
@@ -24,7 +25,7 @@ between the processes started here, PostgreSQL and everything else (other work o
 lowers the figures; the script says how busy the machine was before it started).
 
     .venv/bin/python bench/ingest_throughput.py [--events 100000] [--customers 10000] [--clients 8]
-        [--daphne 2] [--worker-procs 1] [--concurrency 1] [--paced-rate auto|N|0] [--json FILE]
+        [--daphne 2] [--worker-procs 1] [--concurrency 2] [--paced-rate 10000|auto|0] [--json FILE]
 """
 
 from __future__ import annotations
@@ -821,8 +822,9 @@ def main() -> int:
     parser.add_argument(
         "--concurrency",
         type=int,
-        default=1,
-        help="prefork children per worker process (above 1, batches_process's claim skips batches)",
+        default=2,
+        help="prefork children per worker process (one per core; while one holds the writer lock, the"
+        " other claims and prepares its next group)",
     )
     parser.add_argument(
         "--beat",
@@ -833,8 +835,9 @@ def main() -> int:
     parser.add_argument("--track-requests", type=int, default=1000, help="idle /v1/track probes")
     parser.add_argument(
         "--paced-rate",
-        default="auto",
-        help="events/s of the paced phase: auto (--paced-share of end-to-end), N, or 0",
+        default="10000",
+        help="events/s of the paced phase: N (by default the target, 10,000), auto (--paced-share of"
+        " end-to-end), or 0 to leave it out",
     )
     parser.add_argument(
         "--paced-share", type=float, default=0.5, help="the auto paced rate's share of end-to-end"
