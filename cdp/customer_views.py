@@ -8,7 +8,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -20,6 +22,7 @@ from cdp.models import MergeLog, MergeReview, Source
 from cdp.roles import customer_roles
 from journeys.selectors import customer_staff_tasks
 from segments.models import Tag
+from segments.scoring import score_adjust
 from segments.selectors import customer_rule_facts
 from segments.tags import customer_tag_groups
 
@@ -143,6 +146,34 @@ def customer_note_add(request, customer_id: int):
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     return redirect("customer", customer_id=customer.pk)
+
+
+SCORE_FIELDS = {
+    "points": _lazy("Points"),
+    "reason": _lazy("Reason"),
+    "lapse_days": _lazy("Lapses after (days)"),
+    "customer": _lazy("Profile"),
+}
+
+
+@capability_required("edit_customers")
+@require_POST
+def customer_score_adjust(request, customer_id: int):
+    customer = _customer_or_404(customer_id)
+    try:
+        entry = score_adjust(
+            customer=customer,
+            points=request.POST.get("points", ""),
+            reason=request.POST.get("reason", ""),
+            lapse_days=request.POST.get("lapse_days", ""),
+            actor=request.user,
+        )
+    except ValidationError as error:
+        for field, problems in error.message_dict.items():
+            messages.error(request, f"{SCORE_FIELDS.get(field, field)}: {' '.join(problems)}")
+    else:
+        messages.success(request, _("Score adjusted by %(points)+d.") % {"points": entry.points})
+    return redirect(f"{reverse('customer', args=[customer.pk])}#score")
 
 
 @capability_required("edit_customers")

@@ -27,6 +27,7 @@ urlpatterns = [
     path("customers/<int:customer_id>/timeline/", customer_views.customer_timeline, name="customer_timeline"),
     path("customers/<int:customer_id>/notes/", customer_views.customer_note_add, name="customer_note"),
     path("customers/<int:customer_id>/owner/", customer_views.customer_owner_assign, name="customer_owner"),
+    path("customers/<int:customer_id>/score/", customer_views.customer_score_adjust, name="customer_score"),
     path("customers/<int:customer_id>/merge/", customer_views.customer_merge, name="customer_merge"),
     path(
         "customers/<int:customer_id>/merges/<int:log_id>/undo/",

@@ -14,7 +14,7 @@ from cdp.models import Customer
 from segments.api import RuleProblems
 from segments.models import CustomerStage, LifecycleStage, ScoringRule, Segment, Tag, TagGroup
 from segments.rules import RuleError
-from segments.scoring import scoring_rule_save
+from segments.scoring import score_adjust, scoring_rule_save
 from segments.selectors import customer_rule_facts
 from segments.stages import stage_delete, stage_save, stages_reorder
 from segments.tags import (
@@ -379,11 +379,41 @@ def _scoring_rule_write(request, rule: ScoringRule | None) -> Response:
 
 
 class LedgerEntry(serializers.Serializer):
-    rule = serializers.CharField(source="rule_name")
+    rule = serializers.CharField(source="rule_name", help_text="Empty for points given by hand")
     event = serializers.CharField(source="event_name")
     points = serializers.IntegerField()
     happened_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
+    adjusted_by = serializers.CharField(
+        source="adjusted_by.username", allow_null=True, default=None, help_text="Who gave the points by hand"
+    )
+    reason = serializers.CharField(help_text="Why, for points given by hand")
+
+
+class ScoreAdjustmentInput(serializers.Serializer):
+    points = serializers.IntegerField(help_text="Points given (above 0) or taken (below 0), at most 10,000")
+    reason = serializers.CharField(max_length=200, help_text="Why, shown in the ledger")
+    lapse_days = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="The points lapse after this many days"
+    )
+
+
+class CustomerScoreAdjustmentView(APIView):
+    """Points given or taken by hand, with the reason; rules reading the score follow."""
+
+    required_capability = "edit_customers"
+    permission_classes = [HasCapability]
+
+    @extend_schema(request=ScoreAdjustmentInput, responses={201: LedgerEntry})
+    def post(self, request, customer_id: int):
+        customer = get_object_or_404(Customer, pk=customer_id)
+        given = ScoreAdjustmentInput(data=request.data)
+        given.is_valid(raise_exception=True)
+        try:
+            entry = score_adjust(customer=customer, **given.validated_data, actor=request.user)
+        except DjangoValidationError as error:
+            return _refused(error)
+        return Response(LedgerEntry(entry).data, status=status.HTTP_201_CREATED)
 
 
 class CustomerLifecycleOutput(serializers.Serializer):

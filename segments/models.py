@@ -236,7 +236,8 @@ class ScoringRule(models.Model):
 
 
 class ScoreEntry(models.Model):
-    """The score's ledger: points one event earned under one rule, and when they lapse."""
+    """The score's ledger: points one event earned under one rule, or points a person gave or took by
+    hand (no rule, no event: ``adjusted_by`` and ``reason`` say who and why), and when they lapse."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="score_entries")
     rule = models.ForeignKey(ScoringRule, null=True, on_delete=models.SET_NULL, related_name="entries")
@@ -247,6 +248,10 @@ class ScoreEntry(models.Model):
     happened_at = models.DateTimeField()
     awarded_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
+    adjusted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=200, blank=True, db_default="")  # "" also for raw inserts
 
     class Meta:
         constraints = [

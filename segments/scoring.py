@@ -19,13 +19,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from cdp import json_codec
-from cdp.models import Event
+from cdp.models import Customer, Event
 from cdp.services import audit_record
 from cdp.sqlvalues import id_array, json_rows
 from segments.evaluator import properties_match
 from segments.models import RuleClock, ScoreEntry, ScoringRule
 from segments.rules import EventRule, RuleError, rule_parse
 from segments.services import known_event_names, unknown_name
+from segments.signals import refresh_later
 
 SCORING_LOCK = 0x6364_7002
 # New events of a customer are found among those received this long ago at most: the customers a
@@ -258,4 +259,66 @@ def scores_expire(*, now: dt.datetime | None = None) -> set[int]:
 
 
 def score_ledger(*, customer_id: int, limit: int = 50) -> list[ScoreEntry]:
-    return list(ScoreEntry.objects.filter(customer_id=customer_id).order_by("-happened_at", "-pk")[:limit])
+    return list(
+        ScoreEntry.objects.filter(customer_id=customer_id)
+        .select_related("adjusted_by")
+        .order_by("-happened_at", "-pk")[:limit]
+    )
+
+
+MAX_ADJUSTMENT = 10_000
+MAX_LAPSE_DAYS = 3650
+
+
+def _whole_number(raw, field: str, low: int, high: int, errors: dict) -> int | None:
+    try:
+        value = int(str(raw).strip())
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not low <= value <= high:
+        errors[field] = _("Enter a whole number from %(low)s to %(high)s.") % {"low": low, "high": high}
+    return value
+
+
+@transaction.atomic
+def score_adjust(*, customer: Customer, points, reason: str, lapse_days=None, actor) -> ScoreEntry:
+    """Points a person gives or takes by hand ("met us at the trade fair": +20), with why. They count
+    like a rule's points, lapse after ``lapse_days`` if given, and rules reading the score follow."""
+    errors: dict[str, str] = {}
+    points = _whole_number(points, "points", -MAX_ADJUSTMENT, MAX_ADJUSTMENT, errors)
+    if "points" not in errors and points == 0:
+        errors["points"] = _("Zero points change nothing: give or take at least one.")
+    reason = (reason or "").strip()
+    if not reason:
+        errors["reason"] = _("Say why, so that colleagues understand the score.")
+    elif len(reason) > 200:
+        errors["reason"] = _("Keep the reason under 200 characters.")
+    days = None
+    if lapse_days not in (None, ""):
+        days = _whole_number(lapse_days, "lapse_days", 1, MAX_LAPSE_DAYS, errors)
+    if customer.merged_into_id:
+        errors["customer"] = _("This profile was merged into another: adjust the score there.")
+    if errors:
+        raise ValidationError(errors)
+    now = timezone.now()
+    with connection.cursor() as cursor:  # in step with the awards, which recompute the same scores
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SCORING_LOCK])
+    entry = ScoreEntry.objects.create(
+        customer=customer,
+        rule=None,
+        rule_name="",
+        event_id=None,
+        event_name="",
+        points=points,
+        happened_at=now,
+        awarded_at=now,
+        expires_at=now + dt.timedelta(days=days) if days else None,
+        adjusted_by=actor,
+        reason=reason,
+    )
+    scores_recompute(customer_ids=[customer.pk], now=now)
+    audit_record(
+        actor=actor, action="score.adjust", target=customer, details={"points": points, "reason": reason}
+    )
+    refresh_later([customer.pk])
+    return entry

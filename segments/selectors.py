@@ -25,6 +25,10 @@ def customer_rule_facts(*, customer: Customer) -> RuleFacts:
     """The profile's stage, score (with its latest ledger entries) and segments."""
     stage = CustomerStage.objects.filter(customer=customer).select_related("stage").first()
     score = CustomerScore.objects.filter(customer=customer).values_list("points", flat=True).first() or 0
-    ledger = list(ScoreEntry.objects.filter(customer=customer).order_by("-happened_at", "-pk")[:LEDGER_ROWS])
+    ledger = list(
+        ScoreEntry.objects.filter(customer=customer)
+        .select_related("adjusted_by")
+        .order_by("-happened_at", "-pk")[:LEDGER_ROWS]
+    )
     segments = list(Segment.objects.filter(members__customer=customer).order_by("name"))
     return RuleFacts(stage, score, ledger, segments, timezone.now())

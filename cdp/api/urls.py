@@ -36,6 +36,7 @@ from segments.api import (
 )
 from segments.lifecycle_api import (
     CustomerLifecycleView,
+    CustomerScoreAdjustmentView,
     ScoringRuleDetailView,
     ScoringRuleListView,
     StageDetailView,
@@ -62,6 +63,11 @@ urlpatterns = [
         "customers/<int:customer_id>/lifecycle/",
         CustomerLifecycleView.as_view(),
         name="api_customer_lifecycle",
+    ),
+    path(
+        "customers/<int:customer_id>/score-adjustments/",
+        CustomerScoreAdjustmentView.as_view(),
+        name="api_customer_score_adjustments",
     ),
     path("tags/", TagListView.as_view(), name="api_tags"),
     path("tags/<str:key>/", TagDetailView.as_view(), name="api_tag"),

@@ -45,3 +45,15 @@ def test_a_marketer_adds_stages_and_a_card_opens_the_customer(new_page, app_serv
     expect(sales.locator(".profile-head__tags")).to_contain_text("Stage: Nurturing")
     expect(sales.locator(".profile-head__tags")).to_contain_text("Score: 0")
     expect(sales.get_by_role("button", name="Add stage")).to_have_count(0)
+
+    # A salesperson gives points by hand after a call; the ledger says who and why.
+    sales.get_by_text("Adjust the score by hand").click()
+    sales.get_by_label("Points").fill("20")
+    sales.get_by_label("Reason").fill("Asked for a quote on the phone")
+    sales.get_by_role("button", name="Adjust", exact=True).click()
+    expect(sales.locator(".flash")).to_contain_text("Score adjusted by +20.")
+    expect(sales.locator(".profile-head__tags")).to_contain_text("Score: 20")
+    expect(sales.locator("#score tbody tr").first).to_contain_text("Asked for a quote on the phone")
+    expect(sales.locator("#score tbody tr").first).to_contain_text("+20")
+    sales.locator("#score").scroll_into_view_if_needed()
+    screenshot(sales, "profile-score-by-hand")

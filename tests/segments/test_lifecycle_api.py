@@ -122,6 +122,7 @@ def test_the_schema_describes_tags_stages_and_scoring(client, user_in_role):
         "/api/stages/",
         "/api/scoring-rules/",
         "/api/customers/{customer_id}/lifecycle/",
+        "/api/customers/{customer_id}/score-adjustments/",
     ):
         assert path in schema["paths"], path
 
@@ -137,3 +138,33 @@ def test_a_segment_is_deleted_over_the_api_unless_a_rule_reads_it(api, user_in_r
     client.delete(f"/api/segments/{next(s['id'] for s in again if s['key'] == 'buyers-again')}/")
     assert client.delete(f"/api/segments/{lapsed.pk}/").status_code == 204
     assert client.get(f"/api/segments/{lapsed.pk}/").status_code == 404
+
+
+def test_a_back_office_system_adjusts_a_score_with_a_reason(api, user_in_role, people):  # noqa: F811
+    visitor = people[0]
+    client = api(user_in_role("Sales"))
+    url = f"/api/customers/{visitor.pk}/score-adjustments/"
+    zero = client.post(url, {"points": 0, "reason": "none"}, content_type="application/json")
+    assert zero.status_code == 400 and list(zero.json()) == ["points"]
+    no_reason = client.post(url, {"points": 5}, content_type="application/json")
+    assert no_reason.status_code == 400 and "reason" in no_reason.json()
+    too_long = client.post(
+        url, {"points": 5, "reason": "x", "lapse_days": 0}, content_type="application/json"
+    )
+    assert too_long.status_code == 400 and list(too_long.json()) == ["lapse_days"]
+
+    given = client.post(
+        url, {"points": 30, "reason": "签约意向强", "lapse_days": 60}, content_type="application/json"
+    )
+    assert given.status_code == 201, given.json()
+    taken = client.post(url, {"points": -5, "reason": "投诉未解决"}, content_type="application/json")
+    assert taken.status_code == 201
+
+    lifecycle = client.get(f"/api/customers/{visitor.pk}/lifecycle/").json()
+    assert lifecycle["score"] == 25
+    assert [(entry["points"], entry["reason"], entry["rule"]) for entry in lifecycle["ledger"]] == [
+        (-5, "投诉未解决", ""),
+        (30, "签约意向强", ""),
+    ]
+    assert {entry["adjusted_by"] for entry in lifecycle["ledger"]} == {given.wsgi_request.user.username}
+    assert api(user_in_role("Analyst")).post(url, {"points": 1, "reason": "x"}).status_code == 403

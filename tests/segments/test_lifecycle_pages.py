@@ -151,3 +151,42 @@ def test_scoring_rules_are_added_on_the_page_and_the_profile_shows_score_stage_a
     scoring_page = client.get(reverse("scoring"), **EN).content.decode()
     assert "Big order" in scoring_page and "Add a scoring rule" not in scoring_page  # sales only look
     assert client.post(reverse("scoring"), {"name": "x"}).status_code == 403
+
+
+def test_sales_adjust_a_score_by_hand_with_a_reason_and_segments_follow(
+    client, user_in_role, people, admin_user
+):
+    from cdp.models import AuditEntry
+    from segments.models import ScoreEntry, SegmentMember
+    from segments.refresh import refresh_requests_take
+
+    visitor = people[0]
+    warm = segment_save(
+        key="warm", name="Warm", rule_data={"score": {"op": "gte", "value": 20}}, actor=admin_user
+    )
+    seller = user_in_role("Sales")
+    client.force_login(seller)
+    url = reverse("customer_score", args=[visitor.pk])
+    page = client.post(url, {"points": "0", "reason": " "}, follow=True, **EN).content.decode()
+    assert "Points: Zero points change nothing" in page and "Reason: Say why" in page
+    page = client.post(url, {"points": "lots", "reason": "x"}, follow=True, **EN).content.decode()
+    assert "Points: Enter a whole number from -10000 to 10000." in page
+    assert not ScoreEntry.objects.filter(customer=visitor).exists()
+
+    page = client.post(
+        url, {"points": "25", "reason": "Met us at the trade fair", "lapse_days": "30"}, follow=True, **EN
+    ).content.decode()
+    assert "Score adjusted by +25." in page and "Score: 25" in page
+    assert "by hand" in page and "Met us at the trade fair" in page
+    assert AuditEntry.objects.filter(action="score.adjust", actor=seller).exists()
+
+    refresh_requests_take()  # what the woken worker does
+    assert SegmentMember.objects.filter(segment=warm, customer=visitor).exists()
+
+    analyst = user_in_role("Analyst")
+    client.force_login(analyst)
+    assert (
+        "Adjust the score by hand"
+        not in client.get(reverse("customer", args=[visitor.pk]), **EN).content.decode()
+    )
+    assert client.post(url, {"points": "5", "reason": "x"}).status_code == 403
