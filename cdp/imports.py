@@ -6,21 +6,31 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
+from collections import defaultdict
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from cdp.identity import IDENTITY_TYPES, normalise
 from cdp.ingest import batches_process, inbox_store
-from cdp.models import ImportJob, Source
+from cdp.merge import customer_survivor
+from cdp.models import Event, ImportJob, Source
 from cdp.services import internal_source
+from segments.models import CustomerTag, Tag
+from segments.tags import customers_tag
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 CHUNK_ROWS = 500
 IMPORT_SOURCE_NAME = "CSV import"
 IDENTITY_COLUMNS = tuple(name for name in IDENTITY_TYPES if name != "anonymous_id")
+# A customers file may name static tags in this column, by key or name, several in one cell.
+TAGS_COLUMN = "tags"
+TAG_SEPARATORS = re.compile(r"[;|,，、；]")
+NOT_TRAITS = ("event", "timestamp", TAGS_COLUMN)
 
 
 def _rows(content: str) -> csv.DictReader:
@@ -81,10 +91,10 @@ def _message(job: ImportJob, number: int, row: dict) -> tuple[dict | None, str]:
     for column, value in identities.items():
         if normalise(column, value) is None:
             return None, _("%(column)s “%(value)s” is not valid") % {"column": column, "value": value}
+    # A customers file's tags column names tags (see _tags_named); an events file's is a property.
+    skipped = NOT_TRAITS if job.kind == ImportJob.Kind.CUSTOMERS else ("event", "timestamp")
     traits = {
-        key: value
-        for key, value in row.items()
-        if key not in identities and value and key not in ("event", "timestamp")
+        key: value for key, value in row.items() if key not in identities and value and key not in skipped
     }
     message = {
         "messageId": f"import-{job.pk}-{number}",
@@ -122,6 +132,51 @@ def _message(job: ImportJob, number: int, row: dict) -> tuple[dict | None, str]:
     }, ""
 
 
+def _static_tags() -> dict[str, Tag]:
+    """Static tags by key and by name (a key wins when a name equals another tag's key)."""
+    found: dict[str, Tag] = {}
+    tags = list(Tag.objects.filter(kind=Tag.Kind.STATIC))
+    for tag in tags:
+        found.setdefault(tag.name.strip().lower(), tag)
+    for tag in tags:
+        found[tag.key.lower()] = tag
+    return found
+
+
+def _tags_named(cell: str, known: dict[str, Tag]) -> tuple[list[Tag], str]:
+    """The static tags a row's tags cell names, or the reason the row is rejected."""
+    tags = []
+    for name in filter(None, (part.strip() for part in TAG_SEPARATORS.split(cell or ""))):
+        tag = known.get(name.lower())
+        if tag is None:
+            if Tag.objects.filter(Q(key__iexact=name) | Q(name=name), kind=Tag.Kind.DYNAMIC).exists():
+                return [], _("tag “%(name)s” is dynamic: its rule decides who holds it") % {"name": name}
+            return [], _("there is no tag “%(name)s” (create it on the Tags page first)") % {"name": name}
+        if tag not in tags:
+            tags.append(tag)
+    return tags, ""
+
+
+def _tags_apply(job: ImportJob, source: Source, tags_of: dict[str, list[Tag]]) -> None:
+    """Puts each imported row's tags on the customer its row ended up as."""
+    if not tags_of:
+        return
+    owners = dict(
+        Event.objects.filter(source=source, message_id__in=list(tags_of)).values_list(
+            "message_id", "customer_id"
+        )
+    )
+    holders: dict[Tag, set[int]] = defaultdict(set)
+    for message_id, tags in tags_of.items():
+        if message_id in owners:
+            for tag in tags:
+                holders[tag].add(customer_survivor(owners[message_id]))
+    for tag, customer_ids in holders.items():
+        customers_tag(
+            customer_ids=sorted(customer_ids), tag=tag, actor=job.created_by, origin=CustomerTag.Origin.IMPORT
+        )
+
+
 def import_run(*, job_id: int) -> ImportJob:
     """Loads the job chunk by chunk, saving progress after each; rerunning it stores nothing twice."""
     job = ImportJob.objects.get(pk=job_id)
@@ -140,13 +195,17 @@ def _run(job: ImportJob) -> ImportJob:
     reader = _rows(job.content)
     report.writerow(["row", "reason", *(reader.fieldnames or [])])
     chunk: list[dict] = []
+    tags_of: dict[str, list[Tag]] = {}  # messageId -> the tags its row names
+    known_tags = _static_tags() if job.kind == ImportJob.Kind.CUSTOMERS else {}
 
     def flush() -> None:
         if chunk:
             batch = inbox_store(source=source, events=list(chunk))
             batches_process(batch_ids=[batch.pk])
+            _tags_apply(job, source, tags_of)
             job.accepted_rows += len(chunk)
             chunk.clear()
+            tags_of.clear()
         ImportJob.objects.filter(pk=job.pk).update(
             processed_rows=job.processed_rows,
             accepted_rows=job.accepted_rows,
@@ -156,12 +215,19 @@ def _run(job: ImportJob) -> ImportJob:
     try:
         for number, row in enumerate(reader, start=2):  # row 1 is the header
             message, reason = _message(job, number, row)
+            tags: list[Tag] = []
+            if message is not None and job.kind == ImportJob.Kind.CUSTOMERS:
+                cell = next((value for key, value in row.items() if key and key.strip() == TAGS_COLUMN), "")
+                tags, reason = _tags_named(cell or "", known_tags)
+                message = None if reason else message
             job.processed_rows += 1
             if message is None:
                 job.rejected_rows += 1
                 report.writerow([number, reason, *row.values()])
             else:
                 chunk.append(message)
+                if tags:
+                    tags_of[message["messageId"]] = tags
             if len(chunk) >= CHUNK_ROWS or job.processed_rows % CHUNK_ROWS == 0:
                 flush()
         flush()

@@ -54,6 +54,7 @@ SCORE_LABELS = {
     "lte": gettext_lazy("at most"),
     "lt": gettext_lazy("less than"),
     "eq": gettext_lazy("exactly"),
+    "between": gettext_lazy("between"),
 }
 CONSENT_LABELS = {
     "subscribed": gettext_lazy("agreed to be contacted"),
@@ -80,6 +81,8 @@ class Field:
     options: str | dict | None = None  # a vocabulary list ("tags") or fixed {value: label}
     suggest: str | None = None  # a vocabulary list offered as suggestions for a text input
     suffix: Promise | None = None
+    # A number that becomes two (lowest first) while the field at this path says "between".
+    range_with: tuple[str, ...] | None = None
 
     def spec(self) -> dict:
         options = self.options
@@ -92,6 +95,7 @@ class Field:
             "suffix": str(self.suffix) if self.suffix else "",
             "options": options,
             "suggest": self.suggest,
+            "range_with": list(self.range_with) if self.range_with else None,
         }
 
 
@@ -277,7 +281,7 @@ LEAF_KINDS: tuple[LeafKind, ...] = (
         _score_text,
         fields=(
             Field(("score", "op"), "select", gettext_lazy("has a score of"), options=SCORE_LABELS),
-            Field(("score", "value"), "number", suffix=gettext_lazy("points")),
+            Field(("score", "value"), "number", suffix=gettext_lazy("points"), range_with=("score", "op")),
         ),
     ),
 )
@@ -316,6 +320,8 @@ def builder_labels() -> dict[str, str]:
         "last_time": _("for the last time"),
         "days": _("days"),
         "and": _("and"),
+        "range_low": _("lowest"),
+        "range_high": _("highest"),
         "a_date": _("on a date"),
         "days_ago": _("days ago"),
         "as_text": _("text"),

@@ -86,3 +86,42 @@ def test_files_without_identifiers_or_rows_are_refused_with_the_reason(client, a
 def test_only_data_managers_import(client, user_in_role):
     client.force_login(user_in_role("Marketer"))
     assert client.get(reverse("imports")).status_code == 403
+
+
+def test_a_tags_column_tags_each_rows_customer_and_unknown_tags_reject_the_row(client, admin_user):
+    from segments.models import CustomerTag, Tag
+    from segments.tags import tag_save
+
+    vip = tag_save(key="vip", name="VIP", actor=None)
+    hot_lead = tag_save(key="hot-lead", name="高意向", actor=None)
+    Tag.objects.create(key="active", name="活跃", kind=Tag.Kind.DYNAMIC, rule={"event": "Product Viewed"})
+    client.force_login(admin_user)
+    upload(
+        client,
+        "phone,name,tags\n"
+        "13800138000,王强,高意向; VIP\n"
+        "13900001111,李娜,vip\n"
+        "13700002222,张伟,\n"
+        "13600003333,赵六,高意向|不存在\n"
+        "13500004444,钱七,活跃\n",
+    )
+    job = ImportJob.objects.get()
+    import_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.accepted_rows, job.rejected_rows) == (3, 2)
+
+    def holders(tag):
+        return set(CustomerTag.objects.filter(tag=tag).values_list("customer__identities__value", flat=True))
+
+    assert holders(vip) == {"+8613800138000", "+8613900001111"}
+    assert holders(hot_lead) == {"+8613800138000"}
+    assert CustomerTag.objects.filter(origin="import").count() == 3
+    assert "tags" not in Customer.objects.get(identities__value="+8613800138000").traits
+    assert not Customer.objects.filter(identities__value="+8613600003333").exists()
+
+    report = client.get(reverse("import_rejects", args=[job.pk]))
+    rows = list(csv.reader(io.StringIO(report.content.decode("utf-8-sig"))))
+    assert [row[:2] for row in rows[1:]] == [
+        ["5", "there is no tag “不存在” (create it on the Tags page first)"],
+        ["6", "tag “活跃” is dynamic: its rule decides who holds it"],
+    ]

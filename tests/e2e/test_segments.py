@@ -111,3 +111,30 @@ def test_a_marketer_builds_a_nested_rule_with_a_live_count_and_saves_it(new_page
     exported = Path(download.value.path()).read_text(encoding="utf-8-sig")
     assert exported.splitlines()[0] == "customer_id,name,phone,email,entered_at"
     assert "钱多多,+86 139****9000" in exported
+
+
+def test_a_score_between_two_numbers_is_picked_in_the_builder(new_page, app_server):
+    from django.utils import timezone
+
+    from cdp.models import Customer
+    from segments.models import CustomerScore
+
+    for name, points in (("低分", 10), ("中分", 30), ("高分", 60)):
+        customer = Customer.objects.create(name=name)
+        CustomerScore.objects.create(customer=customer, points=points, updated_at=timezone.now())
+
+    page = new_page("en")
+    log_in(page, app_server.url, "marketer", "demo-marketer")
+    page.goto(f"{app_server.url}/segments/new/")
+    root = page.locator("#rule-builder > .rule-group")
+    root.locator(":scope > .rule-group__add select").select_option(label="Score")
+    leaf = root.locator(".rule-leaf[data-kind=score]")
+    leaf.locator("select").select_option(label="between")
+    leaf.get_by_label("lowest").fill("20")
+    leaf.get_by_label("highest").fill("50")
+    expect(page.locator("#preview-count")).to_have_text("1")
+
+    leaf.locator("select").select_option(label="at least")  # back to one number: the lowest stays
+    expect(leaf.get_by_label("lowest")).to_have_count(0)
+    expect(leaf.locator("input[type=number]")).to_have_value("20")
+    expect(page.locator("#preview-count")).to_have_text("2")

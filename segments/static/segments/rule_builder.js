@@ -322,7 +322,7 @@
         if (!kind) return [el("code", {}, JSON.stringify(leaf))];
         if (kind.editor === "event") return eventEditor(leaf, refresh);
         if (kind.editor === "comparison") return comparisonEditor(leaf, kindKey, config.ops.comparison, refresh);
-        return fieldsEditor(leaf, kind);
+        return fieldsEditor(leaf, kind, refresh);
       };
       body.append(...editor());
       box.append(
@@ -341,17 +341,29 @@
     // Editors
 
     // Kinds described by their fields alone (tags, segments, roles, consent, stages, score, ...).
-    function fieldsEditor(leaf, kind) {
+    function fieldsEditor(leaf, kind, refresh) {
       const parts = [];
+      // A select that a later field's shape depends on (an operator that takes a range) redraws the leaf.
+      const shaping = new Set(kind.fields.filter((field) => field.range_with).map((field) => field.range_with.join(".")));
       for (const field of kind.fields) {
         if (field.prefix) parts.push(words(field.prefix));
         const current = getPath(leaf, field.path);
         const store = (value) => { setPath(leaf, field.path, value); changed(); };
         if (field.widget === "select") {
           const choices = typeof field.options === "string" ? options(field.options) : field.options;
-          parts.push(select(choices, current, store, { placeholder: L.choose, label: field.prefix }));
+          const reshape = (value) => { setPath(leaf, field.path, value); refresh(); };
+          parts.push(select(choices, current, shaping.has(field.path.join(".")) ? reshape : store, { placeholder: L.choose, label: field.prefix }));
+        } else if (field.widget === "number" && field.range_with && getPath(leaf, field.range_with) === "between") {
+          // "between": two numbers, lowest first.
+          const pair = Array.isArray(current) ? current.slice(0, 2) : [current ?? null, null];
+          setPath(leaf, field.path, pair);
+          const update = (index) => (value) => { pair[index] = value === "" ? null : Number(value); store(pair); };
+          parts.push(input("number", pair[0], update(0), { class: "rule-number", "aria-label": L.range_low }), words(L.and),
+            input("number", pair[1], update(1), { class: "rule-number", "aria-label": L.range_high }));
         } else if (field.widget === "number") {
-          parts.push(input("number", current, (value) => store(value === "" ? null : Number(value)), { class: "rule-number", "aria-label": field.prefix || field.suffix }));
+          const single = Array.isArray(current) ? current[0] ?? null : current;
+          if (single !== current) setPath(leaf, field.path, single);
+          parts.push(input("number", single, (value) => store(value === "" ? null : Number(value)), { class: "rule-number", "aria-label": field.prefix || field.suffix }));
         } else {
           const attributes = { "aria-label": field.prefix };
           if (field.suggest) attributes.list = datalist(listId(field.suggest), options(field.suggest).map(([value]) => value));
