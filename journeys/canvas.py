@@ -69,6 +69,7 @@ CANVAS_STRINGS = {
     "problemOne": _("1 problem to fix before publishing."),
     "problemsCount": _("{count} problems to fix before publishing."),
     "graphProblem": _("Journey"),
+    "branchNumber": _("branch {number}"),
     "config": _("Settings"),
     "selectHint": _("Select a step to change its settings."),
     "nodeId": _("Step id"),

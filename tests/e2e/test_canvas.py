@@ -170,6 +170,9 @@ def test_a_marketer_draws_configures_validates_and_publishes_a_journey(wide_page
     page.locator(".editor-problems__step", has_text=add_tag_name).first.click()
     expect(page.locator(".panel")).to_have_attribute("data-panel-node", "add_tag_1")
     expect(page.locator('[data-field="tag"] .field__error')).to_be_visible()
+    # A rule's mistake names its branch too, as the branch's handle reads.
+    condition_name = canvas_node(page, "condition_1").locator(".step__title").inner_text()
+    expect(page.locator(".editor-problems__step", has_text=f"{condition_name} › yes")).to_have_count(1)
 
     # Configure each step in its panel; mistakes show as they are typed.
     select_step(page, "event_1")

@@ -32,7 +32,7 @@ import {
 } from './model.js';
 import { JourneySettingsDialog, PublishDialog, ShortcutHelp } from './dialogs.jsx';
 import Palette, { DRAG_TYPE } from './Palette.jsx';
-import { fill } from './schema.js';
+import { fill, problemBranch } from './schema.js';
 import StepNode from './StepNode.jsx';
 import TestRunPanel from './TestRunPanel.jsx';
 import { stepMove, testRunPath, visitAfter } from './testRun.js';
@@ -884,18 +884,23 @@ function Editor({ setup }) {
                   {problems.length === 1 ? strings.problemOne : fill(strings.problemsCount, { count: problems.length })}
                 </strong>
                 <ul className="editor-problems__list">
-                  {problems.map((problem, index) => (
-                    <li key={index}>
-                      {problem.node && nodes.some((n) => n.id === problem.node) ? (
-                        <button type="button" className="editor-problems__step" onClick={() => showStep(problem.node)}>
-                          {stepName(problem.node)}
-                        </button>
-                      ) : (
-                        <span>{strings.graphProblem}</span>
-                      )}
-                      : {problem.message}
-                    </li>
-                  ))}
+                  {problems.map((problem, index) => {
+                    const step = problem.node ? nodes.find((n) => n.id === problem.node) : undefined;
+                    const branch = step ? problemBranch(problem, step.data.config, strings) : null;
+                    return (
+                      <li key={index}>
+                        {step ? (
+                          <button type="button" className="editor-problems__step" onClick={() => showStep(problem.node)}>
+                            {stepName(problem.node)}
+                            {branch !== null && ` › ${branch}`}
+                          </button>
+                        ) : (
+                          <span>{strings.graphProblem}</span>
+                        )}
+                        : {problem.message}
+                      </li>
+                    );
+                  })}
                 </ul>
               </>
             )}

@@ -27,6 +27,17 @@ export function fill(template, values) {
   return String(template ?? '').replace(/\{(\w+)\}/g, (match, key) => (key in values ? String(values[key]) : match));
 }
 
+// The branch a problem is about (a condition's or a split's, from its field "config.branches.2.rule"),
+// named as its handle on the canvas (label, else id; "branch 3" if the step no longer has it); null
+// when the problem is about the step as a whole.
+export function problemBranch(problem, config, strings) {
+  const found = /^config\.branches\.(\d+)(\.|$)/.exec(problem?.field ?? '');
+  if (!found) return null;
+  const index = Number(found[1]);
+  const branch = config?.branches?.[index];
+  return branch ? branch.label || branch.id : fill(strings.branchNumber, { number: index + 1 });
+}
+
 function isEmpty(value) {
   return value === undefined || value === null || value === '';
 }

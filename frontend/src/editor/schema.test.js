@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { configProblems, unwrap } from './schema.js';
+import { configProblems, problemBranch, unwrap } from './schema.js';
 
 const strings = {
   required: 'required',
@@ -60,5 +60,23 @@ describe('config problems', () => {
       schema: { default: null, maximum: 31622400, minimum: 1, type: 'integer' },
       nullable: true,
     });
+  });
+});
+
+describe('problemBranch', () => {
+  const config = { branches: [{ id: 'vip', label: 'VIP buyers', rule: {} }, { id: 'b2', label: '', rule: {} }] };
+  const words = { branchNumber: 'branch {number}' };
+
+  it('names the branch a rule problem is about as its handle: label, else id, else its number', () => {
+    expect(problemBranch({ field: 'config.branches.0.rule', message: 'x' }, config, words)).toBe('VIP buyers');
+    expect(problemBranch({ field: 'config.branches.1.rule', message: 'x' }, config, words)).toBe('b2');
+    expect(problemBranch({ field: 'config.branches.1', message: 'x' }, config, words)).toBe('b2');
+    expect(problemBranch({ field: 'config.branches.4.rule', message: 'x' }, config, words)).toBe('branch 5');
+  });
+
+  it('names none for a problem about the whole step', () => {
+    expect(problemBranch({ field: 'config.branches', message: 'x' }, config, words)).toBeNull();
+    expect(problemBranch({ field: 'config.seconds', message: 'x' }, config, words)).toBeNull();
+    expect(problemBranch({ field: '', message: 'x' }, undefined, words)).toBeNull();
   });
 });
