@@ -632,6 +632,7 @@ def test_a_marketer_test_runs_the_draft_on_the_canvas_and_steps_through_its_path
     expect(canvas_node(page, "c1").locator(".step--current")).to_have_count(1)
     page.keyboard.press("Enter")  # the Next button keeps the focus
     expect(detail.locator("[data-test-messages]")).to_have_text("SMS · Live stream reminder: Delivered")
+    expect(detail.locator("[data-test-reason]")).to_have_text("The message was delivered.")
     page.keyboard.press("Enter")
     expect(detail.locator("[data-test-reason]")).to_have_text("The awaited event did not arrive in time.")
     expect(panel.locator('[data-test-step="4"] .test-step__time')).to_have_text("+0 min")

@@ -143,7 +143,12 @@ function StepDetail({ step, strings, nodeType, config, names, statuses, taskStat
   const decision = stepDecision(step, nodeType?.kind);
   const handleName = (handle) => handleLabel(handle, config, strings);
   const why = decision
-    ? fill(strings[decision.key], { branch: handleName(decision.handle ?? step.outcome), bucket: decision.bucket })
+    ? fill(strings[decision.key], {
+        branch: handleName(decision.handle ?? step.outcome),
+        bucket: decision.bucket,
+        status: statuses[decision.status] ?? decision.status,
+        ...decision.values,
+      })
     : step.reason;
   const left = !step.outcome ? strings.testWaitingHere : step.outcome === END_OUTCOME ? strings.testEndedHere : handleName(step.outcome);
   const clock = new Date(step.entered_at).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });

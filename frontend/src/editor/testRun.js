@@ -74,15 +74,101 @@ export function testRunEnding(report) {
   return { kind: report.status, node, reason };
 }
 
-// What decided a step, as a key of the editor's strings with its values, for the node types whose
-// decisions the editor can word; null: the engine's own reason is shown.
+// The engine's reasons, as journeys/nodes words them (in English, with their values inline).
+const REASONS = {
+  message: /^message \d+$/,
+  messageFailed: /^message \d+: ([\s\S]*)$/,
+  messageStatus: /^message \d+ is (\w+)$/,
+  policy: /^contact policy: ([\s\S]*)$/,
+  http: /^HTTP (\d+)$/,
+  noAnswer: /^no answer: ([\s\S]*)$/,
+  call: /^call \d+ \(([^)]*)\): ([\s\S]*)$/,
+  seconds: /^(\d+) s$/,
+  inWindow: /^inside the window \((.+)\)$/,
+  windowWait: /^until the window opens \((.+)\)$/,
+  untilTime: /^until (\d{1,2}:\d{2}) (.+)$/,
+  stage: /^stage (.+)$/,
+  taskClosed: /^task \d+ closed by (.+)$/,
+  taskOpen: /^task \d+ still open$/,
+};
+const DATA_ACTIONS = new Set(['add_tag', 'remove_tag', 'set_trait', 'add_score']);
+
+function sendDecision(step, reason) {
+  const policy = REASONS.policy.exec(reason);
+  if (policy) return { key: step.outcome ? 'testWhy.policySkipped' : 'testWhy.policyHeld', values: { detail: policy[1] } };
+  if (!step.outcome) return reason ? null : { key: 'testWhy.awaitingReceipt' };
+  if (step.outcome === 'delivered' && REASONS.message.test(reason)) return { key: 'testWhy.delivered' };
+  const failed = REASONS.messageFailed.exec(reason);
+  if (step.outcome === 'failed' && failed) return { key: 'testWhy.sendFailed', values: { detail: failed[1] } };
+  const status = REASONS.messageStatus.exec(reason);
+  if (step.outcome === 'no_response' && status) return { key: 'testWhy.noReceipt', status: status[1] };
+  return null;
+}
+
+function webhookDecision(step, reason) {
+  if (reason === 'test mode: not called') return { key: 'testWhy.notCalled' };
+  const http = REASONS.http.exec(reason);
+  if (http) return { key: step.outcome === 'success' ? 'testWhy.httpAnswered' : 'testWhy.httpRefused', values: { code: http[1] } };
+  const none = REASONS.noAnswer.exec(reason);
+  return none ? { key: 'testWhy.noAnswer', values: { detail: none[1] } } : null;
+}
+
+function callDecision(step, reason) {
+  if (!step.outcome) return reason ? null : { key: 'testWhy.callAwaiting' };
+  if (reason === 'test mode: not called') return { key: 'testWhy.notCalled' };
+  const call = REASONS.call.exec(reason);
+  if (!call) return null;
+  const [, script, rest] = call;
+  const seconds = REASONS.seconds.exec(rest);
+  if (seconds) return { key: 'testWhy.callLasted', values: { script, seconds: seconds[1] } };
+  if (rest === 'no result') return { key: 'testWhy.callNoResult', values: { script } };
+  return { key: 'testWhy.callNotAnswered', values: { script, detail: rest } };
+}
+
+function delayDecision(step, reason) {
+  const inside = REASONS.inWindow.exec(reason);
+  if (inside) return { key: 'testWhy.inWindow', values: { zone: inside[1] } };
+  const opens = REASONS.windowWait.exec(reason);
+  if (opens) return { key: 'testWhy.windowWait', values: { zone: opens[1] } };
+  const until = REASONS.untilTime.exec(reason);
+  if (until) return { key: 'testWhy.untilTime', values: { time: until[1], zone: until[2] } };
+  if (reason) return null;
+  return { key: step.outcome ? 'testWhy.delayOver' : 'testWhy.delayWait' };
+}
+
+function taskDecision(step, reason) {
+  if (!step.outcome) return reason ? null : { key: 'testWhy.taskAwaiting' };
+  const closed = REASONS.taskClosed.exec(reason);
+  if (closed) return { key: 'testWhy.taskClosed', handle: step.outcome, values: { who: closed[1] } };
+  return step.outcome === 'timed_out' && REASONS.taskOpen.test(reason) ? { key: 'testWhy.taskOpen' } : null;
+}
+
+// What decided a step, as a key of the editor's strings with its values (``values``, and ``handle``
+// or ``status`` that the panel names), for the decisions the editor can word; null: the engine's own
+// reason is shown.
 export function stepDecision(step, nodeKind) {
   if (nodeKind === 'trigger') return { key: 'testWhy.entered' };
+  const reason = step.reason ?? '';
+  if (DATA_ACTIONS.has(step.type)) return reason ? null : { key: 'testWhy.applied' };
   switch (step.type) {
+    case 'send':
+      return sendDecision(step, reason);
+    case 'call_webhook':
+      return webhookDecision(step, reason);
+    case 'ai_call':
+      return callDecision(step, reason);
+    case 'delay':
+      return delayDecision(step, reason);
+    case 'create_task':
+      return taskDecision(step, reason);
+    case 'set_stage': {
+      const stage = REASONS.stage.exec(reason);
+      return stage ? { key: 'testWhy.stageSet', values: { stage: stage[1] } } : null;
+    }
     case 'condition':
       return step.outcome === 'else' ? { key: 'testWhy.else' } : { key: 'testWhy.branch', handle: step.outcome };
     case 'random_split': {
-      const bucket = /bucket (\d+)/.exec(step.reason ?? '');
+      const bucket = /bucket (\d+)/.exec(reason);
       return bucket ? { key: 'testWhy.bucket', handle: step.outcome, bucket: Number(bucket[1]) } : null;
     }
     case 'wait_for_event':

@@ -136,7 +136,56 @@ describe('a step’s decision', () => {
     expect(stepDecision(step('g1', 'goal', 'end'), 'flow')).toEqual({ key: 'testWhy.goalEnds' });
     expect(stepDecision(step('g1', 'goal', 'default'), 'flow')).toEqual({ key: 'testWhy.goal' });
     expect(stepDecision(step('t1', 'event_trigger', 'default'), 'trigger')).toEqual({ key: 'testWhy.entered' });
-    expect(stepDecision(step('s1', 'send', 'failed', 0, 'message 3: 43004'), 'action')).toBe(null);
+    expect(stepDecision(step('s1', 'send', 'failed', 0, 'something new'), 'action')).toBe(null);
+  });
+
+  it('is worded for sends, calls, webhooks, delays, stages, tasks and data changes, with their values', () => {
+    const why = (type, outcome, reason) => stepDecision(step('n1', type, outcome, 0, reason), 'action');
+    expect(why('send', 'delivered', 'message 3')).toEqual({ key: 'testWhy.delivered' });
+    expect(why('send', 'failed', 'message 3: 43004 not followed')).toEqual({
+      key: 'testWhy.sendFailed',
+      values: { detail: '43004 not followed' },
+    });
+    expect(why('send', 'no_response', 'message 3 is unknown')).toEqual({ key: 'testWhy.noReceipt', status: 'unknown' });
+    expect(why('send', '', 'contact policy: Quiet hours: held until they end.')).toEqual({
+      key: 'testWhy.policyHeld',
+      values: { detail: 'Quiet hours: held until they end.' },
+    });
+    expect(why('send', 'failed', 'contact policy: Quiet hours: skipped.').key).toBe('testWhy.policySkipped');
+    expect(why('send', '', '')).toEqual({ key: 'testWhy.awaitingReceipt' });
+    expect(why('call_webhook', 'success', 'HTTP 204')).toEqual({ key: 'testWhy.httpAnswered', values: { code: '204' } });
+    expect(why('call_webhook', 'failed', 'HTTP 500').key).toBe('testWhy.httpRefused');
+    expect(why('call_webhook', 'failed', 'no answer: timed out')).toEqual({
+      key: 'testWhy.noAnswer',
+      values: { detail: 'timed out' },
+    });
+    expect(why('call_webhook', 'success', 'test mode: not called')).toEqual({ key: 'testWhy.notCalled' });
+    expect(why('ai_call', 'answered', 'call 9 (renewal): 95 s')).toEqual({
+      key: 'testWhy.callLasted',
+      values: { script: 'renewal', seconds: '95' },
+    });
+    expect(why('ai_call', 'not_answered', 'call 9 (renewal): busy')).toEqual({
+      key: 'testWhy.callNotAnswered',
+      values: { script: 'renewal', detail: 'busy' },
+    });
+    expect(why('delay', 'default', 'inside the window (Asia/Shanghai)')).toEqual({
+      key: 'testWhy.inWindow',
+      values: { zone: 'Asia/Shanghai' },
+    });
+    expect(why('delay', '', 'until 09:30 Asia/Shanghai')).toEqual({
+      key: 'testWhy.untilTime',
+      values: { time: '09:30', zone: 'Asia/Shanghai' },
+    });
+    expect(why('delay', '', '')).toEqual({ key: 'testWhy.delayWait' });
+    expect(why('delay', 'default', '')).toEqual({ key: 'testWhy.delayOver' });
+    expect(why('set_stage', 'default', 'stage hot')).toEqual({ key: 'testWhy.stageSet', values: { stage: 'hot' } });
+    expect(why('create_task', 'done', 'task 4 closed by sales')).toEqual({
+      key: 'testWhy.taskClosed',
+      handle: 'done',
+      values: { who: 'sales' },
+    });
+    expect(why('create_task', 'timed_out', 'task 4 still open')).toEqual({ key: 'testWhy.taskOpen' });
+    expect(why('add_tag', 'default', '')).toEqual({ key: 'testWhy.applied' });
   });
 });
 
