@@ -888,7 +888,7 @@ def _customers_changed(customer_ids: list[int]) -> None:
 
 def system_events_record(
     *,
-    rows: list[tuple[int, str]],
+    rows: list[tuple[int, str]] | list[tuple[int, str, dict]],
     kind: str,
     properties: dict,
     moment: dt.datetime,
@@ -897,7 +897,9 @@ def system_events_record(
 ) -> None:
     """Events the product itself records on customers' timelines (entered a segment, got a tag), with
     their rollups, so that rules and journeys can use them like any other event ("entered segment X
-    in the last 7 days"). ``rows`` are (customer id, event name); one statement each, any number.
+    in the last 7 days"). ``rows`` are (customer id, event name), or with a third item, properties of
+    that row alone on top of ``properties`` (the message a ``message_sent`` is about); one statement
+    each, any number.
     ``rules_follow``: whether rules over these customers run again after the commit (not for the
     events a segment refresh itself writes, which would start it over)."""
     if not rows:
@@ -906,15 +908,20 @@ def system_events_record(
         cursor.execute("DROP TABLE IF EXISTS system_event_rows")
         cursor.execute(
             "CREATE TEMP TABLE system_event_rows ON COMMIT DROP AS"
-            " SELECT * FROM json_to_recordset(%s::json) AS row(customer_id bigint, name text)",
-            [json_rows("customer_id name", rows)],
+            " SELECT * FROM json_to_recordset(%s::json) AS row(customer_id bigint, name text, own jsonb)",
+            [
+                json_rows(
+                    "customer_id name own",
+                    ((row[0], row[1], row[2] if len(row) > 2 else None) for row in rows),
+                )
+            ],
         )
         cursor.execute(
             """
             INSERT INTO cdp_event (customer_id, origin_customer_id, source_id, kind, name, channel,
                                    timestamp, received_at, message_id, properties, context, amount)
             SELECT customer_id, customer_id, NULL, %s, name, 'system', %s, %s,
-                   %s || '-' || customer_id, %s::jsonb, '{}'::jsonb, NULL
+                   %s || '-' || customer_id, %s::jsonb || COALESCE(own, '{}'::jsonb), '{}'::jsonb, NULL
             FROM system_event_rows
             """,
             [kind, moment, moment, message_prefix, json_codec.dumps_text(properties)],

@@ -309,12 +309,13 @@ def _attempt_detail(attempt: int, outcome: Outcome) -> str:
 
 
 def _events_record(*, account: ChannelAccount, claimed: dict, outcomes: list[Outcome], now) -> None:
-    groups: dict[tuple, list[tuple[int, str]]] = defaultdict(list)
+    groups: dict[tuple, list[tuple[int, str, dict]]] = defaultdict(list)
     for outcome in outcomes:
         item = claimed[outcome.id]
         if outcome.event and item.customer_id:
             key = (outcome.event, item.channel, item.template_id)
-            groups[key].append((item.customer_id, outcome.event))
+            # Which message, as receipts and clicks say it: journeys and rules can tie them together.
+            groups[key].append((item.customer_id, outcome.event, {"message": outcome.id}))
     for (event, channel, template_id), rows in groups.items():
         system_events_record(
             rows=rows,

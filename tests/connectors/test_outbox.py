@@ -34,7 +34,13 @@ def test_a_message_goes_out_once_and_lands_on_the_timeline(make_account, make_cu
     assert (delivery.idempotency_key, delivery.requests) == ("k1", 1)
     assert message.provider_message_id == delivery.provider_message_id
     assert json.loads(message.provider_answer)["Code"] == "OK"
-    assert Event.objects.filter(customer=customer, name="message_sent").count() == 1
+    sent = Event.objects.get(customer=customer, name="message_sent")
+    assert sent.properties == {
+        "channel": "sms",
+        "account": account.pk,
+        "template": None,
+        "message": message.pk,
+    }
     assert [step.step for step in message.log.all()] == ["queued", "attempt"]
 
     again, created = message_enqueue(account=account, customer=customer, idempotency_key="k1", body=SMS)
