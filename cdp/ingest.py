@@ -477,7 +477,8 @@ def _write_group(resolver: _Resolver, items: list[Incoming]) -> SharedCounts:
     meanwhile, so time saved here is throughput). The events follow by COPY, which a pipeline cannot
     carry, streamed as they are formatted."""
     raw = connection.connection
-    with raw.pipeline(), raw.cursor() as cursor:
+    # Django's error classes, as its own cursors raise them (a race is an IntegrityError to the caller).
+    with connection.wrap_database_errors, raw.pipeline(), raw.cursor() as cursor:
         _write_customers(cursor, resolver, items)
         resolver.save_identities(cursor)
         shared = _update_rollups(cursor, items)

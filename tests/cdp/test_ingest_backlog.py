@@ -64,3 +64,43 @@ def test_only_people_who_manage_data_may_retry_or_discard(client, user_in_role, 
     client.force_login(user_in_role("Marketer"))
     assert client.post(reverse("settings_batch_discard", args=[batch.pk])).status_code == 403
     assert IngestBatch.objects.filter(pk=batch.pk).exists()
+
+
+def test_a_race_in_the_writers_statements_is_counted_as_a_race_and_loses_nothing(source, monkeypatch, caplog):
+    """A group whose writes collide with another writer's (here: the identifier it is about to add,
+    taken meanwhile) is undone whole and kept for the next try, logged as a race, not as a bug."""
+    from cdp import ingest
+    from cdp.models import Customer, Identity
+
+    other = Customer.objects.create(name="someone else")
+    load = ingest._Resolver.load
+
+    def load_then_taken(self, items):
+        load(self, items)
+        Identity.objects.get_or_create(
+            type="user_id", value="u-race", defaults={"customer": other, "first_seen_at": self.now}
+        )
+
+    monkeypatch.setattr(ingest._Resolver, "load", load_then_taken)
+    message = {
+        "kind": "track",
+        "name": "Product Viewed",
+        "messageId": "race-1",
+        "userId": "u-race",
+        "anonymousId": None,
+        "timestamp": "2026-11-20T10:00:00+08:00",
+        "properties": {},
+        "context": {},
+        "traits": {},
+    }
+    batch = inbox_store(source=source, enqueue=False, events=[message])
+    assert batches_process(batch_ids=[batch.pk]) == 0
+    batch.refresh_from_db()
+    assert batch.attempts == 1 and batch.error.startswith("IntegrityError")
+    assert "raced another worker" in caplog.text
+    assert not Event.objects.filter(message_id="race-1").exists()
+
+    monkeypatch.setattr(ingest._Resolver, "load", load)  # the next try meets no other writer
+    assert batches_process(batch_ids=[batch.pk]) == 1
+    assert Event.objects.get(message_id="race-1").customer.identities.filter(value="u-race").exists()
+    assert not IngestBatch.objects.filter(pk=batch.pk).exists()
