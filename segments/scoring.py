@@ -258,14 +258,6 @@ def scores_expire(*, now: dt.datetime | None = None) -> set[int]:
     return customer_ids
 
 
-def score_ledger(*, customer_id: int, limit: int = 50) -> list[ScoreEntry]:
-    return list(
-        ScoreEntry.objects.filter(customer_id=customer_id)
-        .select_related("adjusted_by")
-        .order_by("-happened_at", "-pk")[:limit]
-    )
-
-
 MAX_ADJUSTMENT = 10_000
 MAX_LAPSE_DAYS = 3650
 
