@@ -214,7 +214,13 @@ def customers_stage_set(*, customer_ids: list[int], stage: LifecycleStage, origi
             """,
             [id_array(customer_ids), stage.pk, now, origin[:200]],
         )
-    return stages_refresh(customer_ids=customer_ids)
+    diff = stages_refresh(customer_ids=customer_ids)
+    # The segments, tags and journeys' audiences that read the stage follow now, not on these
+    # customers' next event (a worker evaluates them once this commits).
+    from segments.signals import refresh_later  # segments.refresh imports this module
+
+    refresh_later(customer_ids)
+    return diff
 
 
 def stages_refresh(

@@ -15,7 +15,9 @@ from cdp.models import Event
 from journeys.engine import tick
 from journeys.matching import events_match
 from journeys.models import Enrollment, StaffTask
-from segments.models import CustomerStage, ManualStage
+from segments.models import CustomerStage, ManualStage, SegmentMember
+from segments.refresh import refresh_requests_take
+from segments.services import segment_save
 from segments.stages import stage_save, stages_refresh
 from segments.tags import customers_tag
 from tests.journeys.conftest import edge, node, published, track
@@ -38,6 +40,7 @@ def test_a_journey_sets_a_stage_that_rules_may_pass_but_not_undo(make_customer, 
     stage_save(key="customer", name="成交客户", rule_data={"tag": "bought"}, actor=None)
     stage_save(key="loyal", name="忠实客户", rule_data={"tag": "lead"}, actor=None)
     assert stage_of(customer) == "prospect"
+    signed = segment_save(key="signed", name="已签约", rule_data={"stage": "customer"}, actor=None)
     published(
         {
             "nodes": [
@@ -48,11 +51,17 @@ def test_a_journey_sets_a_stage_that_rules_may_pass_but_not_undo(make_customer, 
         }
     )
     track(customer, "contract_signed")
+    refresh_requests_take()  # what the event itself asks for: not in the segment yet
+    assert not SegmentMember.objects.filter(segment=signed, customer=customer).exists()
     events_match(customer_ids=[customer.pk])
     assert stage_of(customer) == "customer"
     moved = Event.objects.get(customer=customer, name="stage_changed", properties__to="customer")
     assert moved.properties["from"] == "prospect"
     assert ManualStage.objects.get(customer=customer).origin.startswith("journey ")
+
+    # A segment that reads the stage follows as soon as the refresh worker has looked.
+    refresh_requests_take()
+    assert SegmentMember.objects.filter(segment=signed, customer=customer).exists()
 
     refresh_stages()  # the rules alone say "prospect": the stage the journey set holds
     assert stage_of(customer) == "customer"
