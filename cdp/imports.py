@@ -11,14 +11,13 @@ from collections import defaultdict
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from cdp.identity import IDENTITY_TYPES, normalise
 from cdp.ingest import batches_process, inbox_store
 from cdp.merge import customer_survivor
-from cdp.models import Event, ImportJob, Source
+from cdp.models import Customer, Event, ImportJob, Source
 from cdp.services import internal_source
 from segments.models import CustomerTag, Tag
 from segments.tags import customers_tag
@@ -132,10 +131,10 @@ def _message(job: ImportJob, number: int, row: dict) -> tuple[dict | None, str]:
     }, ""
 
 
-def _static_tags() -> dict[str, Tag]:
-    """Static tags by key and by name (a key wins when a name equals another tag's key)."""
+def _tags_by_name() -> dict[str, Tag]:
+    """Every tag by key and by name, lower-cased (a key wins when a name equals another tag's key)."""
     found: dict[str, Tag] = {}
-    tags = list(Tag.objects.filter(kind=Tag.Kind.STATIC))
+    tags = list(Tag.objects.all())
     for tag in tags:
         found.setdefault(tag.name.strip().lower(), tag)
     for tag in tags:
@@ -149,9 +148,9 @@ def _tags_named(cell: str, known: dict[str, Tag]) -> tuple[list[Tag], str]:
     for name in filter(None, (part.strip() for part in TAG_SEPARATORS.split(cell or ""))):
         tag = known.get(name.lower())
         if tag is None:
-            if Tag.objects.filter(Q(key__iexact=name) | Q(name=name), kind=Tag.Kind.DYNAMIC).exists():
-                return [], _("tag “%(name)s” is dynamic: its rule decides who holds it") % {"name": name}
             return [], _("there is no tag “%(name)s” (create it on the Tags page first)") % {"name": name}
+        if tag.kind != Tag.Kind.STATIC:
+            return [], _("tag “%(name)s” is dynamic: its rule decides who holds it") % {"name": name}
         if tag not in tags:
             tags.append(tag)
     return tags, ""
@@ -166,11 +165,19 @@ def _tags_apply(job: ImportJob, source: Source, tags_of: dict[str, list[Tag]]) -
             "message_id", "customer_id"
         )
     )
+    # Written moments ago under their survivor; one that another worker merged away since is rare.
+    merged = dict(
+        Customer.objects.filter(pk__in=set(owners.values()), merged_into__isnull=False).values_list(
+            "pk", "merged_into_id"
+        )
+    )
     holders: dict[Tag, set[int]] = defaultdict(set)
     for message_id, tags in tags_of.items():
         if message_id in owners:
+            owner = owners[message_id]
+            owner = customer_survivor(owner) if owner in merged else owner
             for tag in tags:
-                holders[tag].add(customer_survivor(owners[message_id]))
+                holders[tag].add(owner)
     for tag, customer_ids in holders.items():
         customers_tag(
             customer_ids=sorted(customer_ids), tag=tag, actor=job.created_by, origin=CustomerTag.Origin.IMPORT
@@ -196,7 +203,7 @@ def _run(job: ImportJob) -> ImportJob:
     report.writerow(["row", "reason", *(reader.fieldnames or [])])
     chunk: list[dict] = []
     tags_of: dict[str, list[Tag]] = {}  # messageId -> the tags its row names
-    known_tags = _static_tags() if job.kind == ImportJob.Kind.CUSTOMERS else {}
+    known_tags = _tags_by_name() if job.kind == ImportJob.Kind.CUSTOMERS else {}
 
     def flush() -> None:
         if chunk:

@@ -32,6 +32,9 @@ SCORING_LOCK = 0x6364_7002
 # New events of a customer are found among those received this long ago at most: the customers a
 # refresh looks at were touched just now; anything older was scored when it arrived.
 LOOKBACK = dt.timedelta(days=2)
+# Bounds for a rule's points and for points given by hand alike, and for when either lapses.
+MAX_POINTS = 10_000
+MAX_LAPSE_DAYS = 3660
 
 
 def _zone():
@@ -68,13 +71,13 @@ def scoring_rule_save(
             f"{problem['path'].replace('$.where', 'where')}: {problem['message']}"
             for problem in error.problems
         ]
-    if not isinstance(points, int) or points == 0 or abs(points) > 10_000:
+    if not isinstance(points, int) or points == 0 or abs(points) > MAX_POINTS:
         errors["points"] = [_("Give a whole number of points from -10000 to 10000, not 0.")]
     if cap is not None and cap <= 0:
         errors["cap"] = [_("A cap is a positive number of points (or leave it empty).")]
     if cap_period not in ScoringRule.Period.values:
         errors["cap_period"] = [_("Choose day, week or month.")]
-    if expires_after_days is not None and not 1 <= expires_after_days <= 3660:
+    if expires_after_days is not None and not 1 <= expires_after_days <= MAX_LAPSE_DAYS:
         errors["expires_after_days"] = [_("Points lapse after 1 to 3660 days (or leave it empty: never).")]
     if errors:
         raise ValidationError(errors)
@@ -258,10 +261,6 @@ def scores_expire(*, now: dt.datetime | None = None) -> set[int]:
     return customer_ids
 
 
-MAX_ADJUSTMENT = 10_000
-MAX_LAPSE_DAYS = 3650
-
-
 def _whole_number(raw, field: str, low: int, high: int, errors: dict) -> int | None:
     try:
         value = int(str(raw).strip())
@@ -277,7 +276,7 @@ def score_adjust(*, customer: Customer, points, reason: str, lapse_days=None, ac
     """Points a person gives or takes by hand ("met us at the trade fair": +20), with why. They count
     like a rule's points, lapse after ``lapse_days`` if given, and rules reading the score follow."""
     errors: dict[str, str] = {}
-    points = _whole_number(points, "points", -MAX_ADJUSTMENT, MAX_ADJUSTMENT, errors)
+    points = _whole_number(points, "points", -MAX_POINTS, MAX_POINTS, errors)
     if "points" not in errors and points == 0:
         errors["points"] = _("Zero points change nothing: give or take at least one.")
     reason = (reason or "").strip()
