@@ -1,7 +1,8 @@
 import os
+import time
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import before_task_publish, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
@@ -21,3 +22,27 @@ def _collector_tune(**_kwargs):
     from cdp.gctune import collector_tune
 
     collector_tune()
+
+
+@before_task_publish.connect
+def _stamp_enqueued_at(headers=None, **_kwargs):
+    # When the task was queued: workers measure their wait from it, /healthz the backlog's age.
+    from cdp.queues import ENQUEUED_HEADER
+
+    if headers is not None:
+        headers.setdefault(ENQUEUED_HEADER, time.time())
+
+
+@task_prerun.connect
+def _task_started(task=None, **_kwargs):
+    from cdp.queues import ENQUEUED_HEADER, started_after, wait_record
+    from cdp.wakeups import wakeup_started
+
+    request = task.request
+    wakeup_started(request)
+    waited = started_after(
+        enqueued_at=getattr(request, ENQUEUED_HEADER, None), eta=request.eta, now=time.time()
+    )
+    queue = (request.delivery_info or {}).get("routing_key")
+    if waited is not None and queue:
+        wait_record(queue=queue, seconds=waited)

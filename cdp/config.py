@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+# URLs that name a Unix socket by its path (redis-py's and kombu's spellings).
+SOCKET_SCHEMES = {"unix", "redis+socket"}
 
 
 class ConfigurationError(Exception):
@@ -92,7 +94,10 @@ class Env:
             parsed = urlparse(raw)
             if parsed.scheme not in schemes:
                 raise ValueError(f"the scheme must be one of {', '.join(schemes)}")
-            if parsed.scheme != "filesystem" and not parsed.netloc:
+            if parsed.scheme in SOCKET_SCHEMES:
+                if not parsed.path:
+                    raise ValueError("the socket's path is missing")
+            elif not parsed.netloc:
                 raise ValueError("a host (or a percent-encoded socket directory) is missing")
             return raw
 

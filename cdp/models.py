@@ -49,6 +49,17 @@ class BeatHeartbeat(models.Model):
         return f"heartbeat at {self.beat_at:%Y-%m-%d %H:%M:%S}"
 
 
+class PendingWakeup(models.Model):
+    """A wake-up task queued and not yet started, by its key (``cdp.wakeups``): while its row stands
+    no second one is queued, so a slow queue never fills with copies of the same sweep."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class AuditEntry(models.Model):
     """Who changed what: users, roles, journeys, segments, tags, credentials."""
 

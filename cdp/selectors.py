@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -13,8 +12,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from cdp.access import ROLE_CAPABILITIES
+from cdp.celery import QUEUES
 from cdp.celery import app as celery_app
 from cdp.models import AuditEntry, BeatHeartbeat, Organization
+from cdp.queues import backlog
 
 User = get_user_model()
 
@@ -42,20 +43,38 @@ def _database_check() -> Check:
 
 def _broker_check() -> Check:
     transport = celery_app.conf.broker_url.split(":", 1)[0]
-    if transport == "filesystem":
-        # The filesystem transport "connects" to anything; what matters is that its folders work.
-        options = celery_app.conf.broker_transport_options
-        folders = [options["data_folder_in"], options["control_folder"]]
-        broken = [folder for folder in folders if not os.access(folder, os.W_OK)]
-        if broken:
-            return Check("broker", False, f"filesystem: not writable: {', '.join(broken)}", {})
-        return Check("broker", True, transport, {})
     try:
         with celery_app.connection_for_write() as broker:
             broker.ensure_connection(max_retries=1, timeout=2)
         return Check("broker", True, transport, {})
     except Exception as exc:
         return Check("broker", False, f"{transport}: {type(exc).__name__}: {exc}", {})
+
+
+def _queues_check() -> Check:
+    """Red when a queue's oldest task has waited longer than QUEUE_STALE_AFTER_SECONDS: its workers
+    are missing or cannot keep up. Unknown (and green) on brokers that cannot tell (RabbitMQ)."""
+    try:
+        queues = backlog(QUEUES)
+    except Exception as exc:
+        return Check("queues", False, f"{type(exc).__name__}: {exc}", {"stale": []})
+    if queues is None:
+        return Check("queues", True, "the broker does not tell the backlog's age", {"stale": []})
+    limit = settings.QUEUE_STALE_AFTER_SECONDS
+    stale = [item.queue for item in queues if item.oldest_seconds is not None and item.oldest_seconds > limit]
+    detail = f"oldest task over {limit}s in: {', '.join(stale)}" if stale else "flowing"
+    return Check(
+        "queues",
+        not stale,
+        detail,
+        {
+            "stale": stale,
+            "backlog": {
+                item.queue: {"waiting": item.waiting, "oldest_seconds": item.oldest_seconds}
+                for item in queues
+            },
+        },
+    )
 
 
 def _beat_check() -> Check:
@@ -77,8 +96,9 @@ health_log = logging.getLogger("cdp.health")
 
 
 def health_report(*, with_details: bool) -> dict:
-    """Database, broker and beat. Details (versions, errors) only for operators; failures are logged."""
-    checks = [_database_check(), _broker_check(), _beat_check()]
+    """Database, broker, the queues' backlog and beat. Details (versions, errors) only for operators;
+    failures are logged."""
+    checks = [_database_check(), _broker_check(), _queues_check(), _beat_check()]
     for check in checks:
         if not check.ok:
             health_log.warning("health check %s failed: %s", check.name, check.detail)

@@ -30,12 +30,18 @@ TIME_ZONE = env.time_zone("TIME_ZONE", "Asia/Shanghai")
 SITE_URL = env.url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
 
 DATABASE_URL = env.url("DATABASE_URL", schemes=("postgres", "postgresql", "pgsql"), required=PRODUCTION)
+# Sockets are for the quickstart's own Redis (cdp.localredis), which production never uses.
 CELERY_BROKER_URL = env.url(
     "CELERY_BROKER_URL",
-    schemes=("redis", "rediss", "amqp", "amqps", "pyamqp") + (() if PRODUCTION else ("filesystem",)),
+    schemes=("redis", "rediss", "amqp", "amqps", "pyamqp") + (() if PRODUCTION else ("redis+socket",)),
     required=PRODUCTION,
 )
-REDIS_URL = env.url("REDIS_URL", schemes=("redis", "rediss"), required=PRODUCTION)
+REDIS_URL = env.url(
+    "REDIS_URL", schemes=("redis", "rediss") + (() if PRODUCTION else ("unix",)), required=PRODUCTION
+)
+# /healthz turns red when a queue's oldest waiting task is older than this (Redis brokers only:
+# RabbitMQ does not say when its oldest message was queued).
+QUEUE_STALE_AFTER_SECONDS = env.number("QUEUE_STALE_AFTER_SECONDS", 60, minimum=1)
 BEAT_STALE_AFTER_SECONDS = env.number("BEAT_STALE_AFTER_SECONDS", 90, minimum=10)
 # Connections per process kept open and shared by its threads (0: a new connection per request).
 DATABASE_POOL_SIZE = env.number("DATABASE_POOL_SIZE", 8, minimum=0)
@@ -220,17 +226,11 @@ else:
         }
     }
 
-# Celery. Without a broker URL (quickstart) the filesystem transport needs no server.
-BROKER_DIR = localdb.VAR_DIR / "broker"
+# Celery. Without a broker URL (development), the quickstart's own Redis under var/redis.
 if not CELERY_BROKER_URL:
-    CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(BROKER_DIR / "messages"),
-        "data_folder_out": str(BROKER_DIR / "messages"),
-        "control_folder": str(BROKER_DIR / "control"),
-        "processed_folder": str(BROKER_DIR / "processed"),
-        "store_processed": False,
-    }
+    from cdp import localredis
+
+    CELERY_BROKER_URL = localredis.broker_url()
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -242,7 +242,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's scheduler, sending a sweep only when the previous one has started (cdp.beat).
+CELERY_BEAT_SCHEDULER = "cdp.beat:Scheduler"
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Every task by its full name, on one of cdp.celery.QUEUES; anything unlisted runs on "default".
 CELERY_TASK_ROUTES = {
@@ -262,35 +263,42 @@ CELERY_TASK_ROUTES = {
 }
 HEARTBEAT_INTERVAL_SECONDS = env.number("HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
 JOURNEY_TICK_SECONDS = env.number("JOURNEY_TICK_SECONDS", 2, minimum=1)
+# django-celery-beat stores an entry's expiry as "expire_seconds" (it drops "expires"): a copy that
+# no worker started within its interval is discarded, and cdp.beat sends no second copy meanwhile.
 CELERY_BEAT_SCHEDULE = {
     # Batches whose task was lost (a broker restart, a killed worker) are picked up here.
-    "ingest-sweep": {"task": "cdp.tasks.ingest_batches", "schedule": 5.0, "options": {"expires": 5}},
+    "ingest-sweep": {"task": "cdp.tasks.ingest_batches", "schedule": 5.0, "options": {"expire_seconds": 5}},
     "segment-events-sweep": {
         "task": "segments.tasks.membership_events_sweep",
         "schedule": 60.0,
-        "options": {"expires": 60},
+        "options": {"expire_seconds": 60},
     },
     # Scores whose points lapse, and customers crossing a time window's edge (once a day).
-    "rules-tick": {"task": "segments.tasks.rules_tick", "schedule": 60.0, "options": {"expires": 60}},
+    "rules-tick": {"task": "segments.tasks.rules_tick", "schedule": 60.0, "options": {"expire_seconds": 60}},
     # Due messages whose wake-up was lost, and leases that ran out (messages left in doubt).
-    "dispatch-sweep": {"task": "connectors.tasks.dispatch_sweep", "schedule": 2.0, "options": {"expires": 2}},
-    # Sandbox providers post their receipts back through the inbound path once they are due.
+    "dispatch-sweep": {
+        "task": "connectors.tasks.dispatch_sweep",
+        "schedule": 2.0,
+        "options": {"expire_seconds": 2},
+    },
+    # Sandbox providers post their receipts back once due: each send wakes them at its receipt's
+    # time (connectors.sandbox); this only catches receipts whose wake-up was lost or that failed.
     "sandbox-receipts": {
         "task": "connectors.tasks.sandbox_receipts",
-        "schedule": 1.0,
-        "options": {"expires": 1},
+        "schedule": 15.0,
+        "options": {"expire_seconds": 15},
     },
     # Journeys: due enrollments run (delays end, waits time out); never Celery ETAs for delays.
     "journey-engine-tick": {
         "task": "journeys.tasks.engine_tick",
         "schedule": JOURNEY_TICK_SECONDS,
-        "options": {"expires": JOURNEY_TICK_SECONDS},
+        "options": {"expire_seconds": JOURNEY_TICK_SECONDS},
     },
     "heartbeat": {
         "task": "cdp.tasks.heartbeat",
         "schedule": HEARTBEAT_INTERVAL_SECONDS,
         # A heartbeat nobody ran in time is worthless; never let a backlog of them pile up.
-        "options": {"expires": HEARTBEAT_INTERVAL_SECONDS},
+        "options": {"expire_seconds": HEARTBEAT_INTERVAL_SECONDS},
     },
 }
 

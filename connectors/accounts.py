@@ -149,5 +149,5 @@ def account_resume(*, account: ChannelAccount, actor=None) -> int:
     audit_record(actor=actor, action="channel_account.resume", target=account, details={"released": released})
     from connectors.dispatcher import dispatch_wake
 
-    transaction.on_commit(lambda: dispatch_wake(account_id=account.pk, force=True))
+    transaction.on_commit(lambda: dispatch_wake(account_id=account.pk))
     return released

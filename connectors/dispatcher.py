@@ -32,6 +32,7 @@ from cdp import json_codec
 from cdp.ingest import system_events_record
 from cdp.models import Consent
 from cdp.sqlvalues import json_rows
+from cdp.wakeups import wake_once
 from connectors.accounts import account_pause, admins_notify, kind_instance
 from connectors.models import ChannelAccount, Message
 from connectors.protocol import (
@@ -50,7 +51,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 100
 MAX_ATTEMPTS = 5
-WAKE_INTERVAL = 0.2
+# A wake-up no worker started within this long is dropped; the sweep (every 2 s) queues a new one.
+WAKE_EXPIRES = 30
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -60,20 +62,16 @@ def backoff_seconds(attempt: int) -> float:
 
 # -- waking workers ----------------------------------------------------------------------------
 
-_last_wake: dict[int, float] = {}
 
-
-def dispatch_wake(*, account_id: int, force: bool = False) -> None:
-    """Asks a dispatch worker to look at the account (at most every WAKE_INTERVAL per process; the
-    beat sweep catches whatever a skipped wake-up leaves)."""
-    now = time.monotonic()
-    if not force and now - _last_wake.get(account_id, 0.0) < WAKE_INTERVAL:
-        return
-    _last_wake[account_id] = now
+def dispatch_wake(*, account_id: int) -> None:
+    """Asks a dispatch worker to look at the account, unless a wake-up for it is already waiting
+    (``cdp.wakeups``; the beat sweep catches whatever a lost wake-up leaves)."""
     from connectors.tasks import dispatch_account
 
     try:
-        dispatch_account.delay(account_id)
+        wake_once(
+            dispatch_account, key=f"dispatch_account:{account_id}", expires=WAKE_EXPIRES, args=(account_id,)
+        )
     except Exception:  # the broker being away must not fail the caller's commit; the sweep follows
         log.warning("could not wake a dispatcher for account %s", account_id, exc_info=True)
 
@@ -374,6 +372,7 @@ def dispatch_batch(*, account: ChannelAccount, limit: int = BATCH) -> int:
         claimed=to_send,
         outcomes=[_outcome(item, answer, now) for item, answer in zip(to_send, answers, strict=True)],
     )
+    connector.sends_recorded()
     return len(claimed)
 
 
@@ -402,7 +401,7 @@ def dispatch_account_run(*, account_id: int, budget_seconds: float = 3.0) -> int
         # Due messages but no token: wait for about one token (the limit other workers share).
         time.sleep(min(0.05, 1.0 / max(account.rate_per_second, 1.0)))
     if _has_due(account_id):
-        dispatch_wake(account_id=account_id, force=True)
+        dispatch_wake(account_id=account_id)
     return total
 
 
@@ -452,6 +451,6 @@ def dispatch_sweep() -> list[int]:
         "pk", flat=True
     ):
         if _has_due(account_id):
-            dispatch_wake(account_id=account_id, force=True)
+            dispatch_wake(account_id=account_id)
             woken.append(account_id)
     return woken

@@ -200,5 +200,8 @@ class ConnectorKind:
     def send(self, message: OutgoingMessage) -> SendResult:
         raise NotImplementedError
 
+    def sends_recorded(self) -> None:
+        """Called by the dispatcher once the answers of a batch of ``send`` calls are committed."""
+
     def parse_callback(self, request: InboundRequest) -> CallbackAnswer:
         raise CallbackRejected("this kind takes no callbacks")

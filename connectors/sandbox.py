@@ -18,6 +18,8 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
+import math
 import random
 import threading
 import time
@@ -29,6 +31,8 @@ from django.db import connection
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.protocol import ConnectorKind, OutgoingMessage, SendResult, secret
+
+log = logging.getLogger(__name__)
 
 
 class SandboxSettings(BaseModel):
@@ -194,6 +198,16 @@ class SandboxKind(ConnectorKind):
     def answer_read(self, raw: bytes) -> SendResult:
         raise NotImplementedError
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._receipts_due: list[float] = []  # appended to by the dispatcher's threads
+
+    def sends_recorded(self) -> None:
+        """The provider posts each receipt when it is due: one wake-up per second that has some."""
+        due, self._receipts_due = self._receipts_due, []
+        for second in sorted({math.ceil(at) for at in due}):
+            receipts_wake(at=second)
+
     def send(self, message: OutgoingMessage) -> SendResult:
         sandbox: SandboxSettings = self.settings
         if sandbox.latency_ms:
@@ -214,6 +228,7 @@ class SandboxKind(ConnectorKind):
             )
             return self.answer_read(raw)
         due = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=sandbox.receipt_delay_seconds)
+        self._receipts_due.append(due.timestamp())
         raw, _requests = _record(
             account_id=self.account_id,
             message=message,
@@ -256,6 +271,25 @@ def _http_post(url: str, callback: Callback) -> int:
         return error.code
     except OSError:
         return 0
+
+
+# Receipts due further ahead than this are left to beat's sweep (every 15 s) rather than held by a
+# worker as a task with an ETA for that long.
+RECEIPT_WAKE_HORIZON_SECONDS = 120
+
+
+def receipts_wake(*, at: float) -> None:
+    """Queues the receipts run for the Unix time ``at`` (once per second, whatever the sends)."""
+    from cdp.wakeups import wake_once
+    from connectors.tasks import sandbox_receipts
+
+    delay = at - time.time()
+    if delay > RECEIPT_WAKE_HORIZON_SECONDS:
+        return
+    try:
+        wake_once(sandbox_receipts, key=f"sandbox_receipts:{at:.0f}", expires=30, countdown=max(delay, 0))
+    except Exception:  # the sweep posts it; a send must not fail for a lost wake-up
+        log.warning("could not queue the sandbox's receipts", exc_info=True)
 
 
 def receipts_post(*, limit: int = 500, post=None) -> int:

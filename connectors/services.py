@@ -433,7 +433,7 @@ def messages_enqueue_many(
             ],
         )
         created = len(cursor.fetchall())
-        transaction.on_commit(lambda: dispatch_wake(account_id=account.pk, force=True))
+        transaction.on_commit(lambda: dispatch_wake(account_id=account.pk))
     return created
 
 
@@ -448,7 +448,7 @@ def message_resolve_unknown(*, message: Message, resend: bool, actor) -> Message
     if resend:
         message.status, message.reason, message.due_at = Message.Status.QUEUED, "", now
         detail = "resent by a person"
-        transaction.on_commit(lambda: dispatch_wake(account_id=message.account_id, force=True))
+        transaction.on_commit(lambda: dispatch_wake(account_id=message.account_id))
     else:
         message.status, message.reason = Message.Status.SENT, gettext_noop("Marked as sent by a person.")
         message.sent_at = message.sent_at or now

@@ -1,4 +1,5 @@
-"""/healthz reports the database, the broker and beat's last tick; 200 only when all are fine."""
+"""/healthz reports the database, the broker, the queues' backlog and beat's last tick; 200 only when
+all are fine."""
 
 import datetime as dt
 
@@ -72,14 +73,40 @@ def test_unhealthy_when_the_broker_is_down(client, admin_user, monkeypatch):
     assert "redis" in broker["detail"]
 
 
-def test_the_quickstart_broker_fails_when_its_folder_is_gone(client, admin_user, monkeypatch, tmp_path):
+def test_a_queue_whose_oldest_task_waits_too_long_turns_health_red_and_is_named(
+    client, admin_user, broker, settings
+):
+    """No worker takes the dispatch queue: once its oldest task is older than the limit, /healthz
+    says 503 and names the queue, while the others stay fine."""
+    from connectors.tasks import dispatch_account
+
+    queued_at = dt.datetime(2027, 3, 1, 9, 0, tzinfo=dt.UTC)
+    with time_machine.travel(queued_at, tick=False):
+        client.force_login(admin_user)
+        heartbeat_record()
+        dispatch_account.delay(7)
+        dispatch_account.delay(8)
+        body = client.get(reverse("healthz")).json()
+    assert body["checks"]["queues"]["ok"] is True
+    assert body["checks"]["queues"]["backlog"]["dispatch"] == {"waiting": 2, "oldest_seconds": 0.0}
+
+    later = queued_at + dt.timedelta(seconds=settings.QUEUE_STALE_AFTER_SECONDS + 5)
+    with time_machine.travel(later, tick=False):
+        heartbeat_record()
+        response = client.get(reverse("healthz"))
+    queues = response.json()["checks"]["queues"]
+    assert response.status_code == 503
+    assert queues["ok"] is False
+    assert queues["stale"] == ["dispatch"]
+    assert queues["detail"] == f"oldest task over {settings.QUEUE_STALE_AFTER_SECONDS}s in: dispatch"
+    assert queues["backlog"]["dispatch"]["oldest_seconds"] == settings.QUEUE_STALE_AFTER_SECONDS + 5
+    assert queues["backlog"]["engine"] == {"waiting": 0, "oldest_seconds": None}
+
+
+def test_a_broker_that_cannot_tell_its_backlog_age_leaves_health_green(client, admin_user, monkeypatch):
+    monkeypatch.setattr(celery_app.conf, "broker_url", "memory://")
     heartbeat_record()
     client.force_login(admin_user)
-    missing = str(tmp_path / "gone")
-    monkeypatch.setattr(celery_app.conf, "broker_url", "filesystem://")
-    monkeypatch.setitem(
-        celery_app.conf, "broker_transport_options", {"data_folder_in": missing, "control_folder": missing}
-    )
     response = client.get(reverse("healthz"))
-    assert response.status_code == 503
-    assert response.json()["checks"]["broker"]["detail"] == f"filesystem: not writable: {missing}, {missing}"
+    assert response.status_code == 200
+    assert response.json()["checks"]["queues"]["detail"] == "the broker does not tell the backlog's age"
