@@ -131,6 +131,12 @@ class Message(models.Model):
                 condition=models.Q(status="queued"),
             ),
             models.Index(fields=["lease_until"], name="message_leased", condition=models.Q(status="sending")),
+            # A journey's page: its steps' messages still waiting, and since when.
+            models.Index(
+                fields=["journey_id", "node_id", "due_at"],
+                name="message_journey_waiting",
+                condition=models.Q(status__in=["queued", "held"], journey_id__isnull=False),
+            ),
             models.Index(fields=["account", "provider_message_id"], name="message_provider_id"),
             # The Messages page: newest first (by id), filtered by customer, status or account.
             models.Index(fields=["customer", "-id"], name="message_customer"),

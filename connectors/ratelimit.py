@@ -50,3 +50,10 @@ def tokens_return(*, account_id: int, count: int) -> None:
                 "UPDATE connectors_ratebucket SET tokens = tokens + %s WHERE account_id = %s",
                 [count, account_id],
             )
+
+
+def tokens_available(*, tokens: float, refilled_at, rate: float, now) -> float:
+    """What ``tokens_take`` would find in the bucket at ``now`` (the same refill and cap), for pages
+    that say whether the limit is spent; it takes nothing."""
+    elapsed = max((now - refilled_at).total_seconds(), 0.0)
+    return min(max(rate * BURST_SECONDS, 1), tokens + elapsed * rate)

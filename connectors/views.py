@@ -30,6 +30,7 @@ from connectors.selectors import (
     sandbox_outbox,
 )
 from connectors.services import message_enqueue, message_resolve_unknown
+from connectors.waiting import message_wait, messages_waits
 
 PAGE = 50
 
@@ -65,6 +66,10 @@ def messages_index(request):
     )
     more = len(rows) > PAGE
     rows = rows[:PAGE]
+    # Why each queued or held row has not gone yet: the accounts' facts read once for the page.
+    waits = messages_waits(rows)
+    for message in rows:
+        message.wait = waits.get(message.pk)
     context = {
         "rows": rows,
         "more_before": rows[-1].pk if more else None,
@@ -105,6 +110,7 @@ def message_detail(request, message_id: int):
         {
             "message": message,
             "life": life,
+            "wait": message_wait(message),
             "links": list(message.links.all()),
             "content_json": json.dumps(message.content, ensure_ascii=False, indent=2),
             "can_resolve": user_can(request.user, "send_messages"),
