@@ -231,6 +231,11 @@ if not CELERY_BROKER_URL:
     from cdp import localredis
 
     CELERY_BROKER_URL = localredis.broker_url()
+# A task a worker took and never acknowledged (the worker was killed) goes back to its queue after
+# this long (Redis brokers; RabbitMQ gives it back when the connection drops). Keep it longer than
+# any task runs, or a slow task would run a second time beside the first.
+BROKER_VISIBILITY_TIMEOUT_SECONDS = env.number("BROKER_VISIBILITY_TIMEOUT_SECONDS", 3600, minimum=5)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

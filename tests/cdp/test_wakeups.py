@@ -72,7 +72,9 @@ def test_a_wake_up_can_be_queued_again_once_a_real_worker_started_it(broker, red
     assert broker.llen("dispatch") == 1
     group = ProcessGroup({"DATABASE_URL": current_database_url(), "CELERY_BROKER_URL": redis_url}, tmp_path)
     try:
-        group.start("worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "dispatch")
+        group.start(
+            "worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "dispatch", "-l", "INFO"
+        )
         wait_until(
             lambda: not PendingWakeup.objects.exists(), timeout=60, what="the worker to start the wake-up"
         )
