@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.conf import settings
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from cdp.models import Event
 from journeys.models import Enrollment, Journey, JourneyVersion, Step
@@ -209,3 +212,95 @@ def customer_staff_tasks(*, customer, limit: int = 10) -> list:
         tasks.exclude(status=StaffTask.Status.OPEN).order_by("-closed_at", "-pk")[: limit - len(open_tasks)]
     )
     return open_tasks + closed
+
+
+ENGINE_QUEUE = "engine"
+
+
+def _engine_words(*, count: int, since: dt.datetime, now: dt.datetime) -> tuple[str, bool]:
+    """Why customers past their wake-up time have not moved on; and whether to point to /healthz."""
+    from cdp.queues import backlog
+    from connectors.waiting import count_words, duration_words, moment_words
+
+    late = ngettext(
+        "%(count)s customer should have moved on at %(since)s, %(age)s ago.",
+        "%(count)s customers should have moved on since %(since)s, %(age)s ago.",
+        count,
+    ) % {
+        "count": count_words(count),
+        "since": moment_words(since, now),
+        "age": duration_words((now - since).total_seconds()),
+    }
+    try:
+        queues = backlog([ENGINE_QUEUE])
+    except Exception:  # a broker that does not answer: the backlog is unknown, the flag stays
+        queues = None
+    queue = queues[0] if queues else None
+    if queue is not None and queue.oldest_seconds is not None and queue.oldest_seconds > 5:
+        words = {"count": count_words(queue.waiting), "age": duration_words(queue.oldest_seconds)}
+        if queue.oldest_seconds > settings.QUEUE_STALE_AFTER_SECONDS:
+            why = ngettext(
+                "No engine worker seems to be taking tasks: %(count)s waits in the engine queue, for "
+                "%(age)s. An admin can see what is wrong at /healthz.",
+                "No engine worker seems to be taking tasks: %(count)s wait in the engine queue, the oldest "
+                "for %(age)s. An admin can see what is wrong at /healthz.",
+                queue.waiting,
+            )
+            return f"{late} {why % words}", True
+        why = ngettext(
+            "The journey engine is behind: %(count)s task waits in the engine queue, for %(age)s.",
+            "The journey engine is behind: %(count)s tasks wait in the engine queue, the oldest for %(age)s.",
+            queue.waiting,
+        )
+        return f"{late} {why % words}", False
+    why = _("The journey engine has not moved them on. An admin can see what is wrong at /healthz.")
+    return f"{late} {why}", True
+
+
+def steps_late(*, journey: Journey, now: dt.datetime | None = None) -> dict[str, dict]:
+    """Per step, the customers who wait there longer than expected (past ``QUEUE_STALE_AFTER_SECONDS``):
+    those the engine should have moved on (their ``wake_at`` passed; one aggregate query on the
+    ``enrollment_at_node`` index), and those whose message is still not sent (per account, with why
+    it waits, from ``connectors.waiting``)."""
+    from connectors.waiting import count_words, duration_words, journey_sends_late, moment_words
+
+    now = now or timezone.now()
+    late_before = now - dt.timedelta(seconds=settings.QUEUE_STALE_AFTER_SECONDS)
+    steps: dict[str, dict] = {}
+
+    def step(node_id: str) -> dict:
+        return steps.setdefault(node_id, {"count": 0, "since": None, "reasons": []})
+
+    def add(entry: dict, count: int, since: dt.datetime, text: str, code: str, health_link: bool) -> None:
+        entry["count"] += count
+        entry["since"] = since if entry["since"] is None else min(entry["since"], since)
+        entry["reasons"].append({"code": code, "text": text, "health_link": health_link})
+
+    if journey.status == Journey.Status.ACTIVE:  # a paused journey moves nobody on: that is expected
+        for row in (
+            journey.enrollments.filter(status=Enrollment.Status.ACTIVE, wake_at__lt=late_before)
+            .values("node_id")
+            .annotate(count=Count("id"), since=Min("wake_at"))
+            .order_by()
+        ):
+            text, health_link = _engine_words(count=row["count"], since=row["since"], now=now)
+            add(step(row["node_id"]), row["count"], row["since"], text, "engine_behind", health_link)
+    for late in journey_sends_late(journey_id=journey.pk, now=now):
+        sends = ngettext(
+            "%(count)s message sent here has waited since %(since)s (%(age)s).",
+            "%(count)s messages sent here have waited since %(since)s (%(age)s).",
+            late.count,
+        ) % {
+            "count": count_words(late.count),
+            "since": moment_words(late.since, now),
+            "age": duration_words((now - late.since).total_seconds()),
+        }
+        add(
+            step(late.node_id),
+            late.count,
+            late.since,
+            f"{sends} {late.wait.text}",
+            late.wait.code,
+            late.wait.health_link,
+        )
+    return steps

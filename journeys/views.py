@@ -26,6 +26,7 @@ from journeys.selectors import (
     journeys_overview,
     node_counts,
     staff_tasks_for,
+    steps_late,
     version_conversion,
 )
 from journeys.services import journey_save, journey_set_status, staff_task_close
@@ -139,6 +140,14 @@ def journey(request, journey_id: int):
     journey = get_object_or_404(Journey, pk=journey_id)
     version = journey.live_version
     graph = version.graph if version else journey.draft_graph
+    nodes = node_rows(graph, node_counts(journey=journey))
+    late = steps_late(journey=journey)
+    for row in nodes:
+        row["late"] = late.pop(row["id"], None)
+    # Steps no longer in the shown graph (an older version's) are flagged too, by their id.
+    late_rows = [row for row in nodes if row["late"]] + [
+        {"id": node_id, "name": node_id, "type": "", "late": entry} for node_id, entry in late.items()
+    ]
     return render(
         request,
         "journeys/detail.html",
@@ -147,7 +156,8 @@ def journey(request, journey_id: int):
             "version": version,
             "graph": graph,
             "summary": journey_summary(journey=journey),
-            "nodes": node_rows(graph, node_counts(journey=journey)),
+            "nodes": nodes,
+            "late_rows": late_rows,
             "versions": version_conversion(journey=journey),
             "kind_labels": KIND_LABELS,
             "can_manage": user_can(request.user, "manage_journeys"),
