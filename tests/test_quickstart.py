@@ -1,5 +1,5 @@
-"""`make run`'s runner from nothing: embedded PostgreSQL, migrations, demo data, web + worker + beat;
-Ctrl-C stops every process it started."""
+"""`make run`'s runner from nothing: embedded PostgreSQL and Redis, migrations, demo data, web, one
+worker per group of queues and beat; Ctrl-C stops every process it started."""
 
 import os
 import signal
@@ -9,6 +9,8 @@ import sys
 import psutil
 import pytest
 
+from cdp.celery import QUEUES
+from cdp.quickstart import WORKERS
 from tests.processes import ROOT, free_port, get, wait_until
 
 
@@ -44,8 +46,15 @@ def test_quickstart_serves_a_healthy_app_and_ctrl_c_leaves_nothing_behind(tmp_pa
         started = psutil.Process(runner.pid).children(recursive=True)
         postmaster = int((tmp_path / "var" / "pgdata" / "postmaster.pid").read_text().split()[0])
         command_lines = [" ".join(child.cmdline()) for child in started]
-        for program in ("daphne", "celery -A cdp worker", "celery -A cdp beat"):
+        for program in ("daphne", "celery -A cdp beat", "redis-server"):
             assert any(program in line for line in command_lines), program
+        # One worker per group of queues, every queue taken by one of them.
+        for name, queues, _children in WORKERS:
+            assert any(
+                "celery -A cdp worker" in line and f"-Q {','.join(queues)} " in line and f"{name}@" in line
+                for line in command_lines
+            ), name
+        assert sorted(queue for _name, queues, _children in WORKERS for queue in queues) == sorted(QUEUES)
     finally:
         runner.send_signal(signal.SIGINT)
         runner.wait(timeout=60)
