@@ -6,6 +6,12 @@ from segments.refresh import refresh_request
 
 log = logging.getLogger(__name__)
 
+# A waiting refresh task takes every stored request when it starts, so one queued copy is enough: a
+# burst of commits then costs one task, not one each (thousands of them once made the segments queue
+# hold the sandbox receipts behind it). A copy not started within this long is dropped, and the next
+# commit or the rules tick queues another.
+WAKE_EXPIRES = 60
+
 
 def refresh_later(customer_ids: list[int]) -> None:
     """These customers' segments, tags, stage and score are evaluated again by a worker: the request
@@ -15,10 +21,11 @@ def refresh_later(customer_ids: list[int]) -> None:
 
 
 def _wake_refresh() -> None:
+    from cdp.wakeups import wake_once
     from segments.tasks import refresh_requested
 
     try:
-        refresh_requested.delay()
+        wake_once(refresh_requested, key="segments.refresh_requested", expires=WAKE_EXPIRES)
     # The broker being down must not undo what was committed: the stored requests wait for the next
     # task, or for the rules tick a minute later at the latest.
     except Exception:
