@@ -222,3 +222,35 @@ def test_a_receipt_resolves_a_message_left_in_doubt(client, make_account, make_c
     assert message.status == "delivered"
     assert message.provider_message_id
     assert [step.step for step in message.log.all()] == ["queued", "attempt", "unknown", "receipt"]
+
+
+def test_sends_wake_the_sandbox_receipts_when_they_are_due_once_per_second(
+    make_account, make_customer, redis_url, monkeypatch
+):
+    """No poll every second: a batch of sends queues one receipts run for the second its receipts
+    fall due (an ETA, not a beat tick), and further sends due in that second queue nothing more."""
+    import datetime as dt
+
+    import redis
+    import time_machine
+
+    from cdp.celery import app as celery_app
+
+    monkeypatch.setitem(celery_app.conf, "broker_url", redis_url)
+    broker = redis.Redis.from_url(redis_url)
+    account, customer = make_account(receipt_delay_seconds=3), make_customer()
+    # 23:59:59.5 in Shanghai; in the past, as the outbox compares due times with the database's clock.
+    now = dt.datetime(2026, 8, 31, 15, 59, 59, 500_000, tzinfo=dt.UTC)
+    with time_machine.travel(now, tick=False):
+        for batch in (("a", "b", "c"), ("d", "e")):
+            for key in batch:
+                message_enqueue(
+                    account=account, customer=customer, idempotency_key=key, body={"text": "您好"}
+                )
+            dispatch_account_run(account_id=account.pk, budget_seconds=5)
+
+    queued = [json.loads(raw)["headers"] for raw in broker.lrange("default", 0, -1)]
+    wakes = [headers for headers in queued if headers["task"] == "connectors.tasks.sandbox_receipts"]
+    assert len(wakes) == 1
+    # Due 3 s after the sends, rounded up to the second: 00:00:03 on the 1st of September.
+    assert dt.datetime.fromisoformat(wakes[0]["eta"]) == dt.datetime(2026, 8, 31, 16, 0, 3, tzinfo=dt.UTC)
