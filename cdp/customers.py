@@ -12,19 +12,9 @@ from django.utils.translation import gettext
 from cdp.identity import decrypt_sensitive, normalise_email, normalise_phone
 from cdp.merge import customer_survivor
 from cdp.models import Consent, Customer, Event, Identity, Source
+from cdp.redaction import mask_phone, redact  # noqa: F401 (the one redaction path; readers import it here too)
 
 TIMELINE_PAGE = 50
-
-
-def mask_phone(phone: str) -> str:
-    """+8613800138000 -> +86 138****8000: enough to recognise, not enough to call."""
-    if phone.startswith("+86") and len(phone) == 14:
-        return f"+86 {phone[3:6]}****{phone[-4:]}"
-    return phone[:-6] + "****" + phone[-2:] if len(phone) > 8 else "****"
-
-
-PHONE_KEYS = frozenset({"phone", "mobile", "tel", "telephone"})
-SECRET_KEYS = frozenset({"id_number", "idNumber"})
 
 
 def reason_translated(properties):
@@ -40,29 +30,6 @@ def reason_translated(properties):
     except (KeyError, TypeError, ValueError):  # a reason from outside that is not a message of ours
         shown["reason"] = properties["reason"]
     return shown
-
-
-def redact(value, *, show_pii: bool):
-    """A copy of traits, properties or context with phones masked and ID numbers hidden, for roles
-    without ``view_pii``; unchanged for those with it."""
-    if show_pii:
-        return value
-    if isinstance(value, list):
-        return [redact(item, show_pii=False) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if value.get("type") in ("phone", "id_number") and "id" in value:  # context.externalIds entries
-        return {**value, "id": "••••"}
-    cleaned = {}
-    for key, item in value.items():
-        if key in SECRET_KEYS:
-            cleaned[key] = "••••"
-        elif key in PHONE_KEYS and isinstance(item, (str, int)):
-            normalised = normalise_phone(str(item))
-            cleaned[key] = mask_phone(normalised) if normalised else "••••"
-        else:
-            cleaned[key] = redact(item, show_pii=False)
-    return cleaned
 
 
 def primary_phones(*, customer_ids: list[int], show_pii: bool) -> dict[int, str]:

@@ -18,8 +18,9 @@ from django.db.models import F, Func, IntegerField, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from cdp.customers import ListPage, list_page, mask_phone
+from cdp.customers import ListPage, list_page
 from cdp.models import Customer, CustomerRole, Identity
+from cdp.redaction import mask_email, mask_phone
 from segments.models import LifecycleStage, MembershipChange, Segment, SegmentMember, Tag
 from segments.services import TRAIT_SAMPLE, known_event_names
 
@@ -118,12 +119,6 @@ def member_page(*, segment: Segment, number) -> ListPage:
         SegmentMember.objects.filter(segment=segment).select_related("customer").order_by("-customer_id")
     )
     return list_page(members, number=number, size=MEMBERS_PAGE)
-
-
-def mask_email(email: str) -> str:
-    """zhao.min@example.com -> z****@example.com"""
-    local, _at, domain = email.partition("@")
-    return f"{local[:1]}****@{domain}" if domain else "****"
 
 
 def primary_contacts(*, customer_ids: list[int], show_pii: bool) -> dict[int, dict[str, str]]:
