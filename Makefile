@@ -6,11 +6,12 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -n 2
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/package.json frontend/vite.config.js
 
-.PHONY: run test lint format frontend messages clean-db help
+.PHONY: run test test-clock lint format frontend messages clean-db help
 
 help:
 	@echo "make run    set up (venv, deps, canvas build, embedded PostgreSQL, migrations, demo data) and serve"
 	@echo "make test   run every test (pytest on PostgreSQL, Vitest for the canvas)"
+	@echo "make test-clock CLOCK=\"2028-02-29 23:59:00\"   every test with the machine's clock moved (UTC, or add a zone)"
 	@echo "make lint   ruff check and format check"
 
 run: $(VENV)/.installed frontend/dist/.vite/manifest.json
@@ -19,6 +20,12 @@ run: $(VENV)/.installed frontend/dist/.vite/manifest.json
 test: $(VENV)/.installed frontend/dist/.vite/manifest.json
 	cd frontend && npm test --silent
 	database_url="$$($(PY) -m cdp.localdb url)" && DATABASE_URL="$$database_url" $(PY) -m pytest $(PYTEST_ARGS)
+
+# `make test` with the clock of every process moved (Python, Node, Chromium, a PostgreSQL of its own),
+# e.g. CLOCK="2027-01-31 23:59:00 Asia/Shanghai" (libfaketime, from requirements-dev.txt).
+test-clock: $(VENV)/.installed frontend/dist/.vite/manifest.json
+	@test -n "$(CLOCK)" || { echo 'Set CLOCK, e.g. make test-clock CLOCK="2028-02-29 23:59:00"'; exit 1; }
+	$(PY) -m tests.clock "$(CLOCK)" -- $(MAKE) --no-print-directory test
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
