@@ -474,7 +474,10 @@ def _template_checked(*, key: str, name: str, channel: str, body: dict) -> None:
 
 def template_unknown_variables(*, body: dict, known_traits: set[str]) -> list[str]:
     """Trait variables no customer has (``traits.x`` / ``customer.x``): reported before saving."""
-    rendered = body_render(channel="__any__", body=body, context=variables_context(customer=None))
+    try:
+        rendered = body_render(channel="__any__", body=body, context=variables_context(customer=None))
+    except TemplateInvalid:  # fails without a customer (arithmetic on a missing trait): the preview shows it
+        return []
     unknown = []
     for variable in rendered.missing:
         root, _dot, rest = variable.partition(".")

@@ -76,3 +76,101 @@ def test_the_page_refuses_an_invalid_template_and_previews_for_a_customer(client
     content = preview.content.decode()
     assert "韩梅梅，成都见" in content
     assert "traits.level" in content
+
+
+# -- bounded work (security review, finding 3) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        # 3.1 s of one big-integer power holding the interpreter lock, before these limits.
+        ("{{ (7 ** 5764801) % 10 }}", "The exponent is too large"),
+        ("{{ 'x' * 10 ** 9 }}", "The repetition is too large"),
+        ("{{ '%999999999d' % 1 }}", "A width or precision in the format is too large"),
+        ("{{ '{:>999999999}'.format(1) }}", "A width or precision in the format is too large"),
+        ("{{ 'x'|center(999999999) }}", "The width 999999999 is too large"),
+        ("{{ range(100000)|join('x' * 10000) }}", "A range may hold at most"),
+        (
+            "{% set a = 'xxxxxxxxxx' %}" + "{% set a = a ~ a %}" * 40 + "{{ a }}",
+            "builds a text or list longer",
+        ),
+        (
+            "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
+            "loops run more than 100000 times",
+        ),
+        (
+            "{% for x in [1] recursive %}{{ loop([1, 1]) }}{% endfor %}",
+            "Recursive loops are not allowed",
+        ),
+        ("{{ " + "(" * 600 + "1" + ")" * 600 + " }}", "nested too deeply"),
+        ("x" * 100_001, "The template is too long"),
+    ],
+)
+def test_costly_templates_are_refused_before_they_run_where_the_marketer_edits_them(text, problem):
+    assert problem in body_problems(channel="wecom", body={"text": text})["text"]
+    from connectors.templating import TemplateInvalid
+
+    with pytest.raises(TemplateInvalid) as refused:
+        body_render(channel="wecom", body={"text": text}, context=variables_context(customer=None))
+    assert problem in refused.value.problems["text"]
+
+
+def test_ordinary_arithmetic_and_formatting_still_work():
+    rendered = body_render(
+        channel="wecom",
+        body={
+            "text": "{{ 2 ** 10 }} {{ 3 * 4 }} {{ 'ab' * 3 }} {{ 1 + 2 }} "
+            "{{ '%05.1f' % 3.14159 }} {{ 'a' ~ 'b' }}"
+        },
+        context=variables_context(customer=None),
+    )
+    assert rendered.content["text"] == "1024 12 ababab 3 003.1 ab"
+
+
+def test_a_preview_of_a_huge_power_answers_with_the_problem_not_a_stall(client, user_in_role):
+    client.force_login(user_in_role("Analyst"))
+    customer = Customer.objects.create(name="韩梅梅", traits={"city": "成都"})
+    preview = client.post(
+        reverse("message_template_preview", args=["wecom"]),
+        {
+            "text": "{{ (7 ** 5764801) % 10 }}",
+            "preview_customer": f"#{customer.pk}",
+        },
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert preview.status_code == 200
+    assert "The exponent is too large" in preview.content.decode()
+
+
+# -- the webhook payload is JSON (security review, finding 14) --------------------------------------
+
+
+def test_a_trait_cannot_add_fields_to_a_webhook_payload():
+    customer = Customer(pk=7, name='x","vip":true,"a":"', traits={"tags": ["a", '"b']})
+    rendered = body_render(
+        channel="webhook",
+        body={
+            "payload": '{"name": "{{ customer.name }}", "id": {{ customer.id }}, '
+            '"tags": {{ traits.tags|tojson }}}'
+        },
+        context=variables_context(customer=customer),
+    )
+    assert rendered.content["payload"] == {
+        "name": 'x","vip":true,"a":"',
+        "id": 7,
+        "tags": ["a", '"b'],
+    }
+
+
+def test_a_webhook_payload_must_be_a_json_object():
+    from connectors.templating import TemplateInvalid
+
+    customer = Customer(pk=7, name="李雷", traits={"n": "1, 2"})
+    with pytest.raises(TemplateInvalid) as refused:
+        body_render(
+            channel="webhook",
+            body={"payload": "[{{ traits.n }}]"},
+            context=variables_context(customer=customer),
+        )
+    assert refused.value.problems["payload"] == "The payload must be a JSON object ({…})."
