@@ -66,18 +66,19 @@ def _problems(error: RuleError) -> Response:
 class SegmentPreviewView(APIView):
     """How many customers a rule selects right now, with a sample: the live count of the rule editor."""
 
-    required_capability = "view_segments"
+    # Those who build segments; counts of any rule would otherwise let readers probe the data.
+    required_capability = "manage_segments"
     permission_classes = [HasCapability]
 
     @extend_schema(request=RuleInput, responses={200: PreviewOutput, 400: RuleProblems})
     def post(self, request):
         data = RuleInput(data=request.data)
         data.is_valid(raise_exception=True)
+        show_pii = user_can(request.user, "view_pii")
         try:
-            preview = segment_preview(rule_data=data.validated_data["rule"])
+            preview = segment_preview(rule_data=data.validated_data["rule"], personal_data=show_pii)
         except RuleError as error:
             return _problems(error)
-        show_pii = user_can(request.user, "view_pii")
         phones = primary_phones(customer_ids=[c.pk for c in preview.sample], show_pii=show_pii)
         sample = [
             {"id": c.pk, "name": c.name, "phone": phones.get(c.pk, ""), "last_seen_at": c.last_seen_at}
@@ -186,4 +187,5 @@ class SegmentVocabularyView(APIView):
 
     @extend_schema(responses=VocabularyOutput)
     def get(self, request):
-        return Response(VocabularyOutput(builder_vocabulary()).data)
+        show_pii = user_can(request.user, "view_pii")
+        return Response(VocabularyOutput(builder_vocabulary(show_pii=show_pii)).data)

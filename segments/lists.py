@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from cdp.customers import ListPage, list_page
 from cdp.models import Customer, CustomerRole, Identity
-from cdp.redaction import mask_email, mask_phone
+from cdp.redaction import mask_email, mask_phone, pii_kind, redact
 from segments.models import LifecycleStage, MembershipChange, Segment, SegmentMember, Tag
 from segments.services import TRAIT_SAMPLE, known_event_names
 
@@ -243,7 +243,17 @@ def consent_channels(*, sample: int = CONSENT_SAMPLE) -> list[str]:
         return sorted({row[0] for row in cursor.fetchall()} | set(DEFAULT_CONSENT_CHANNELS))
 
 
-def builder_vocabulary() -> dict:
+def _offered(key: str, values: list, *, show_pii: bool) -> list:
+    """The frequent values a picker offers: none under a phone, email or ID-number key, and any of
+    them inside other values masked, for people without ``view_pii``."""
+    if show_pii:
+        return values
+    if pii_kind(key):
+        return []
+    return [redact(value, show_pii=False) for value in values]
+
+
+def builder_vocabulary(*, show_pii: bool) -> dict:
     """Everything the rule builder's pickers offer, named as rules name it."""
     properties = event_properties()
     traits = trait_values()  # the same sample of customers rules check trait names against
@@ -253,12 +263,16 @@ def builder_vocabulary() -> dict:
             {
                 "name": name,
                 "properties": [
-                    {"key": key, "values": values} for key, values in properties.get(name, {}).items()
+                    {"key": key, "values": _offered(key, values, show_pii=show_pii)}
+                    for key, values in properties.get(name, {}).items()
                 ],
             }
             for name in names
         ],
-        "traits": [{"key": key, "values": values} for key, values in sorted(traits.items())],
+        "traits": [
+            {"key": key, "values": _offered(key, values, show_pii=show_pii)}
+            for key, values in sorted(traits.items())
+        ],
         "tags": [
             {"key": key, "name": name}
             for key, name in Tag.objects.order_by("name").values_list("key", "name")

@@ -9,12 +9,15 @@ import difflib
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from cdp.access import user_can
 from cdp.ingest import system_events_record
 from cdp.models import ChannelEventDaily, Customer, CustomerRole
+from cdp.redaction import pii_kind
 from cdp.services import audit_record
 from cdp.sqlvalues import json_rows
 from segments.compiler import evaluation_settings, rule_customer_ids_sql
@@ -87,13 +90,89 @@ def _named_leaves(data, path: str = "$"):
             yield f"{path}.{kind}", kind, name
 
 
-def rule_validate(data):
-    """The parsed rule when it is well formed and every name in it exists; else RuleError with
-    every problem and its JSON path."""
+# However it is written, a rule stays small enough to evaluate in bounded time.
+MAX_RULE_LEAVES = 100
+MAX_RULE_DEPTH = 8
+
+
+def _walk(data, path: str = "$", depth: int = 1):
+    """(path, node, depth) of every group and condition in a rule as written."""
+    if not isinstance(data, dict):
+        return
+    yield path, data, depth
+    for group in ("and", "or"):
+        if isinstance(data.get(group), list):
+            for index, child in enumerate(data[group]):
+                yield from _walk(child, f"{path}.{group}[{index}]", depth + 1)
+            return
+    if "not" in data:
+        yield from _walk(data["not"], f"{path}.not", depth + 1)
+
+
+def _size_problems(data) -> list[dict]:
+    nodes = list(_walk(data))
+    leaves = [node for _path, node, _depth in nodes if not ({"and", "or", "not"} & set(node))]
+    problems = []
+    if len(leaves) > MAX_RULE_LEAVES:
+        problems.append(
+            {
+                "path": "$",
+                "message": _("The rule has %(count)s conditions; at most %(limit)s are allowed.")
+                % {"count": len(leaves), "limit": MAX_RULE_LEAVES},
+            }
+        )
+    deepest = max((depth for _path, _node, depth in nodes), default=0)
+    if deepest > MAX_RULE_DEPTH:
+        problems.append(
+            {
+                "path": "$",
+                "message": _("The rule's groups are nested %(depth)s deep; at most %(limit)s are allowed.")
+                % {"depth": deepest, "limit": MAX_RULE_DEPTH},
+            }
+        )
+    return problems
+
+
+def _personal_data_problems(data) -> list[dict]:
+    """Conditions on phones, emails or ID numbers: they would tell someone who may not see them
+    what they are, one count at a time."""
+    problems = []
+    for path, node, _depth in _walk(data):
+        if isinstance(node.get("trait"), str) and pii_kind(node["trait"]):
+            problems.append(
+                {"path": f"{path}.trait", "message": PERSONAL_DATA_REFUSED % {"name": node["trait"]}}
+            )
+        for index, where in enumerate(node.get("where") or []):
+            if (
+                isinstance(where, dict)
+                and isinstance(where.get("property"), str)
+                and pii_kind(where["property"])
+            ):
+                problems.append(
+                    {
+                        "path": f"{path}.where[{index}].property",
+                        "message": PERSONAL_DATA_REFUSED % {"name": where["property"]},
+                    }
+                )
+    return problems
+
+
+PERSONAL_DATA_REFUSED = gettext_lazy(
+    "“%(name)s” holds personal data: only people who may see personal data can test it in a rule."
+)
+
+
+def rule_validate(data, *, personal_data: bool = True):
+    """The parsed rule when it is well formed, small enough and every name in it exists; else
+    RuleError with every problem and its JSON path. ``personal_data=False`` (someone without
+    ``view_pii``) also refuses conditions on phones, emails and ID numbers."""
     try:
         rule, problems = rule_parse(data), []
     except RuleError as error:
         rule, problems = None, list(error.problems)
+    problems += _size_problems(data)
+    if not personal_data:
+        problems += _personal_data_problems(data)
     known: dict[str, set[str]] = {}
     for path, kind, name in _named_leaves(data):
         if kind not in known:
@@ -117,24 +196,46 @@ class Preview:
     sample: list[Customer]
 
 
-def segment_preview(*, rule_data) -> Preview:
-    """How many customers a rule selects now (exactly), and a few of them (the most recently active)."""
-    rule = rule_validate(rule_data)
+# A preview answers while the marketer types: a rule that takes longer is refused, not waited for.
+PREVIEW_TIMEOUT_MS = 10_000
+
+
+def segment_preview(*, rule_data, personal_data: bool = True) -> Preview:
+    """How many customers a rule selects now (exactly), and a few of them (the most recently active).
+    ``personal_data=False`` refuses conditions on phones, emails and ID numbers."""
+    rule = rule_validate(rule_data, personal_data=personal_data)
     selected, params = rule_customer_ids_sql(rule, today=timezone.localdate(), columns="c.id, c.last_seen_at")
-    with transaction.atomic(), connection.cursor() as cursor:
-        evaluation_settings()
-        # The rule evaluated once for both the count and the sample; the sample is sorted from the
-        # matched rows themselves (which carry their last-seen time), not looked up again among a
-        # million customers. Fixed text around the compiled rule, whose values are all parameters.
-        cursor.execute(
-            f"""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            evaluation_settings()
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(PREVIEW_TIMEOUT_MS)])
+            # The rule evaluated once for both the count and the sample; the sample is sorted from the
+            # matched rows themselves (which carry their last-seen time), not looked up again among a
+            # million customers. Fixed text around the compiled rule, whose values are all parameters.
+            cursor.execute(
+                f"""
             WITH matched AS MATERIALIZED ({selected})
             SELECT (SELECT count(*) FROM matched),
                    ARRAY(SELECT id FROM matched ORDER BY last_seen_at DESC NULLS LAST, id DESC LIMIT %s)
             """,  # noqa: S608
-            [*params, PREVIEW_SAMPLE],
-        )
-        count, sample_ids = cursor.fetchone()
+                [*params, PREVIEW_SAMPLE],
+            )
+            count, sample_ids = cursor.fetchone()
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) != "57014":  # query_canceled: the timeout
+            raise
+        raise RuleError(
+            [
+                {
+                    "path": "$",
+                    "message": _(
+                        "The rule took over %(seconds)s seconds to count; narrow it (fewer conditions, "
+                        "shorter time windows) and try again."
+                    )
+                    % {"seconds": PREVIEW_TIMEOUT_MS // 1000},
+                }
+            ]
+        ) from None
     sample = Customer.objects.in_bulk(sample_ids)
     return Preview(count, [sample[customer_id] for customer_id in sample_ids])
 
@@ -150,7 +251,8 @@ def segment_save(*, key: str, name: str, rule_data, actor, description: str = ""
         errors["name"] = [_("Give the segment a name.")]
     if errors:
         raise ValidationError(errors)
-    rule = rule_validate(rule_data)
+    # Someone who may not see phones may not find them out from a segment's size either.
+    rule = rule_validate(rule_data, personal_data=actor is None or user_can(actor, "view_pii"))
     cycles_refuse(segment_node(key), rule_references(rule))
     segment, created = Segment.objects.select_for_update().get_or_create(
         key=key, defaults={"name": name, "description": description, "rule": rule_data, "created_by": actor}

@@ -371,6 +371,7 @@ def test_the_vocabulary_names_what_occurs_in_the_data(marketer, buyers):
     traits = {item["key"]: item["values"] for item in vocabulary["traits"]}
     assert {"city", "phone", "name", "role"} <= set(traits)
     assert set(traits["city"]) == {"深圳", "上海"}
+    assert traits["phone"] == []  # a marketer may not see phones: the picker offers none
     assert {"key": "new", "name": "新客"} in vocabulary["tags"]
     assert {"key": "lapsed", "name": "30 天未下单"} in vocabulary["segments"]
     assert {"key": "buyer", "name": "采购商"} in vocabulary["roles"]
@@ -378,6 +379,14 @@ def test_the_vocabulary_names_what_occurs_in_the_data(marketer, buyers):
 
     schema = marketer.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     assert "/api/segments/vocabulary/" in schema["paths"]
+
+
+def test_the_vocabulary_offers_phone_values_only_to_those_who_may_see_them(client, user_in_role, buyers):
+    client.force_login(user_in_role("Sales"))
+    traits = {
+        item["key"]: item["values"] for item in client.get(reverse("api_segment_vocabulary")).json()["traits"]
+    }
+    assert "13800138000" in traits["phone"]
 
 
 def test_the_vocabulary_reads_only_the_latest_events(buyers):
