@@ -1,10 +1,12 @@
 """Reads: why a message that has not gone yet waits, in words, from facts the product holds.
 
 In order: the account is paused (and why); the message is held until a time (a retry's backoff, a
-provider's deferral, a send scheduled later); the dispatch workers are missing or behind (the
-``dispatch`` queue's backlog and its oldest task's age, from the broker); the account's rate limit
-(the messages due before this one, at the account's rate); and, when nothing explains a message
-due for longer than ``QUEUE_STALE_AFTER_SECONDS``, that no dispatcher seems to be taking it.
+provider's deferral, a send scheduled later); no dispatch worker takes tasks (the ``dispatch``
+queue's oldest task is older than ``QUEUE_STALE_AFTER_SECONDS``, read from the broker); the
+account's rate limit (a dispatcher is at work on the account, and the messages due before this one
+take a second or more at its rate); the dispatch workers are behind (the queue's backlog and its
+age); and, when nothing explains a message due for longer than ``QUEUE_STALE_AFTER_SECONDS``, that
+no dispatcher seems to be taking it.
 
 The Messages list, a message's page and a journey's page read the same facts: the accounts, their
 rate buckets and their due counts once per page, the broker once, and the messages due before each
@@ -183,7 +185,10 @@ def rate_words(rate: float) -> str:
 
 
 def _paused(account: ChannelAccount, now: dt.datetime) -> Wait:
-    words = {"account": account.name, "reason": _(account.paused_reason) if account.paused_reason else ""}
+    reason = _(account.paused_reason) if account.paused_reason else ""
+    if reason and reason[-1] not in ".!?。！？":  # a provider's words: the next sentence starts apart
+        reason += "."
+    words = {"account": account.name, "reason": reason}
     if account.paused_at:
         words["since"] = moment_words(account.paused_at, now)
         text = (
@@ -279,15 +284,16 @@ def message_why(message: Message, *, facts: WaitFacts, ahead: int) -> Wait:
     if message.due_at > now:
         return _held_until(message, now)
     queue = _queue_words(facts)
-    if queue is not None:
+    if queue is not None and queue.code == "no_worker":
         return queue
     rate = account.account.rate_per_second
+    # A dispatcher is at work on the account: the messages due before this one are what it waits for.
     if ahead and _draining(account, now) and ahead / rate >= 1:
         return Wait(
             "rate_limit",
             _(
-                "The account “%(account)s” sends at most %(rate)s a second and %(count)s messages on it "
-                "are due before this one: at that rate it goes in about %(eta)s."
+                "The account “%(account)s” sends at most %(rate)s messages a second and %(count)s "
+                "messages on it are due before this one: at that rate it goes in about %(eta)s."
             )
             % {
                 "account": account.account.name,
@@ -296,6 +302,8 @@ def message_why(message: Message, *, facts: WaitFacts, ahead: int) -> Wait:
                 "eta": duration_words(ahead / rate),
             },
         )
+    if queue is not None:
+        return queue
     if (now - message.due_at).total_seconds() > facts.late_after():
         return _unexplained(message.due_at, now)
     return Wait("due", _("Due now: a dispatch worker sends it in a moment."))
@@ -349,15 +357,15 @@ def _account_why(facts: WaitFacts, account_id: int, *, since: dt.datetime, held:
     if held or account.account.status == ChannelAccount.Status.PAUSED:
         return _paused(account.account, facts.now)
     queue = _queue_words(facts)
-    if queue is not None:
+    if queue is not None and queue.code == "no_worker":
         return queue
     rate = account.account.rate_per_second
     if account.due and _draining(account, facts.now) and account.due / rate >= 1:
         return Wait(
             "rate_limit",
             _(
-                "The account “%(account)s” sends at most %(rate)s a second and %(count)s messages are due "
-                "on it: at that rate the last goes in about %(eta)s."
+                "The account “%(account)s” sends at most %(rate)s messages a second and %(count)s "
+                "messages are due on it: at that rate the last goes in about %(eta)s."
             )
             % {
                 "account": account.account.name,
@@ -366,4 +374,4 @@ def _account_why(facts: WaitFacts, account_id: int, *, since: dt.datetime, held:
                 "eta": duration_words(account.due / rate),
             },
         )
-    return _unexplained(since, facts.now)
+    return queue or _unexplained(since, facts.now)

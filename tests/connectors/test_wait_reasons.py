@@ -119,8 +119,8 @@ def test_the_rate_limit_says_how_many_are_ahead_and_when_it_goes(analyst, make_a
 
     last = messages[-1]
     words = (
-        "The account “微信模板” sends at most 2 a second and 60 messages on it are due before this one: at "
-        "that rate it goes in about 30 seconds."
+        "The account “微信模板” sends at most 2 messages a second and 60 messages on it are due before "
+        "this one: at that rate it goes in about 30 seconds."
     )
     assert row_wait(analyst, last) == ("rate_limit", words)
     assert page_wait(analyst, last) == ("rate_limit", f"Why it has not gone yet {words}")
