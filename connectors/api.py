@@ -15,7 +15,13 @@ from cdp.access import user_can
 from cdp.api.permissions import HasCapability
 from connectors.models import ChannelAccount, Message, MessageTemplate
 from connectors.registry import kind_get
-from connectors.selectors import customer_lookup, message_life, message_search, recipient_shown
+from connectors.selectors import (
+    customer_lookup,
+    message_life,
+    message_search,
+    provider_answers_shown,
+    recipient_shown,
+)
 from connectors.services import message_enqueue
 from connectors.vault import secrets_open
 
@@ -183,8 +189,14 @@ class MessageDetailView(APIView):
         if message is None:
             raise NotFound
         data = MaskedMessageOutput(message, context={"request": request}).data
-        data["provider_answer"] = message.provider_answer
-        data["life"] = LifeOutput(message_life(message=message), many=True).data
+        life = message_life(message=message)
+        if provider_answers_shown(message, manages_channels=user_can(request.user, "manage_channels")):
+            data["provider_answer"] = message.provider_answer
+        else:
+            data["provider_answer"] = ""
+            for step in life:
+                step.raw = ""
+        data["life"] = LifeOutput(life, many=True).data
         return Response(data)
 
 

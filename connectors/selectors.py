@@ -45,6 +45,12 @@ def recipient_shown(message: Message, *, show_pii: bool) -> str:
     return mask_phone(message.recipient)
 
 
+def provider_answers_shown(message: Message, *, manages_channels: bool) -> bool:
+    """Whether this reader sees the provider's raw answers: a webhook's come from a server an admin
+    chose and may hold whatever it returns, so only admins (``manage_channels``) read them."""
+    return manages_channels or message.channel != "webhook"
+
+
 def message_for_key(*, idempotency_key: str) -> Message | None:
     """The message a step wrote (journeys read its status to take their ``delivered`` or ``failed``
     handle)."""

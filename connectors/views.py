@@ -26,6 +26,7 @@ from connectors.selectors import (
     in_doubt_count,
     message_life,
     message_search,
+    provider_answers_shown,
     recipient_shown,
     sandbox_outbox,
 )
@@ -101,6 +102,10 @@ def message_detail(request, message_id: int):
     )
     message.recipient = recipient_shown(message, show_pii=user_can(request.user, "view_pii"))
     life = message_life(message=message)
+    if not provider_answers_shown(message, manages_channels=user_can(request.user, "manage_channels")):
+        message.provider_answer = ""
+        for step in life:
+            step.raw = ""
     for step in life:
         step.label = STEP_LABELS.get(step.step, step.step)
         step.status_label = STATUS_LABELS.get(step.status, step.status)
