@@ -1,5 +1,7 @@
 """Django settings, all read from environment variables (documented in docs/configuration.md)."""
 
+import ipaddress
+import re
 import sys
 from pathlib import Path
 
@@ -45,6 +47,19 @@ QUEUE_STALE_AFTER_SECONDS = env.number("QUEUE_STALE_AFTER_SECONDS", 60, minimum=
 BEAT_STALE_AFTER_SECONDS = env.number("BEAT_STALE_AFTER_SECONDS", 90, minimum=10)
 # Connections per process kept open and shared by its threads (0: a new connection per request).
 DATABASE_POOL_SIZE = env.number("DATABASE_POOL_SIZE", 8, minimum=0)
+# Webhooks (the journey node, the webhook account) call public addresses on ports 80 and 443 only.
+# An admin may allow more ports ("8080" or "8000-8999") and addresses of the company's own network
+# ("10.0.8.20", "10.0.8.0/24"): connectors/safe_http.py.
+OUTBOUND_ALLOWED_PORTS = env.items("OUTBOUND_ALLOWED_PORTS", [])
+OUTBOUND_ALLOWED_NETWORKS = env.items("OUTBOUND_ALLOWED_NETWORKS", [])
+for _item in OUTBOUND_ALLOWED_PORTS:
+    if not re.fullmatch(r"\d{1,5}(-\d{1,5})?", _item):
+        env.problems.append(f"OUTBOUND_ALLOWED_PORTS: {_item!r} is not a port or a range like 8000-8999.")
+for _item in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_item, strict=False)
+    except ValueError:
+        env.problems.append(f"OUTBOUND_ALLOWED_NETWORKS: {_item!r} is not an address or a network.")
 LOGIN_FAILURE_LIMIT = env.number("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_LOCKOUT_MINUTES = env.number("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 SECURE_SSL_REDIRECT = env.flag("SECURE_SSL_REDIRECT", default=PRODUCTION)

@@ -1,19 +1,20 @@
 """Webhook: POSTs the message as JSON to a URL of the customer's own systems, signed with
 HMAC-SHA256 (``X-Signature``) and carrying the ``Idempotency-Key``. 2xx with ``{"id": ...}`` is
-accepted; 429 and 5xx are retried; 401/403 pause the account; anything unreadable fails the message
-with the answer kept."""
+accepted; 429 and 5xx are retried; 401/403 pause the account; a redirect is not followed and fails
+the message; anything unreadable fails the message with the answer kept. The URL goes through
+``connectors.safe_http``: public addresses, ports 80 and 443, unless an admin allows more; a URL
+that points elsewhere pauses the account."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-import urllib.error
-import urllib.request
 
 from django.utils.translation import gettext_lazy as _
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
+from connectors import safe_http
 from connectors.protocol import (
     CallbackAnswer,
     CallbackRejected,
@@ -40,6 +41,14 @@ class WebhookSettings(BaseModel):
     timeout_seconds: float = Field(10, gt=0, le=60)
     signing_secret: str = secret(min_length=16, max_length=200, description="Signs requests both ways.")
 
+    @field_validator("url")
+    @classmethod
+    def _public(cls, url: HttpUrl) -> HttpUrl:
+        problem = safe_http.url_problem(str(url))
+        if problem:
+            raise ValueError(problem)
+        return url
+
 
 def signature(secret_value: str, body: bytes) -> str:
     return hmac.new(secret_value.encode(), body, hashlib.sha256).hexdigest()
@@ -63,28 +72,32 @@ class Webhook(ConnectorKind):
             },
             ensure_ascii=False,
         ).encode()
-        request = urllib.request.Request(  # noqa: S310 (http(s) only, checked by the settings model)
-            str(self.settings.url),
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "Idempotency-Key": message.idempotency_key,
-                "X-Signature": signature(self.settings.signing_secret, body),
-            },
-        )
         try:
-            with urllib.request.urlopen(request, timeout=self.settings.timeout_seconds) as response:  # noqa: S310
-                status, raw = response.status, response.read(MAX_ANSWER)
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read(MAX_ANSWER)
-        except (OSError, TimeoutError) as error:
+            answer = safe_http.post(
+                str(self.settings.url),
+                body=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": message.idempotency_key,
+                    "X-Signature": signature(self.settings.signing_secret, body),
+                },
+                timeout=self.settings.timeout_seconds,
+                max_answer=MAX_ANSWER,
+            )
+        except safe_http.DestinationRefused as error:
+            raise PauseAccountError(str(error)) from None
+        except safe_http.OutboundError as error:
             raise RetryableError(f"no answer: {error}") from None
+        status, raw = answer.status, answer.body
         text = raw.decode("utf-8", "replace")
         if status == 429 or status >= 500:
             raise RetryableError(f"HTTP {status}", raw=text)
         if status in {401, 403}:
             raise PauseAccountError(f"HTTP {status}: the server refuses our signature", raw=text)
+        if answer.redirect:
+            raise PermanentError(
+                f"HTTP {status}: redirects are not followed ({answer.location[:200]})", raw=text
+            )
         if status >= 300:
             raise PermanentError(f"HTTP {status}", raw=text)
         try:
