@@ -26,6 +26,11 @@ from urllib.parse import urlparse
 
 ENTRY_THREADS = 8
 EVENT_THREADS = 4
+# The first full run, with clients giving up after 30 s, left daphne without a free connection in its
+# database pool two minutes in: from then on every request waited 30 s for one and failed (503), the
+# processes idle (docs/PERFORMANCE.md, 2026-12-07). The load waits longer than any answer takes, so
+# that the bench measures the queues; that failure is reported on its own.
+CLIENT_TIMEOUT = 300
 
 
 @dataclass
@@ -122,7 +127,7 @@ class Load:
     # -- the two streams -----------------------------------------------------------------------
 
     def _connection(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=CLIENT_TIMEOUT)
 
     def _post(self, connection, path: str, body: bytes, headers: dict) -> tuple[int, bytes, object]:
         """One POST on a kept-alive connection; a dropped connection is opened again once."""
