@@ -49,6 +49,20 @@ class BeatHeartbeat(models.Model):
         return f"heartbeat at {self.beat_at:%Y-%m-%d %H:%M:%S}"
 
 
+class ApiToken(models.Model):
+    """A user's API token, kept as its SHA-256: the key itself is shown once, when it is made."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token")
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)  # the key's first characters, to recognise it by
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user_id})"
+
+
 class PendingWakeup(models.Model):
     """A wake-up task queued and not yet started, by its key (``cdp.wakeups``): while its row stands
     no second one is queued, so a slow queue never fills with copies of the same sweep."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import socket
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -20,10 +22,10 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
-from rest_framework.authtoken.models import Token
 
 from cdp.access import ROLE_ADMIN, ROLE_CAPABILITIES, ROLE_LABELS
-from cdp.models import AuditEntry, BeatHeartbeat, Consent, Customer, Note, Organization, Source
+from cdp.api.authentication import token_hash
+from cdp.models import ApiToken, AuditEntry, BeatHeartbeat, Consent, Customer, Note, Organization, Source
 from cdp.realtime import notify_user
 from cdp.signals import security_log
 from cdp.users import display_name
@@ -275,16 +277,45 @@ def consent_record(*, customer_id: int, channel: str, status: str, changed_at, o
     return True
 
 
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token just made: ``key`` is shown to its owner this once and kept only as its hash."""
+
+    key: str
+    token: ApiToken
+
+
+API_TOKEN_LIFETIMES = (30, 90, 365)  # days; None: until revoked
+
+
 @transaction.atomic
-def api_token_rotate(*, user) -> Token:
+def api_token_rotate(*, user, expires_in_days: int | None = 90) -> IssuedToken:
     """A new API token for the user (the old one stops working); it acts with the user's role."""
-    Token.objects.filter(user=user).delete()
-    token = Token.objects.create(user=user)
+    if expires_in_days is not None and expires_in_days not in API_TOKEN_LIFETIMES:
+        raise ValidationError({"expires_in_days": [_("Choose 30, 90 or 365 days, or no expiry.")]})
+    key = secrets.token_hex(20)
+    now = timezone.now()
+    ApiToken.objects.filter(user=user).delete()
+    token = ApiToken.objects.create(
+        user=user,
+        key_hash=token_hash(key),
+        prefix=key[:8],
+        created_at=now,
+        expires_at=now + dt.timedelta(days=expires_in_days) if expires_in_days else None,
+    )
     audit_record(actor=user, action="user.api_token", target=user)
-    return token
+    return IssuedToken(key, token)
 
 
 @transaction.atomic
 def api_token_revoke(*, user) -> None:
-    Token.objects.filter(user=user).delete()
+    ApiToken.objects.filter(user=user).delete()
     audit_record(actor=user, action="user.api_token_revoke", target=user)
+
+
+@transaction.atomic
+def api_tokens_revoke_all(*, actor) -> int:
+    """Every user's token stops working at once (after a leak): they make new ones."""
+    count, _by_model = ApiToken.objects.all().delete()
+    audit_record(actor=actor, action="user.api_tokens_revoke_all", target=actor, details={"count": count})
+    return count

@@ -97,6 +97,7 @@ urlpatterns = [
     path("account/", views.account, name="account"),
     path("settings/", views.settings_index, name="settings"),
     path("settings/users/", views.settings_users, name="settings_users"),
+    path("settings/api-tokens/revoke/", views.settings_api_tokens_revoke, name="settings_api_tokens_revoke"),
     path("settings/users/new/", views.settings_user_create, name="settings_user_create"),
     path("settings/users/<int:user_id>/", views.settings_user, name="settings_user"),
     path(

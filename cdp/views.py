@@ -12,7 +12,6 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
-from rest_framework.authtoken.models import Token
 
 from cdp import selectors, services
 from cdp.access import (
@@ -25,6 +24,7 @@ from cdp.access import (
     user_can,
 )
 from cdp.forms import UserCreateForm, UserForm
+from cdp.models import ApiToken
 from cdp.navigation import sections_for
 from cdp.users import display_name
 
@@ -161,18 +161,46 @@ def settings_audit(request):
 
 
 @capability_required(SIGNED_IN)
+@never_cache
 def account(request):
-    """The signed-in user's own page: role, and the API token back-office systems use."""
+    """The signed-in user's own page: role, and the API token back-office systems use. A new token's
+    key is on the answer to the request that made it, and never again."""
+    issued = None
     if request.method == "POST":
         if request.POST.get("action") == "revoke":
             services.api_token_revoke(user=request.user)
             messages.success(request, _("Your API token is revoked."))
-        else:
-            services.api_token_rotate(user=request.user)
-            messages.success(request, _("Your new API token is ready; the previous one no longer works."))
-        return redirect("account")
-    token = Token.objects.filter(user=request.user).first()
-    return render(request, "cdp/account.html", {"token": token, "site_url": settings.SITE_URL})
+            return redirect("account")
+        lifetime = request.POST.get("expires_in_days", "90")
+        try:
+            issued = services.api_token_rotate(
+                user=request.user, expires_in_days=int(lifetime) if lifetime.isdigit() else None
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return redirect("account")
+        messages.success(request, _("Your new API token is ready; the previous one no longer works."))
+    token = ApiToken.objects.filter(user=request.user).first()
+    return render(
+        request,
+        "cdp/account.html",
+        {
+            "token": token,
+            "issued_key": issued.key if issued else "",
+            "lifetimes": services.API_TOKEN_LIFETIMES,
+            "site_url": settings.SITE_URL,
+        },
+    )
+
+
+@capability_required("manage_users")
+@require_POST
+def settings_api_tokens_revoke(request):
+    count = services.api_tokens_revoke_all(actor=request.user)
+    messages.success(
+        request, _("%(count)s API tokens were revoked; their owners make new ones.") % {"count": count}
+    )
+    return redirect("settings_users")
 
 
 class AcceptInvitationView(PasswordResetConfirmView):

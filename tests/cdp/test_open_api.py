@@ -1,9 +1,13 @@
 """The open API: tokens act with their user's role; search, profiles, upserts and events."""
 
+import datetime as dt
+import re
+
 import pytest
+import time_machine
 from django.urls import reverse
 
-from cdp.models import Customer
+from cdp.models import ApiToken, AuditEntry, Customer
 from cdp.services import api_token_rotate
 from tests.cdp.test_identity import send
 
@@ -81,16 +85,50 @@ def test_profile_and_events_by_cursor(api, user_in_role, source):
     assert client.get(reverse("api_customer", args=[999999])).status_code == 404
 
 
-def test_users_create_and_revoke_their_token_on_their_account_page(client, user_in_role):
+def test_a_token_is_shown_once_kept_as_a_hash_and_revoked_from_the_account_page(client, user_in_role):
     user = user_in_role("Sales")
     client.force_login(user)
-    client.post(reverse("account"), {"action": "rotate"})
+    made = client.post(reverse("account"), {"action": "rotate", "expires_in_days": "30"})
+    key = re.search(r'value="([0-9a-f]{40})" id="issued-key"', made.content.decode()).group(1)
+    assert made["Cache-Control"].startswith("max-age=0")  # never cached, with the key on it
+    stored = ApiToken.objects.get(user=user)
+    assert key not in (stored.key_hash, stored.prefix) and stored.prefix == key[:8]
     page = client.get(reverse("account")).content.decode()
-    key = user.auth_token.key
-    assert key in page
+    assert key not in page  # shown once
+    assert f"{key[:8]}…" in page
+
+    client.logout()
+    assert client.get("/api/me/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
+    client.force_login(user)
     client.post(reverse("account"), {"action": "revoke"})
     client.logout()
     assert client.get("/api/me/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 401
+
+
+def test_a_token_expires_and_records_its_last_use(client, user_in_role):
+    user = user_in_role("Marketer")
+    with time_machine.travel(dt.datetime(2027, 1, 1, 9, 0, tzinfo=dt.UTC), tick=False):
+        issued = api_token_rotate(user=user, expires_in_days=30)
+    headers = {"HTTP_AUTHORIZATION": f"Token {issued.key}"}
+    with time_machine.travel(dt.datetime(2027, 1, 30, 9, 0, tzinfo=dt.UTC), tick=False):
+        assert client.get("/api/me/", **headers).status_code == 200
+    assert ApiToken.objects.get(user=user).last_used_at == dt.datetime(2027, 1, 30, 9, 0, tzinfo=dt.UTC)
+    with time_machine.travel(dt.datetime(2027, 1, 31, 9, 0, 1, tzinfo=dt.UTC), tick=False):
+        response = client.get("/api/me/", **headers)
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
+
+
+def test_an_admin_revokes_every_token_at_once(client, user_in_role):
+    keys = [api_token_rotate(user=user_in_role(role)).key for role in ("Sales", "Marketer")]
+    admin = user_in_role("Admin")
+    client.force_login(admin)
+    response = client.post(reverse("settings_api_tokens_revoke"), follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    assert "2 API tokens were revoked; their owners make new ones." in response.content.decode()
+    client.logout()
+    for key in keys:
+        assert client.get("/api/me/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 401
+    assert AuditEntry.objects.filter(action="user.api_tokens_revoke_all", actor=admin).exists()
 
 
 def test_the_schema_describes_the_customer_api(client, user_in_role):

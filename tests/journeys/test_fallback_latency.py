@@ -9,11 +9,11 @@ each of 20 customers spread over the load gets it delivered, 95 % of them within
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from bench.journey_load import Load, fallback_graph, percentile
 from cdp.celery import app as celery_app
 from cdp.quickstart import WORKERS
+from cdp.services import api_token_rotate
 from connectors.models import Message
 from journeys.models import Enrollment
 from tests.journeys.conftest import published
@@ -74,7 +74,7 @@ def test_the_sms_fallback_arrives_within_15_seconds_under_load(
     )  # fmt: skip
     load = Load(
         base_url=quickstart_layout,
-        token=Token.objects.create(user=admin_user).key,
+        token=api_token_rotate(user=admin_user).key,
         journey_id=journey.pk,
         write_key=source.write_key,
         seconds=LOAD_SECONDS,
