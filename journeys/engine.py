@@ -14,6 +14,10 @@ for a condition's branch), and their steps are written in one statement. Nodes t
 their steps before their work, in a savepoint with it, so a replay (the unique key already taken)
 never runs the work twice; nodes that only read decide first and record step and outcome in one
 insert, a replay taking the recorded outcome over the one just decided.
+
+Calls that leave the product (a webhook node) are not made in a batch: the node waits
+(``call_pending``), the batch commits, and ``journeys.calls`` makes the calls with no transaction
+open and within a time budget; the next batch resumes those enrollments with the answers.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from cdp.sqlvalues import id_array, json_rows
+from journeys.calls import calls_run, pending_calls
 from journeys.models import Enrollment, Journey, JourneyVersion
 from journeys.nodes.base import End, Follow, NodeConfig, NodeFailed, NodeType, StepContext, Wait
 from journeys.realtime import journeys_moved
@@ -102,7 +107,7 @@ def _claim(*, limit: int, now: dt.datetime, ids: list[int] | None) -> list[Enrol
     statement. Not the versions: their graphs are parsed once per process, not once per row."""
     due = Enrollment.objects.filter(
         status=Enrollment.Status.ACTIVE, wake_at__lte=now, journey__status=Journey.Status.ACTIVE
-    )
+    ).exclude(pending_calls())  # their calls are made outside the batch (journeys.calls)
     if ids is not None:
         due = due.extra(where=["journeys_enrollment.id = ANY(%s::bigint[])"], params=[id_array(ids)])
     claimed = (
@@ -117,22 +122,35 @@ def _claim(*, limit: int, now: dt.datetime, ids: list[int] | None) -> list[Enrol
 
 
 def tick(*, batch: int = CLAIM_BATCH, budget_seconds: float = 20.0) -> int:
-    """Runs due enrollments, batch after batch, until none is due or the budget is spent (the next
-    tick goes on). Returns how many steps ran."""
+    """Runs due enrollments, batch after batch, and makes their pending calls (outside the batches'
+    transactions), until none is due or the budget is spent (the next tick goes on). Returns how
+    many steps ran."""
     deadline = time.monotonic() + budget_seconds
     total = 0
     while True:
         claimed, steps = batch_run(limit=batch)
         total += steps
-        if claimed < batch or time.monotonic() >= deadline:
+        answered = calls_run(budget_seconds=max(deadline - time.monotonic(), 0), limit=batch)
+        if (claimed < batch and not answered) or time.monotonic() >= deadline:
             return total
 
 
+# How long a run of just-enrolled (or woken) enrollments may spend starting their calls; the ones
+# not reached are called by the engine's next tick.
+ENROLLED_CALLS_BUDGET_SECONDS = 5.0
+
+
 def enrollments_run(*, ids: list[int]) -> int:
-    """Runs these enrollments now if they are due and free (just enrolled, or woken by an event)."""
+    """Runs these enrollments now if they are due and free (just enrolled, or woken by an event),
+    with their calls (when no transaction is open) and the steps after them."""
     total = 0
     for start in range(0, len(ids), CLAIM_BATCH):
-        total += batch_run(limit=CLAIM_BATCH, ids=ids[start : start + CLAIM_BATCH])[1]
+        chunk = ids[start : start + CLAIM_BATCH]
+        total += batch_run(limit=CLAIM_BATCH, ids=chunk)[1]
+        if not transaction.get_connection().in_atomic_block and calls_run(
+            budget_seconds=ENROLLED_CALLS_BUDGET_SECONDS, ids=chunk
+        ):
+            total += batch_run(limit=CLAIM_BATCH, ids=chunk)[1]
     return total
 
 

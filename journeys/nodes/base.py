@@ -84,6 +84,16 @@ class End:
 
 Result = Follow | Wait | End
 
+# A wait for a call that leaves the product (a webhook): the engine makes it outside its batch's
+# transaction, within a time budget (``journeys.calls``), and hands the answer to ``resume`` as
+# ``ctx.woken_by["call"]``. The engine's claim skips enrollments whose call is still to be made.
+CALL_PENDING = "call_pending"
+
+
+def call_pending(ctx: StepContext) -> Wait:
+    """The answer of a node's ``enter`` whose work is ``call_outside``."""
+    return Wait(until=ctx.now, match_property=CALL_PENDING)
+
 
 @dataclass(frozen=True)
 class HandlesWhen:
@@ -184,6 +194,11 @@ class NodeType:
 
     def resume(self, ctx: StepContext) -> Result:
         return Follow(self.handles[0]) if self.handles else End()
+
+    def call_outside(self, ctx: StepContext) -> Follow:
+        """The work of a node whose ``enter`` answered ``call_pending``: run by the engine outside any
+        transaction, so it reads nothing from the database; the handle it answers reaches ``resume``."""
+        raise NotImplementedError
 
     def enter_many(self, ctxs: list[StepContext]) -> list[Result | NodeFailed]:
         return _each(self.enter, ctxs)

@@ -1,24 +1,37 @@
 """Action nodes that reach outside: call a webhook of the company's own systems, and start an AI
-outbound call with the script chosen by the customer's tags, branching on the call's result."""
+outbound call with the script chosen by the customer's tags, branching on the call's result.
+
+The webhook is called outside the engine's transaction, within its time budget
+(``journeys.calls``; docs/decisions/0016-webhook-node-calls-outside-the-transaction.md), through
+``connectors.safe_http``: public addresses only, ports 80 and 443 unless an admin allows more, no
+redirects."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import urllib.error
-import urllib.request
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
+from connectors import safe_http
 from connectors.models import ChannelAccount, Message, MessageTemplate
 from connectors.protocol import Channel
 from connectors.selectors import message_for_key
 from connectors.services import message_enqueue
 from journeys.models import tested_outcome
 from journeys.nodes import node_type
-from journeys.nodes.base import Follow, NodeConfig, NodeFailed, NodeType, StepContext, Wait, wait_until
+from journeys.nodes.base import (
+    Follow,
+    NodeConfig,
+    NodeFailed,
+    NodeType,
+    StepContext,
+    Wait,
+    call_pending,
+    wait_until,
+)
 from journeys.selectors import call_duration
 from segments.models import CustomerTag, TagGroup
 
@@ -32,6 +45,14 @@ class CallWebhookConfig(NodeConfig):
     timeout_seconds: float = Field(5, gt=0, le=30, description="Give up (failed) after this long.")
     data: dict = Field(default_factory=dict, description="Fixed fields sent along as “data”.")
 
+    @field_validator("url")
+    @classmethod
+    def _public(cls, url: HttpUrl) -> HttpUrl:
+        problem = safe_http.url_problem(str(url))
+        if problem:
+            raise ValueError(problem)
+        return url
+
 
 @node_type("call_webhook")
 class CallWebhook(NodeType):
@@ -44,11 +65,20 @@ class CallWebhook(NodeType):
     config = CallWebhookConfig
     handles = ("success", "failed")
 
-    def enter(self, ctx: StepContext) -> Follow:
-        config: CallWebhookConfig = ctx.config
+    def enter(self, ctx: StepContext) -> Follow | Wait:
         forced = tested_outcome(ctx.enrollment, ctx.node_id)
         if forced is not None:  # test mode calls nobody
             return Follow(forced if forced in self.handles else "success", reason="test mode: not called")
+        return call_pending(ctx)
+
+    def resume(self, ctx: StepContext) -> Follow | Wait:
+        answer = (ctx.woken_by or {}).get("call")
+        if answer is None:  # a replayed visit: the call is made (again, with the same key)
+            return call_pending(ctx)
+        return Follow(answer["handle"], reason=answer["reason"])
+
+    def call_outside(self, ctx: StepContext) -> Follow:
+        config: CallWebhookConfig = ctx.config
         customer = ctx.customer
         body = json.dumps(
             {
@@ -63,24 +93,24 @@ class CallWebhook(NodeType):
             ensure_ascii=False,
             default=str,
         ).encode()
-        request = urllib.request.Request(  # noqa: S310 (http(s) only, checked by the config model)
-            str(config.url),
-            data=body,
-            method="POST",
-            # A replayed step (a crash before its commit) calls again with the same key.
-            headers={"Content-Type": "application/json", "Idempotency-Key": ctx.step_key},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=config.timeout_seconds) as response:  # noqa: S310
-                status = response.status
-                response.read(MAX_ANSWER)
-        except urllib.error.HTTPError as error:
-            status = error.code
-        except (OSError, TimeoutError) as error:
+            answer = safe_http.post(
+                str(config.url),
+                body=body,
+                # A call made again (a crash before its answer was recorded) has the same key.
+                headers={"Content-Type": "application/json", "Idempotency-Key": ctx.step_key},
+                timeout=config.timeout_seconds,
+                max_answer=MAX_ANSWER,
+            )
+        except safe_http.DestinationRefused as error:
+            return Follow("failed", reason=f"refused: {error}"[:500])
+        except safe_http.OutboundError as error:
             return Follow("failed", reason=f"no answer: {error}"[:500])
-        if 200 <= status < 300:
-            return Follow("success", reason=f"HTTP {status}")
-        return Follow("failed", reason=f"HTTP {status}")
+        if 200 <= answer.status < 300:
+            return Follow("success", reason=f"HTTP {answer.status}")
+        if answer.redirect:
+            return Follow("failed", reason=f"HTTP {answer.status}: redirects are not followed"[:500])
+        return Follow("failed", reason=f"HTTP {answer.status}")
 
 
 # -- AI outbound call ------------------------------------------------------------------------------

@@ -4,11 +4,14 @@ tag group, its result pushed back to the inbound URL and branched on by duration
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import time_machine
+from django.utils import timezone
 
 from connectors.dispatcher import dispatch_account_run
 from connectors.models import Message
@@ -45,7 +48,10 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
+    # Our fake of the company's system listens on 127.0.0.1: allowed here only, never by default.
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    settings.OUTBOUND_ALLOWED_PORTS = ["1024-65535"]
     Receiver.received = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -93,6 +99,105 @@ def test_a_webhook_posts_the_customer_and_branches_on_the_answer(
         assert request["body"]["customer"]["name"] == "王芳"
         assert request["body"]["context"] == {"lead_id": "L-7"}
         assert request["body"]["data"] == {"pipeline": "直播线索"}
+
+
+class Observer(BaseHTTPRequestHandler):
+    """The company's system, looking at our database while it answers (security review, finding 8):
+    is the step already committed, and can another connection lock the enrollment? Then it stalls
+    (a blackholed URL) until released, for ``/slow``."""
+
+    seen: list[dict] = []
+    release = threading.Event()
+
+    def do_POST(self):
+        from django.db import OperationalError, connection, transaction
+
+        from journeys.models import Step
+
+        self.rfile.read(int(self.headers["Content-Length"]))
+        enrollment_id = int(self.headers["Idempotency-Key"].split(":")[1])
+        try:
+            with transaction.atomic():
+                locked = Enrollment.objects.select_for_update(nowait=True).filter(pk=enrollment_id).exists()
+        except OperationalError:  # locked by an open transaction of the engine
+            locked = False
+        Observer.seen.append(
+            {"step_committed": Step.objects.filter(enrollment_id=enrollment_id).exists(), "lockable": locked}
+        )
+        connection.close()
+        if self.path == "/slow":
+            Observer.release.wait(10)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def observer(settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    settings.OUTBOUND_ALLOWED_PORTS = ["1024-65535"]
+    Observer.seen, Observer.release = [], threading.Event()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Observer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    Observer.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_engine_holds_no_transaction_while_a_webhook_answers(observer, make_customer, tags):
+    published(webhook_graph(f"{observer}/crm"))
+    customer = make_customer()
+    track(customer, "lead_created", {"lead_id": "L-8"})
+    events_match(customer_ids=[customer.pk])
+    assert Observer.seen == [{"step_committed": True, "lockable": True}]
+    step = Enrollment.objects.get().steps.get(node_id="w1")
+    assert (step.outcome, step.reason) == ("success", "HTTP 200")
+
+
+def test_a_batch_calls_within_its_time_budget_and_the_customers_not_reached_wait_briefly(
+    observer, make_customer, tags
+):
+    from django.db import transaction
+
+    from journeys.calls import CONCURRENCY, calls_run
+    from journeys.engine import batch_run
+    from journeys.models import Step
+
+    started = timezone.now()
+    with time_machine.travel(started, tick=True):
+        graph = webhook_graph(f"{observer}/slow")
+        graph["nodes"][1]["config"]["timeout_seconds"] = 1
+        published(graph, name="慢的CRM")
+        customers = [
+            make_customer(name=f"客户{n}", phone=f"+861380013{n:04d}") for n in range(CONCURRENCY + 2)
+        ]
+        with transaction.atomic():  # enrolled and entered, their calls left to the engine's round
+            for customer in customers:
+                track(customer, "lead_created")
+            events_match(customer_ids=[c.pk for c in customers])
+        waiting = Enrollment.objects.filter(journey__name="慢的CRM")
+        assert waiting.count() == CONCURRENCY + 2
+        assert Observer.seen == []
+        # The round may start calls for half a second; each call gives up after its 1 s timeout.
+        answered = calls_run(budget_seconds=0.5)
+        assert answered == CONCURRENCY
+        batch_run(limit=500)
+        steps = Step.objects.filter(enrollment__in=waiting, node_id="w1")
+        assert steps.count() == CONCURRENCY + 2  # one step per customer, however many rounds
+        assert sorted(steps.values_list("outcome", flat=True)) == [""] * 2 + ["failed"] * CONCURRENCY
+        assert all(
+            reason.startswith("no answer")
+            for reason in steps.exclude(outcome="").values_list("reason", flat=True)
+        )
+        for enrollment in waiting.filter(steps__node_id="w1", steps__outcome=""):
+            # Not reached: taken again within seconds, not after the round's lease.
+            assert enrollment.status == "active" and enrollment.node_id == "w1"
+            assert enrollment.wake_at - started < dt.timedelta(seconds=10)
 
 
 def test_a_webhook_url_must_be_http():
