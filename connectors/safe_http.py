@@ -79,26 +79,32 @@ def _unwrapped(address: Address) -> Address:
     return address
 
 
-def address_problem(address: Address) -> str:
-    """Why the product does not call this address ('' if it may)."""
+def _address_kind(address: Address) -> str:
+    """What kind of address the product does not call this is ('' if it may call it)."""
     reached = _unwrapped(address)
     if any(reached in network for network in _allowed_networks()):
         return ""
     if reached.is_unspecified:
-        kind = _("an unspecified address")
-    elif reached.is_loopback:
-        kind = _("a loopback address")
-    elif reached.is_link_local:
-        kind = _("a link-local address (where cloud metadata services answer)")
-    elif reached in _CARRIER_NAT:
-        kind = _("a carrier-grade NAT address (where some cloud metadata services answer)")
-    elif reached.is_multicast:
-        kind = _("a multicast address")
-    elif reached.is_private:
-        kind = _("a private network address")
-    elif reached.is_reserved or not reached.is_global:
-        kind = _("a reserved address")
-    else:
+        return _("an unspecified address")
+    if reached.is_loopback:
+        return _("a loopback address")
+    if reached.is_link_local:
+        return _("a link-local address (where cloud metadata services answer)")
+    if reached in _CARRIER_NAT:
+        return _("a carrier-grade NAT address (where some cloud metadata services answer)")
+    if reached.is_multicast:
+        return _("a multicast address")
+    if reached.is_private:
+        return _("a private network address")
+    if reached.is_reserved or not reached.is_global:
+        return _("a reserved address")
+    return ""
+
+
+def address_problem(address: Address) -> str:
+    """Why the product does not call this address ('' if it may)."""
+    kind = _address_kind(address)
+    if not kind:
         return ""
     return _("%(address)s is %(kind)s: the product only calls public addresses.") % {
         "address": address,
@@ -160,10 +166,11 @@ def _resolved(host: str, port: int) -> str:
     if not addresses:
         raise OutboundError(_("%(host)s resolves to no address.") % {"host": host})
     for address in addresses:
-        problem = address_problem(ipaddress.ip_address(address.split("%")[0]))
-        if problem:
+        kind = _address_kind(ipaddress.ip_address(address.split("%")[0]))
+        if kind:
             raise DestinationRefused(
-                _("%(host)s resolves to %(problem)s") % {"host": host, "problem": problem}
+                _("%(host)s resolves to %(address)s, %(kind)s: the product only calls public addresses.")
+                % {"host": host, "address": address, "kind": kind}
             )
     return addresses[0]
 
