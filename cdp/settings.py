@@ -62,6 +62,9 @@ for _item in OUTBOUND_ALLOWED_NETWORKS:
         env.problems.append(f"OUTBOUND_ALLOWED_NETWORKS: {_item!r} is not an address or a network.")
 LOGIN_FAILURE_LIMIT = env.number("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_LOCKOUT_MINUTES = env.number("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+# Over the same window: one username from any addresses, and one address whatever the usernames.
+LOGIN_USERNAME_FAILURE_LIMIT = env.number("LOGIN_USERNAME_FAILURE_LIMIT", 20, minimum=1)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.number("LOGIN_ADDRESS_FAILURE_LIMIT", 50, minimum=1)
 SECURE_SSL_REDIRECT = env.flag("SECURE_SSL_REDIRECT", default=PRODUCTION)
 BEHIND_TLS_PROXY = env.flag("BEHIND_TLS_PROXY", default=False)
 SMTP_HOST = env.text("EMAIL_HOST", "")
@@ -180,6 +183,8 @@ PASSWORD_RESET_TIMEOUT = 7 * 24 * 3600  # invitation links stay valid for a week
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = LOGIN_LOCKOUT_MINUTES / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# ... and per username, per address at the higher limits above (cdp.loginlimits).
+AXES_HANDLER = "cdp.loginlimits.LoginLimitsHandler"
 # Behind the TLS proxy the client's address is the last one the proxy appended (daphne --proxy-headers).
 AXES_IPWARE_PROXY_COUNT = 1 if BEHIND_TLS_PROXY else None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
