@@ -4,8 +4,9 @@ website, app, mini program and WeChat Official Account, plus the orders of its o
 Everything goes through the real ingest path: messages in the tracking API's normalised shape are
 committed to the inbox per source (``inbox_store``) and processed by ``batches_process``, so identity
 resolution merges the channels of one person exactly as it merges live traffic: an anonymous website
-visitor who later leaves a phone number, a WeChat follower whose unionid reappears in the mini
-program, an app login and the order system's orders by account id and phone.
+visitor who later signs up (the account service confirming the device, the account and the phone: a
+website's word alone merges no one), a WeChat follower whose unionid reappears in the mini program,
+an app login and the order system's orders by account id and phone.
 
 Generation is deterministic (``random.Random(2026)``) and so are the messageIds: the same messages
 stored again add nothing. Timestamps are relative to the moment of loading (90 days ending now).
@@ -552,6 +553,9 @@ class _Generator:
         ids = self._ids(person, channel)
         ids.pop("context_traits", None)
         self._emit(person, channel, moment, "identify", traits=traits, **ids)
+        # The account service, having checked the SMS code (or WeChat's phone number), says the same:
+        # a client-side source's word merges no one (README, "Security"), a trusted source's does.
+        self._emit(person, "server", moment + dt.timedelta(seconds=1), "identify", traits=traits, **ids)
         if first:
             self._emit(
                 person,

@@ -183,12 +183,21 @@ TRAIT_IDENTIFIERS = {
 }
 
 
-def identities_of(message: dict) -> list[NormalisedIdentity]:
-    """All identifiers one tracking message carries, normalised, without duplicates."""
+# The anonymous id under which a client-side source's events with a userId and no anonymousId gather.
+UNVERIFIED_USER_PREFIX = "unverified-user:"
+
+
+def identities_of(message: dict, unverified: frozenset[str] = frozenset()) -> list[NormalisedIdentity]:
+    """All identifiers one tracking message carries, normalised, without duplicates.
+
+    ``unverified``: the identifier types its source may not merge by (``SourceTrust``); they are left
+    out here (ingestion keeps them as ``unverified_<type>`` traits). A userId the source may not
+    assert still groups that source's events under an anonymous id of its own, never the real one's
+    customer."""
     found: dict[tuple[str, str], NormalisedIdentity] = {}
 
     def add(identity_type: str, raw) -> None:
-        if raw is None:
+        if raw is None or identity_type.split(":", 1)[0] in unverified:
             return
         identity = normalise(identity_type, raw)
         if identity is not None:
@@ -196,6 +205,10 @@ def identities_of(message: dict) -> list[NormalisedIdentity]:
 
     add("user_id", message.get("userId"))
     add("anonymous_id", message.get("anonymousId"))
+    if "user_id" in unverified and message.get("anonymousId") is None:
+        user_id = normalise("user_id", message.get("userId"))
+        if user_id is not None:
+            add("anonymous_id", f"{UNVERIFIED_USER_PREFIX}{user_id.value}")
     context = message.get("context") if isinstance(message.get("context"), dict) else {}
     for traits in (message.get("traits"), context.get("traits")):
         if not isinstance(traits, dict):

@@ -29,11 +29,11 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from cdp import json_codec
-from cdp.identity import NormalisedIdentity, identities_of, identity_type_of
+from cdp.identity import TRAIT_IDENTIFIERS, NormalisedIdentity, identities_of, identity_type_of
 from cdp.merge import MergeConflict, MergeRetry, customer_survivor, customers_merge_many, review_open
 from cdp.models import Consent, Customer, Event, Identity, IngestBatch, Source
 from cdp.realtime import publish_customers_changed
-from cdp.services import audit_record, consent_record, internal_source
+from cdp.services import FUTURE_SKEW, audit_record, consent_record, internal_source
 from cdp.signals import customers_changed
 from cdp.sqlvalues import id_array, json_rows
 
@@ -118,15 +118,31 @@ def _amount(properties: dict) -> Decimal | None:
 SENSITIVE_TRAITS = frozenset({"id_number", "idNumber"})
 
 
-def _traits_of(message: dict) -> dict:
+def _traits_of(message: dict, unverified: frozenset[str] = frozenset()) -> dict:
+    """The traits an event sets. Identifiers its source may not assert (``unverified``) are kept as
+    ``unverified_<type>`` (``unverified_phone``), never as the trait staff and templates read; an ID
+    number is kept nowhere in clear."""
     traits = (
         message.get("traits")
         if message["kind"] == "identify"
         else (message.get("context") or {}).get("traits")
     )
     if not isinstance(traits, dict):
-        return {}
-    return {key: value for key, value in traits.items() if key not in SENSITIVE_TRAITS}
+        traits = {}
+    if not unverified:
+        return {key: value for key, value in traits.items() if key not in SENSITIVE_TRAITS}
+    kept = {}
+    for key, value in traits.items():
+        identity_type = TRAIT_IDENTIFIERS.get(key)
+        if key in SENSITIVE_TRAITS:
+            continue
+        if identity_type in unverified:
+            kept[f"unverified_{identity_type}"] = value
+        else:
+            kept[key] = value
+    if message["kind"] == "identify" and "user_id" in unverified and message.get("userId") is not None:
+        kept["unverified_user_id"] = message["userId"]
+    return kept
 
 
 def _new_message_ids(keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
@@ -618,11 +634,14 @@ CONSENT_EVENTS = {"Subscribed": Consent.Status.SUBSCRIBED, "Unsubscribed": Conse
 
 
 def _record_consents(items: list[Incoming]) -> None:
-    """The latest consent event per customer and channel wins (by event time)."""
+    """The latest consent event per customer and channel wins (by event time). Only a source trusted
+    to say so (``SourceTrust.may_subscribe``) subscribes anyone; any source may unsubscribe."""
     latest: dict[tuple[int, str], Incoming] = {}
     for item in items:
         channel = item.message["properties"].get("channel")
         if item.message["name"] not in CONSENT_EVENTS or not isinstance(channel, str) or not channel.strip():
+            continue
+        if item.message["name"] == "Subscribed" and not item.source.trust.may_subscribe:
             continue
         key = (item.customer_id, channel.strip().lower()[:20])
         if key not in latest or latest[key].timestamp <= item.timestamp:
@@ -653,17 +672,20 @@ def _lock_customers(customer_ids: list[int]) -> None:
 
 
 def _incoming(message: dict, batch: IngestBatch, local: dt.tzinfo) -> Incoming:
-    moment = dt.datetime.fromisoformat(message["timestamp"])
+    # No event is dated later than its arrival plus the clock skew allowed (a future date would make
+    # it win every "newest" comparison: traits, consent), whichever way it came in.
+    moment = min(dt.datetime.fromisoformat(message["timestamp"]), batch.received_at + FUTURE_SKEW)
     local_moment = moment.astimezone(local)
+    unverified = batch.source.trust.unverified_identifiers
     return Incoming(
         message=message,
         source=batch.source,
         received_at=batch.received_at,
-        identities=identities_of(message),
+        identities=identities_of(message, unverified),
         timestamp=moment.astimezone(dt.UTC),  # in UTC, so that trait freshness compares like with like
         local_day=local_moment.date(),
         hour_of_week=local_moment.weekday() * 24 + local_moment.hour,
-        traits=_traits_of(message),
+        traits=_traits_of(message, unverified),
         amount=_amount(message["properties"]),
     )
 

@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib.postgres.indexes import OpClass
 from django.db import models
@@ -95,6 +97,48 @@ class AuditEntry(models.Model):
         return f"{self.action} {self.target_label}"
 
 
+# Event names the product records itself (sends and receipts, segment and tag changes, stage changes,
+# staff tasks, contact-policy decisions, journey steps) and the consent "yes": a client-side source
+# may not send them, since forging them would start journeys or claim consent for someone else.
+RESERVED_EVENT_NAMES = frozenset({"Subscribed", "stage_changed", "trait_set", "task_created", "task_closed"})
+RESERVED_EVENT_PREFIXES = ("message_", "segment_", "tag_", "task_", "contact_policy_", "journey_")
+
+
+def event_name_reserved(name: str) -> bool:
+    return name in RESERVED_EVENT_NAMES or name.startswith(RESERVED_EVENT_PREFIXES)
+
+
+@dataclass(frozen=True)
+class SourceTrust:
+    """What a source of one kind may assert. Every reader (the tracking API, identity resolution,
+    consent, the rate limits, the README's table) takes it from ``Source.TRUST``."""
+
+    # Runs on the customer's own device (its write key is public, shipped in a page or an app).
+    client_side: bool
+    # May set a customer's consent to "subscribed" (anyone may unsubscribe).
+    may_subscribe: bool
+    # May send the reserved event names above.
+    may_send_reserved_events: bool
+    # Identifier types it may not merge customers by: they are kept as ``unverified_<type>`` traits
+    # until a trusted source (a server, an import, the open API, a channel's callback, a verified form)
+    # asserts them. A verified form will record through a trusted source of its own, as channel
+    # callbacks do: the visitor's anonymousId with the phone it checked joins the two profiles.
+    unverified_identifiers: frozenset[str] = frozenset()
+    # Limited per client address too (a browser or a phone is one address among many; a server is
+    # one address sending everything).
+    limited_per_address: bool = False
+
+
+CLIENT_SIDE = SourceTrust(
+    client_side=True,
+    may_subscribe=False,
+    may_send_reserved_events=False,
+    unverified_identifiers=frozenset({"phone", "email", "id_number", "user_id"}),
+    limited_per_address=True,
+)
+TRUSTED = SourceTrust(client_side=False, may_subscribe=True, may_send_reserved_events=True)
+
+
 class Source(models.Model):
     """A touch point that sends data: a website, an app, a mini program, a server, WeChat, an import."""
 
@@ -106,6 +150,17 @@ class Source(models.Model):
         WECHAT_OA = "wechat_oa", _("WeChat Official Account")
         WECOM = "wecom", _("WeCom")
         IMPORT = "import", _("Import")
+
+    # What each kind may assert (see SourceTrust); a kind missing here is treated as client-side.
+    TRUST: dict[str, SourceTrust] = {
+        Kind.WEB: CLIENT_SIDE,
+        Kind.APP: CLIENT_SIDE,
+        Kind.MINI_PROGRAM: CLIENT_SIDE,
+        Kind.SERVER: TRUSTED,
+        Kind.WECHAT_OA: TRUSTED,
+        Kind.WECOM: TRUSTED,
+        Kind.IMPORT: TRUSTED,
+    }
 
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
@@ -123,6 +178,10 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def trust(self) -> SourceTrust:
+        return self.TRUST.get(self.kind, CLIENT_SIDE)
 
 
 class Customer(models.Model):

@@ -263,11 +263,25 @@ def consent_set(*, customer: Customer, channel: str, subscribed: bool, origin: s
     return Consent.objects.get(customer=customer, channel=channel)
 
 
-def consent_record(*, customer_id: int, channel: str, status: str, changed_at, origin: str) -> bool:
+# How far ahead of the server's clock an event may be dated (clients' clocks drift a little): later
+# dates are brought back to this bound, so that no one can date a decision to win every later one.
+FUTURE_SKEW = dt.timedelta(minutes=5)
+
+
+def consent_record(
+    *, customer_id: int, channel: str, status: str, changed_at, origin: str, explicit: bool = False
+) -> bool:
     """Records a consent decision unless a newer one is already recorded for that channel (late
-    events and merges never undo a newer decision). Returns whether it was recorded."""
+    events and merges never undo a newer decision). Returns whether it was recorded.
+
+    ``explicit``: the customer said no themselves, right now (an unsubscribe link, a provider's
+    unsubscribe receipt): that always wins, whatever date the current decision bears. A decision
+    dated beyond the server's clock (stored before dates were bounded) counts as dated now."""
+    now = timezone.now()
+    changed_at = min(changed_at, now + FUTURE_SKEW)
     current = Consent.objects.filter(customer_id=customer_id, channel=channel).first()
-    if current is not None and current.changed_at > changed_at:
+    overrides = explicit and status == Consent.Status.UNSUBSCRIBED
+    if current is not None and not overrides and min(current.changed_at, now) > changed_at:
         return False
     Consent.objects.update_or_create(
         customer_id=customer_id,

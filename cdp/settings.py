@@ -75,6 +75,16 @@ CHANNEL_SECRETS_KEY = env.text("CHANNEL_SECRETS_KEY", "")
 # A message claimed by a dispatcher that has not recorded the provider's answer within this many
 # seconds is "unknown": its worker died, and it is never resent without a person deciding.
 DISPATCH_LEASE_SECONDS = env.number("DISPATCH_LEASE_SECONDS", 120, minimum=2)
+# Tracking API rate limits (0: none), answered with 429 and Retry-After. Requests per second per
+# client-side source (web, app, mini program) and per trusted one; per second per client-side source
+# and client address; events per minute naming one phone number, from client-side sources.
+TRACKING_SOURCE_RATE = env.number("TRACKING_SOURCE_RATE", 1000, minimum=0)
+TRACKING_TRUSTED_SOURCE_RATE = env.number("TRACKING_TRUSTED_SOURCE_RATE", 0, minimum=0)
+TRACKING_ADDRESS_RATE = env.number("TRACKING_ADDRESS_RATE", 20, minimum=0)
+TRACKING_PHONE_EVENTS_PER_MINUTE = env.number("TRACKING_PHONE_EVENTS_PER_MINUTE", 10, minimum=0)
+# SMS (and, apart, calls) to one phone number per day, whichever customers it belongs to (0: no cap);
+# the messages past it are skipped with the reason.
+PHONE_DAILY_SEND_CAP = env.number("PHONE_DAILY_SEND_CAP", 10, minimum=0)
 
 
 def stop_if_misconfigured() -> None:

@@ -12,11 +12,15 @@ import uuid
 import zlib
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.utils import timezone
 
 from cdp import json_codec
+from cdp.identity import TRAIT_IDENTIFIERS, normalise_phone
 from cdp.ingest import inbox_store
-from cdp.models import Source
+from cdp.models import Source, event_name_reserved
+from cdp.services import FUTURE_SKEW
+from cdp.tracking_limits import Bucket, retry_after, tokens_take
 
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
@@ -34,10 +38,11 @@ KIND_EVENT_NAMES = {
 
 
 class TrackingError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class TrackingRequest:
     authorization: str = ""
     content_encoding: str = ""
     content_length: int = 0
+    address: str = ""  # the client's IP address, as the server (or the trusted proxy) saw it
 
 
 # Browsers post from the customer's own sites (analytics.js): any origin may send, with the write key
@@ -64,6 +70,14 @@ CORS_HEADERS = {
     "Access-Control-Allow-Headers": "Authorization, Content-Type, Content-Encoding",
     "Access-Control-Max-Age": "86400",
 }
+
+
+def client_address(remote: str, forwarded_for: str = "") -> str:
+    """The client's address: the peer's, or behind the TLS proxy (``BEHIND_TLS_PROXY``) the one the
+    proxy appended to X-Forwarded-For (the last entry; earlier ones are the client's own claims)."""
+    if settings.BEHIND_TLS_PROXY and forwarded_for:
+        return forwarded_for.rsplit(",", 1)[-1].strip()[:64]
+    return (remote or "")[:64]
 
 
 def _write_key(header: str, body: dict | None) -> str | None:
@@ -161,7 +175,9 @@ def _parse_time(value, field: str) -> dt.datetime | None:
     return moment
 
 
-def _clean_message(message, kind: str, where: str, sent_at: dt.datetime | None, now: dt.datetime) -> dict:
+def _clean_message(
+    message, kind: str, where: str, sent_at: dt.datetime | None, now: dt.datetime, source: Source
+) -> dict:
     if not isinstance(message, dict):
         raise TrackingError(400, f"{where} must be a JSON object.")
     size = len(json_codec.dumps(message))
@@ -179,6 +195,16 @@ def _clean_message(message, kind: str, where: str, sent_at: dt.datetime | None, 
         raise TrackingError(400, f"{where} needs a userId or an anonymousId.")
     if kind == "track" and not message.get("event"):
         raise TrackingError(400, f"{where}.event is required for track calls.")
+    if (
+        kind == "track"
+        and not source.trust.may_send_reserved_events
+        and event_name_reserved(str(message["event"]))
+    ):
+        raise TrackingError(
+            400,
+            f"{where}.event “{message['event']}” is reserved: the product records it itself (or, for "
+            f"Subscribed, only a server-side source may), and a {source.kind} source may not send it.",
+        )
     if kind == "alias" and not message.get("previousId"):
         raise TrackingError(400, f"{where}.previousId is required for alias calls.")
     if kind == "group" and not message.get("groupId"):
@@ -193,6 +219,12 @@ def _clean_message(message, kind: str, where: str, sent_at: dt.datetime | None, 
     if timestamp is not None and message_sent_at is not None:
         timestamp = now - (message_sent_at - timestamp)
     timestamp = timestamp or now
+    context = message.get("context") or {}
+    if timestamp > now + FUTURE_SKEW:
+        # Never later than our clock allows: a future date would win every "newest" comparison
+        # (consent, traits) until then. The client's own time stays in the context.
+        context = {**context, "clientTimestamp": message.get("timestamp")}
+        timestamp = now + FUTURE_SKEW
     name = str(message["event"])[:200] if kind == "track" else KIND_EVENT_NAMES[kind]
     properties = dict(message.get("properties") or {})
     if kind in ("page", "screen") and message.get("name"):
@@ -211,7 +243,7 @@ def _clean_message(message, kind: str, where: str, sent_at: dt.datetime | None, 
         "timestamp": timestamp.isoformat(),
         "properties": properties,
         "traits": message.get("traits") or {},
-        "context": message.get("context") or {},
+        "context": context,
     }
 
 
@@ -234,12 +266,64 @@ def accept(request: TrackingRequest, kind: str | None) -> AcceptedRequest:
                 f"batch[{i}]",
                 sent_at,
                 now,
+                source,
             )
             for i, message in enumerate(batch)
         ]
     else:
-        events = [_clean_message(body, kind, "body", sent_at, now)]
+        events = [_clean_message(body, kind, "body", sent_at, now, source)]
+    _limit(source, request.address, events)
     return AcceptedRequest(source=source, events=events)
+
+
+def _phones_named(events: list[dict]) -> dict[str, int]:
+    """How many of the events name each phone number (normalised), wherever Segment's spec puts it."""
+    counts: dict[str, int] = {}
+    for event in events:
+        context = event["context"] if isinstance(event["context"], dict) else {}
+        found = set()
+        for traits in (event["traits"], context.get("traits")):
+            if isinstance(traits, dict):
+                found.update(value for key, value in traits.items() if TRAIT_IDENTIFIERS.get(key) == "phone")
+        externals = context.get("externalIds")
+        for external in externals if isinstance(externals, list) else []:
+            if isinstance(external, dict) and external.get("type") == "phone":
+                found.add(external.get("id"))
+        for raw in found:
+            phone = (
+                normalise_phone(raw) if isinstance(raw, (str, int)) and not isinstance(raw, bool) else None
+            )
+            if phone:
+                counts[phone] = counts.get(phone, 0) + 1
+    return counts
+
+
+def _limit(source: Source, address: str, events: list[dict]) -> None:
+    """Raises a 429 with Retry-After when the source, its client's address or a phone number the
+    events name has sent more than its share (settings ``TRACKING_*``)."""
+    trust = source.trust
+    buckets = []
+    rate = settings.TRACKING_SOURCE_RATE if trust.client_side else settings.TRACKING_TRUSTED_SOURCE_RATE
+    if rate:
+        buckets.append(Bucket(f"source:{source.pk}", rate, rate * 2))
+    if trust.limited_per_address and address and settings.TRACKING_ADDRESS_RATE:
+        rate = settings.TRACKING_ADDRESS_RATE
+        buckets.append(Bucket(f"address:{source.pk}:{address}", rate, rate * 5))
+    per_minute = settings.TRACKING_PHONE_EVENTS_PER_MINUTE
+    if trust.client_side and per_minute:
+        buckets += [
+            Bucket(f"phone:{phone}", per_minute / 60, per_minute, count)
+            for phone, count in sorted(_phones_named(events).items())
+        ]
+    wait = tokens_take(buckets)
+    if wait:
+        seconds = retry_after(wait)
+        raise TrackingError(
+            429,
+            f"Too many requests from this source, this address or for this phone number; "
+            f"send again in {seconds} s.",
+            {"Retry-After": str(seconds)},
+        )
 
 
 def tracking_receive(request: TrackingRequest, kind: str | None) -> tuple[int, dict, dict]:
@@ -248,7 +332,7 @@ def tracking_receive(request: TrackingRequest, kind: str | None) -> tuple[int, d
     try:
         accepted = accept(request, kind)
     except TrackingError as error:
-        headers = {"WWW-Authenticate": 'Basic realm="tracking"'} if error.status == 401 else {}
+        headers = {"WWW-Authenticate": 'Basic realm="tracking"'} if error.status == 401 else error.headers
         return error.status, {"success": False, "error": error.message}, headers
     inbox_store(source=accepted.source, events=accepted.events)
     return 200, {"success": True}, {}

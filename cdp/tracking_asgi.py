@@ -17,7 +17,14 @@ from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
 
 from cdp import json_codec
-from cdp.tracking import CORS_HEADERS, KINDS, MAX_BATCH_BYTES, TrackingRequest, tracking_receive
+from cdp.tracking import (
+    CORS_HEADERS,
+    KINDS,
+    MAX_BATCH_BYTES,
+    TrackingRequest,
+    client_address,
+    tracking_receive,
+)
 
 # Path -> kind (None: a batch); /v1/import is the name some clients use for batches.
 TRACKING_PATHS: dict[str, str | None] = {f"/v1/{kind}": kind for kind in KINDS} | {
@@ -86,6 +93,7 @@ async def tracking_app(scope, receive, send, headers: dict[str, str]) -> None:
         authorization=headers.get("authorization", ""),
         content_encoding=headers.get("content-encoding", ""),
         content_length=max(declared, size),
+        address=client_address((scope.get("client") or ("", 0))[0] or "", headers.get("x-forwarded-for", "")),
     )
     try:
         status, answer, extra = await sync_to_async(_receive_in_thread, thread_sensitive=False)(request, kind)

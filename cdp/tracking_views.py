@@ -8,7 +8,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from cdp.tracking import CORS_HEADERS, MAX_BATCH_BYTES, TrackingRequest, tracking_receive
+from cdp.tracking import CORS_HEADERS, MAX_BATCH_BYTES, TrackingRequest, client_address, tracking_receive
 
 
 def _endpoint(kind: str | None):
@@ -26,6 +26,9 @@ def _endpoint(kind: str | None):
                 authorization=request.headers.get("Authorization", ""),
                 content_encoding=request.headers.get("Content-Encoding", ""),
                 content_length=declared,
+                address=client_address(
+                    request.META.get("REMOTE_ADDR", ""), request.headers.get("X-Forwarded-For", "")
+                ),
             ),
             kind,
         )

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cdp.ingest import system_events_record
+from cdp.merge import customer_survivor
 from cdp.models import Customer
 from cdp.services import consent_record
 from connectors.models import ChannelAccount, InboundCallback, Message, MessageLog, TrackedLink
@@ -163,6 +164,7 @@ def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str
                     status="unsubscribed",
                     changed_at=when,
                     origin=f"message {message.pk}",
+                    explicit=True,
                 )
         if message.customer_id and receipt.status in RECEIPT_EVENTS:
             properties = {"channel": message.channel, "account": account.pk, "message": message.pk}
@@ -216,12 +218,22 @@ def unsubscribe_read(token: str) -> tuple[int, str] | None:
 
 @transaction.atomic
 def unsubscribe_apply(*, customer_id: int, channel: str) -> bool:
+    """The customer's own "no" from a link: it wins over any decision on record, however dated.
+    Returns whether it is recorded (the page says so only then)."""
     if not Customer.objects.filter(pk=customer_id).exists():
         return False
+    customer_id = customer_survivor(customer_id)  # the link may predate a merge: the person is the survivor
     now = timezone.now()
-    consent_record(
-        customer_id=customer_id, channel=channel, status="unsubscribed", changed_at=now, origin="link"
+    recorded = consent_record(
+        customer_id=customer_id,
+        channel=channel,
+        status="unsubscribed",
+        changed_at=now,
+        origin="link",
+        explicit=True,
     )
+    if not recorded:
+        return False
     system_events_record(
         rows=[(customer_id, "Unsubscribed")],
         kind="track",

@@ -97,8 +97,29 @@ def _celery_pools_forget(celery_app) -> None:
     celery_app.amqp._producer_pool = None
 
 
+@pytest.fixture(autouse=True)
+def tracking_limits_fresh(settings):
+    """Each test starts with full rate-limit buckets, kept in its own process (tests of the shared
+    limiter set REDIS_URL to their own Redis database)."""
+    from cdp.tracking_limits import limits_forget
+
+    settings.REDIS_URL = None
+    limits_forget()
+    yield
+    limits_forget()
+
+
 @pytest.fixture
 def source(db):
     from cdp.services import source_create
 
     return source_create(name="官网 Website", kind="web")
+
+
+@pytest.fixture
+def server_source(db):
+    """A trusted source (the company's own server): it may merge customers by phone, email, ID
+    number and user id, subscribe them and send any event name."""
+    from cdp.services import source_create
+
+    return source_create(name="ERP server", kind="server")

@@ -9,9 +9,9 @@ from tests.cdp.test_identity import send
 
 
 @pytest.fixture
-def buyer(source):
+def buyer(server_source):
     send(
-        source,
+        server_source,
         {
             "kind": "identify",
             "userId": "b-1",
@@ -119,20 +119,24 @@ def test_the_profile_shows_identities_traits_activity_and_timeline(client, user_
         assert expected in html, expected
 
 
-def test_a_merged_customers_link_leads_to_the_survivor(client, user_in_role, source, buyer):
+def test_a_merged_customers_link_leads_to_the_survivor(client, user_in_role, server_source, buyer):
     send(
-        source, {"userId": "other", "event": "Viewed", "context": {"traits": {"email": "other@example.com"}}}
+        server_source,
+        {"userId": "other", "event": "Viewed", "context": {"traits": {"email": "other@example.com"}}},
     )
     other = Customer.objects.get(identities__value="other")
-    send(source, {"userId": "b-1", "event": "Linked", "context": {"traits": {"email": "other@example.com"}}})
+    send(
+        server_source,
+        {"userId": "b-1", "event": "Linked", "context": {"traits": {"email": "other@example.com"}}},
+    )
     merged = max(buyer, other, key=lambda customer: customer.pk)
     response = login(client, user_in_role, "Sales").get(reverse("customer", args=[merged.pk]))
     assert response["Location"] == reverse("customer", args=[min(buyer.pk, other.pk)])
 
 
-def test_the_timeline_pages_older_events_and_fetches_newer_ones(client, user_in_role, source, buyer):
+def test_the_timeline_pages_older_events_and_fetches_newer_ones(client, user_in_role, server_source, buyer):
     inbox_store(
-        source=source,
+        source=server_source,
         events=[
             {
                 "kind": "track",
@@ -161,7 +165,7 @@ def test_the_timeline_pages_older_events_and_fetches_newer_ones(client, user_in_
     assert len(names) == 50 and names[0].startswith("Step 059")
 
     newest = max(int(part.split('"')[0]) for part in first_page.split('data-id="')[1:])
-    send(source, {"userId": "b-1", "event": "Brand New", "timestamp": "2026-11-23T10:00:00+08:00"})
+    send(server_source, {"userId": "b-1", "event": "Brand New", "timestamp": "2026-11-23T10:00:00+08:00"})
     newer = client.get(reverse("customer_timeline", args=[buyer.pk]), {"since": newest}).content.decode()
     assert "Brand New" in newer and "Order Completed" not in newer
 

@@ -52,7 +52,7 @@ def test_odd_json_gets_a_400_with_the_reason(client, source, body, message):
     assert IngestBatch.objects.count() == 0
 
 
-def test_odd_shapes_inside_context_are_stored_and_processed(client, source):
+def test_odd_shapes_inside_context_are_stored_and_processed(client, server_source):
     body = {
         "batch": [
             {
@@ -67,7 +67,7 @@ def test_odd_shapes_inside_context_are_stored_and_processed(client, source):
             }
         ]
     }
-    assert post_raw(client, source, json.dumps(body).encode()).status_code == 200
+    assert post_raw(client, server_source, json.dumps(body).encode()).status_code == 200
     assert batches_process() == 1
     assert Event.objects.get().customer.identities.get().value == "u-odd"
 
@@ -149,9 +149,9 @@ def test_undoing_a_merge_gives_back_the_notes_and_consent_that_came_with_it(sour
     assert Consent.objects.get(customer=first, channel="sms").status == "unsubscribed"
 
 
-def test_manual_merge_refuses_a_name_or_an_ambiguous_identifier(client, user_in_role, source):
+def test_manual_merge_refuses_a_name_or_an_ambiguous_identifier(client, user_in_role, server_source):
     send(
-        source,
+        server_source,
         {"kind": "identify", "userId": "p1", "traits": {"name": "王一"}},
         {"kind": "identify", "userId": "p2", "traits": {"name": "王二"}},
         {"kind": "identify", "userId": "p3", "traits": {"name": "王三"}},

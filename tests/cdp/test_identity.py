@@ -78,10 +78,12 @@ def send(source, *messages):
     batches_process()
 
 
-def test_an_event_carrying_identities_of_two_customers_merges_them(source):
-    send(source, {"userId": "web-1", "event": "Viewed", "context": {"traits": {"phone": "13800138000"}}})
+def test_an_event_carrying_identities_of_two_customers_merges_them(server_source):
     send(
-        source,
+        server_source, {"userId": "web-1", "event": "Viewed", "context": {"traits": {"phone": "13800138000"}}}
+    )
+    send(
+        server_source,
         {
             "anonymousId": "mp-1",
             "event": "Ordered",
@@ -92,7 +94,8 @@ def test_an_event_carrying_identities_of_two_customers_merges_them(source):
     assert Customer.objects.filter(merged_into=None).count() == 2
 
     send(
-        source, {"kind": "identify", "userId": "web-1", "traits": {"email": "a@example.com", "name": "李雷"}}
+        server_source,
+        {"kind": "identify", "userId": "web-1", "traits": {"email": "a@example.com", "name": "李雷"}},
     )
     survivor = Customer.objects.get(merged_into=None)
     assert survivor.name == "李雷"
@@ -109,18 +112,18 @@ def test_an_event_carrying_identities_of_two_customers_merges_them(source):
     assert log.survivor == survivor and log.reason == "identity"
 
 
-def test_two_different_id_numbers_never_merge(source):
+def test_two_different_id_numbers_never_merge(server_source):
     send(
-        source,
+        server_source,
         {
             "userId": "u-a",
             "kind": "identify",
             "traits": {"id_number": "110105194912310021", "phone": "13800138000"},
         },
     )
-    send(source, {"userId": "u-b", "kind": "identify", "traits": {"id_number": "310105198001010012"}})
+    send(server_source, {"userId": "u-b", "kind": "identify", "traits": {"id_number": "310105198001010012"}})
     # A shared phone would merge them, but each holds a different ID number: they stay two people.
-    send(source, {"userId": "u-b", "event": "Called", "context": {"traits": {"phone": "13800138000"}}})
+    send(server_source, {"userId": "u-b", "event": "Called", "context": {"traits": {"phone": "13800138000"}}})
     assert Customer.objects.filter(merged_into=None).count() == 2
     assert Identity.objects.filter(type="phone").count() == 1
     with pytest.raises(MergeConflict):
@@ -140,9 +143,9 @@ def test_the_newest_trait_wins_even_when_events_arrive_late(source):
     assert Customer.objects.get().traits["city"] == "杭州"
 
 
-def test_a_later_event_that_merges_moves_the_earlier_events_of_the_same_batch(source):
+def test_a_later_event_that_merges_moves_the_earlier_events_of_the_same_batch(server_source):
     send(
-        source,
+        server_source,
         {"anonymousId": "a-1", "event": "First"},
         {"userId": "u-1", "event": "Second"},
         {"anonymousId": "a-1", "userId": "u-1", "event": "Third"},
@@ -152,9 +155,9 @@ def test_a_later_event_that_merges_moves_the_earlier_events_of_the_same_batch(so
     assert {stat.name for stat in survivor.event_stats.all()} == {"First", "Second", "Third"}
 
 
-def test_id_numbers_sent_as_traits_are_never_stored_in_clear(source):
+def test_id_numbers_sent_as_traits_are_never_stored_in_clear(server_source):
     send(
-        source,
+        server_source,
         {"kind": "identify", "userId": "u-9", "traits": {"id_number": "110105194912310021", "city": "北京"}},
     )
     customer = Customer.objects.get()
@@ -162,9 +165,9 @@ def test_id_numbers_sent_as_traits_are_never_stored_in_clear(source):
     assert customer.identities.get(type="id_number").value.startswith("h:")
 
 
-def test_subscribe_and_unsubscribe_events_set_consent_per_channel(source):
+def test_subscribe_and_unsubscribe_events_set_consent_per_channel(server_source):
     send(
-        source,
+        server_source,
         {
             "userId": "c-1",
             "event": "Subscribed",
@@ -181,7 +184,7 @@ def test_subscribe_and_unsubscribe_events_set_consent_per_channel(source):
     )
     # A late-arriving older event does not undo the newer decision.
     send(
-        source,
+        server_source,
         {
             "userId": "c-1",
             "event": "Subscribed",
@@ -194,11 +197,11 @@ def test_subscribe_and_unsubscribe_events_set_consent_per_channel(source):
     assert consents["email"].status == "subscribed"
 
 
-def test_an_anonymous_visitor_identified_in_the_same_request_becomes_the_known_customer(source):
-    send(source, {"kind": "identify", "userId": "member-1", "traits": {"name": "李雷"}})
+def test_an_anonymous_visitor_identified_in_the_same_request_becomes_the_known_customer(server_source):
+    send(server_source, {"kind": "identify", "userId": "member-1", "traits": {"name": "李雷"}})
     known = Customer.objects.get()
     send(
-        source,
+        server_source,
         {"anonymousId": "device-9", "event": "Product Viewed"},
         {"anonymousId": "device-9", "event": "Cart Viewed"},
         {"kind": "identify", "anonymousId": "device-9", "userId": "member-1"},

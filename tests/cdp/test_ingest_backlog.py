@@ -66,7 +66,9 @@ def test_only_people_who_manage_data_may_retry_or_discard(client, user_in_role, 
     assert IngestBatch.objects.filter(pk=batch.pk).exists()
 
 
-def test_a_race_in_the_writers_statements_is_counted_as_a_race_and_loses_nothing(source, monkeypatch, caplog):
+def test_a_race_in_the_writers_statements_is_counted_as_a_race_and_loses_nothing(
+    server_source, monkeypatch, caplog
+):
     """A group whose writes collide with another writer's (here: the identifier it is about to add,
     taken meanwhile) is undone whole and kept for the next try, logged as a race, not as a bug."""
     from cdp import ingest
@@ -93,7 +95,7 @@ def test_a_race_in_the_writers_statements_is_counted_as_a_race_and_loses_nothing
         "context": {},
         "traits": {},
     }
-    batch = inbox_store(source=source, enqueue=False, events=[message])
+    batch = inbox_store(source=server_source, enqueue=False, events=[message])
     assert batches_process(batch_ids=[batch.pk]) == 0
     batch.refresh_from_db()
     assert batch.attempts == 1 and batch.error.startswith("IntegrityError")

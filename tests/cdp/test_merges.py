@@ -28,8 +28,8 @@ def two_people_with_id_numbers_and_one_phone(source):
     send(source, {"userId": "b", "event": "Called", "context": {"traits": {"phone": "13800138000"}}})
 
 
-def test_a_merge_the_rules_forbid_waits_for_review_and_staff_decide(client, user_in_role, source):
-    two_people_with_id_numbers_and_one_phone(source)
+def test_a_merge_the_rules_forbid_waits_for_review_and_staff_decide(client, user_in_role, server_source):
+    two_people_with_id_numbers_and_one_phone(server_source)
     review = MergeReview.objects.get(status="open")
     assert "merging would break an identity rule" in review.reason
     client.force_login(user_in_role("Sales"))
@@ -43,8 +43,8 @@ def test_a_merge_the_rules_forbid_waits_for_review_and_staff_decide(client, user
     assert review.status == "merged"
 
 
-def test_keeping_apart_closes_the_review(client, user_in_role, source):
-    two_people_with_id_numbers_and_one_phone(source)
+def test_keeping_apart_closes_the_review(client, user_in_role, server_source):
+    two_people_with_id_numbers_and_one_phone(server_source)
     review = MergeReview.objects.get()
     client.force_login(user_in_role("Sales"))
     client.post(reverse("merge_review_resolve", args=[review.pk]), {"decision": "apart"})
@@ -52,10 +52,10 @@ def test_keeping_apart_closes_the_review(client, user_in_role, source):
     assert MergeReview.objects.get().status == "kept_apart"
 
 
-def test_staff_merge_two_profiles_by_hand_and_undo_it(client, user_in_role, source):
-    send(source, {"userId": "web-9", "event": "Viewed", "properties": {"revenue": 5}})
+def test_staff_merge_two_profiles_by_hand_and_undo_it(client, user_in_role, server_source):
+    send(server_source, {"userId": "web-9", "event": "Viewed", "properties": {"revenue": 5}})
     send(
-        source,
+        server_source,
         {
             "userId": "shop-9",
             "event": "Order Completed",
@@ -87,7 +87,7 @@ def test_analysts_cannot_merge(client, user_in_role, source):
     assert active().count() == 2
 
 
-def test_admins_tighten_a_rule_and_new_events_follow_it(client, admin_user, source):
+def test_admins_tighten_a_rule_and_new_events_follow_it(client, admin_user, server_source):
     client.force_login(admin_user)
     # What the page posts: every type's current values, with the admin's changes.
     form = {}
@@ -100,7 +100,7 @@ def test_admins_tighten_a_rule_and_new_events_follow_it(client, admin_user, sour
     assert response.status_code == 302
     rules_reload()
     send(
-        source,
+        server_source,
         {
             "userId": "888",
             "event": "A",
@@ -108,7 +108,7 @@ def test_admins_tighten_a_rule_and_new_events_follow_it(client, admin_user, sour
         },
     )
     send(
-        source,
+        server_source,
         {
             "userId": "u2",
             "event": "B",
@@ -132,12 +132,12 @@ def test_bad_rule_input_names_the_type_and_field(client, admin_user):
 
 
 def test_the_review_queue_reads_in_the_same_few_queries_however_long(
-    client, user_in_role, source, django_assert_max_num_queries
+    client, user_in_role, server_source, django_assert_max_num_queries
 ):
     def pairs(count, offset):
         for number in range(offset, offset + count):
             send(
-                source,
+                server_source,
                 {
                     "kind": "identify",
                     "userId": f"a{number}",
@@ -145,7 +145,7 @@ def test_the_review_queue_reads_in_the_same_few_queries_however_long(
                 },
             )
             send(
-                source,
+                server_source,
                 {
                     "kind": "identify",
                     "userId": f"b{number}",
@@ -153,7 +153,7 @@ def test_the_review_queue_reads_in_the_same_few_queries_however_long(
                 },
             )
             send(
-                source,
+                server_source,
                 {
                     "userId": f"a{number}",
                     "event": "X",
@@ -173,12 +173,12 @@ def test_the_review_queue_reads_in_the_same_few_queries_however_long(
     assert "a5" in page and "b5" in page
 
 
-def test_visitors_identified_as_one_person_in_one_request_end_as_one_profile_with_everything(source):
+def test_visitors_identified_as_one_person_in_one_request_end_as_one_profile_with_everything(server_source):
     """Three earlier visitors, then one request identifying all three as one user: they merge in
     one go into the oldest, and nothing of theirs is lost or counted twice."""
     for visitor in ("v1", "v2", "v3"):
         send(
-            source,
+            server_source,
             {"anonymousId": visitor, "event": "Product Viewed", "properties": {"revenue": 10}},
             {"anonymousId": visitor, "event": "Product Viewed", "timestamp": "2026-11-21T10:00:00+08:00"},
         )
@@ -194,7 +194,7 @@ def test_visitors_identified_as_one_person_in_one_request_end_as_one_profile_wit
     )
 
     send(
-        source,
+        server_source,
         {"kind": "identify", "userId": "member-7", "anonymousId": "v2"},
         {"kind": "identify", "userId": "member-7", "anonymousId": "v3"},
         {"kind": "identify", "userId": "member-7", "anonymousId": "v1"},

@@ -54,8 +54,8 @@ def test_upsert_errors_name_the_field(api, user_in_role):
     assert Customer.objects.count() == 0
 
 
-def test_tokens_are_limited_by_the_role(api, user_in_role, source):
-    send(source, {"userId": "u-1", "event": "Viewed", "context": {"traits": {"phone": "13800138000"}}})
+def test_tokens_are_limited_by_the_role(api, user_in_role, server_source):
+    send(server_source, {"userId": "u-1", "event": "Viewed", "context": {"traits": {"phone": "13800138000"}}})
     client = api(user_in_role("Analyst"))
     assert client.get("/api/customers/", {"q": "13800138000"}).json()["count"] == 1
     response = client.post(
@@ -66,9 +66,9 @@ def test_tokens_are_limited_by_the_role(api, user_in_role, source):
     assert client.get("/api/customers/").status_code == 401
 
 
-def test_profile_and_events_by_cursor(api, user_in_role, source):
+def test_profile_and_events_by_cursor(api, user_in_role, server_source):
     send(
-        source,
+        server_source,
         *[
             {"userId": "u-2", "event": f"E{index}", "timestamp": f"2026-11-2{index}T10:00:00Z"}
             for index in range(3)

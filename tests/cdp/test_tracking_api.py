@@ -24,14 +24,14 @@ def post(client, path, body, source=None, **extra):
     return client.post(path, data=data, content_type="application/json", **headers, **extra)
 
 
-def test_identify_then_track_lands_on_one_customer_with_traits(client, source):
+def test_identify_then_track_lands_on_one_customer_with_traits(client, server_source):
     identify = {
         "userId": "u-1",
         "traits": {"name": "王芳", "phone": "138 0013 8000", "email": "WF@Example.com"},
     }
     track = {"userId": "u-1", "event": "Order Completed", "properties": {"revenue": 299.5, "sku": "CAM-01"}}
-    assert post(client, "/v1/identify", identify, source).json() == {"success": True}
-    assert post(client, "/v1/track", track, source).status_code == 200
+    assert post(client, "/v1/identify", identify, server_source).json() == {"success": True}
+    assert post(client, "/v1/track", track, server_source).status_code == 200
     assert batches_process() == 2
 
     customer = Customer.objects.get()
@@ -41,13 +41,13 @@ def test_identify_then_track_lands_on_one_customer_with_traits(client, source):
     assert identities == {("user_id", "u-1"), ("phone", "+8613800138000"), ("email", "wf@example.com")}
     order = Event.objects.get(name="Order Completed")
     assert order.customer == customer
-    assert order.channel == "web"
+    assert order.channel == "server"
     assert str(order.amount) == "299.50"
     assert order.properties["sku"] == "CAM-01"
     stats = customer.event_stats.get(name="Order Completed")
     assert (stats.count, str(stats.amount_sum)) == (1, "299.50")
-    source.refresh_from_db()
-    assert source.event_count == 2
+    server_source.refresh_from_db()
+    assert server_source.event_count == 2
 
 
 def test_every_call_of_the_spec_is_accepted(client, source):

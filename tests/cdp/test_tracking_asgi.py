@@ -17,7 +17,10 @@ from tests.processes import ProcessGroup, current_database_url, free_port, get, 
 @pytest.fixture
 def daphne(transactional_db, tmp_path, redis_url):
     port = free_port()
-    group = ProcessGroup({"DATABASE_URL": current_database_url(), "CELERY_BROKER_URL": redis_url}, tmp_path)
+    group = ProcessGroup(
+        {"DATABASE_URL": current_database_url(), "CELERY_BROKER_URL": redis_url, "REDIS_URL": redis_url},
+        tmp_path,
+    )
     group.start("web", "daphne", "-b", "127.0.0.1", "-p", str(port), "cdp.asgi:application")
     wait_until(lambda: get(f"http://127.0.0.1:{port}/login/")[0] == 200, timeout=60, what="daphne")
     yield port

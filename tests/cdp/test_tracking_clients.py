@@ -13,10 +13,10 @@ from cdp.models import Customer, Event
 
 
 @pytest.mark.django_db(transaction=True)
-def test_segments_python_client_works_unchanged(live_server, source):
+def test_segments_python_client_works_unchanged(live_server, server_source):
     errors = []
     client = Client(
-        source.write_key,
+        server_source.write_key,
         host=live_server.url,
         sync_mode=True,
         on_error=lambda error, _batch: errors.append(error),

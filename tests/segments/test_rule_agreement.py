@@ -216,7 +216,7 @@ def _message(kind, name, user_id, moment, properties, traits):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(people=st.lists(person, min_size=1, max_size=5), candidates=st.lists(rules, min_size=1, max_size=4))
-def test_sql_and_memory_select_the_same_customers(source, people, candidates):
+def test_sql_and_memory_select_the_same_customers(server_source, people, candidates):
     parsed = []
     for candidate in candidates:
         try:
@@ -225,7 +225,7 @@ def test_sql_and_memory_select_the_same_customers(source, people, candidates):
             continue
     assume(parsed)
     with transaction.atomic():
-        customers = store(source, people)
+        customers = store(server_source, people)
         today = timezone.localdate()
         ids = [customer.pk for customer in customers]
         for rule in parsed:

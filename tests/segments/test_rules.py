@@ -27,7 +27,7 @@ def person(name_days=(), traits=None, role=None, tags=()):
 
 
 @pytest.fixture
-def shoppers(source):
+def shoppers(server_source):
     people = {
         "loyal": person([("Order Completed", 3, {}), ("page_viewed", 1, {})]),
         "lapsed": person([("Order Completed", 45, {}), ("page_viewed", 40, {})]),
@@ -42,7 +42,7 @@ def shoppers(source):
         "tagged": person(tags=("new-customer", "online")),
         "half_tagged": person(tags=("online",)),
     }
-    customers = dict(zip(people, store(source, list(people.values())), strict=True))
+    customers = dict(zip(people, store(server_source, list(people.values())), strict=True))
     for key in ("new-customer", "online"):
         Tag.objects.get_or_create(key=key, defaults={"name": key})
     for name, data in people.items():

@@ -41,9 +41,11 @@ def view(days_ago):
 
 
 @pytest.fixture
-def people(source):
+def people(server_source):
     # a visitor, a buyer, a buyer who also browsed, a stranger who did nothing
-    return store(source, [person(view(1)), person(order(2)), person(view(1), order(5)), person(city="上海")])
+    return store(
+        server_source, [person(view(1)), person(order(2)), person(view(1), order(5)), person(city="上海")]
+    )
 
 
 def send(source, customer, name, properties=None, moment=None):
@@ -74,7 +76,7 @@ def stage_of(customer):
 
 
 def test_customers_are_in_the_furthest_stage_they_match_and_every_move_is_an_event(
-    people, admin_user, source
+    people, admin_user, server_source
 ):
     visitor, buyer, browsing_buyer, _stranger = people
     stage_save(key="prospect", name="潜客", rule_data={"event": "Product Viewed"}, actor=admin_user)
@@ -92,7 +94,7 @@ def test_customers_are_in_the_furthest_stage_they_match_and_every_move_is_an_eve
     assert [card.customer_id for card in board["prospect"]["cards"]] == [visitor.pk]
 
     # the visitor orders: the refresh after new events moves them on
-    touched = send(source, visitor, "Order Completed")
+    touched = send(server_source, visitor, "Order Completed")
     customers_refresh(customer_ids=touched)
     assert stage_of(visitor) == "customer"
     assert Event.objects.filter(name="stage_changed", customer=visitor, properties__to="customer").exists()
@@ -119,7 +121,9 @@ def test_a_stage_used_by_a_segment_cannot_be_deleted_and_an_unused_one_lets_its_
     assert [stage_of(c) for c in people] == ["prospect", None, "prospect", None]
 
 
-def test_a_dynamic_tag_follows_its_rule_and_a_segment_built_on_it_follows_the_tag(people, admin_user, source):
+def test_a_dynamic_tag_follows_its_rule_and_a_segment_built_on_it_follows_the_tag(
+    people, admin_user, server_source
+):
     visitor, _buyer, browsing_buyer, stranger = people
     hot = tag_save(
         key="hot", name="高意向", rule_data={"event": "Product Viewed", "within_days": 7}, actor=admin_user
@@ -138,7 +142,7 @@ def test_a_dynamic_tag_follows_its_rule_and_a_segment_built_on_it_follows_the_ta
     assert not SegmentMember.objects.filter(segment__key="hot-shanghai").exists()
 
     # the stranger from Shanghai views a product: tag first, then the segment that reads it
-    changes = customers_refresh(customer_ids=send(source, stranger, "Product Viewed"))
+    changes = customers_refresh(customer_ids=send(server_source, stranger, "Product Viewed"))
     assert {node: (diff.entered, diff.exited) for node, diff in changes.items()} == {
         "tag:hot": (1, 0),
         "segment:hot-shanghai": (1, 0),
@@ -186,7 +190,7 @@ def test_tags_used_by_rules_are_not_deleted_and_merging_moves_holders_with_event
         tag_delete(tag=wechat, actor=admin_user)
 
 
-def test_points_are_awarded_once_within_the_cap_and_lapse(people, admin_user, source):
+def test_points_are_awarded_once_within_the_cap_and_lapse(people, admin_user, server_source):
     visitor, _buyer, _browsing_buyer, _stranger = people
     scoring_rule_save(
         name="大额订单",
@@ -203,7 +207,7 @@ def test_points_are_awarded_once_within_the_cap_and_lapse(people, admin_user, so
     )
     moment = timezone.now()
     for price in (500, 50, 300, 900):  # the 50 earns nothing; the third big one is over the cap
-        send(source, visitor, "Order Completed", {"price": price}, moment=moment)
+        send(server_source, visitor, "Order Completed", {"price": price}, moment=moment)
     assert scores_award(customer_ids=[visitor.pk]) == {visitor.pk}
     assert scores_award(customer_ids=[visitor.pk]) == set()  # each event is scored once
     assert sorted(ScoreEntry.objects.filter(customer=visitor).values_list("points", flat=True)) == [5, 10]
@@ -259,13 +263,15 @@ def test_customers_who_cross_a_window_edge_are_found_on_the_day_they_cross_it(pe
     }
 
 
-def test_tags_and_score_entries_follow_a_merge_and_score_entries_its_undoing(people, admin_user, source):
+def test_tags_and_score_entries_follow_a_merge_and_score_entries_its_undoing(
+    people, admin_user, server_source
+):
     from cdp.merge import customers_merge_by_hand, customers_unmerge
     from segments.tags import customers_tag
 
     visitor, buyer, _browsing_buyer, _stranger = people
     scoring_rule_save(name="下单", event="Order Completed", points=10, actor=admin_user)
-    send(source, buyer, "Order Completed")
+    send(server_source, buyer, "Order Completed")
     scores_award(customer_ids=[buyer.pk])
     vip, web = (
         tag_save(key="vip", name="VIP", actor=admin_user),

@@ -18,8 +18,8 @@ def person(role):
 
 
 @pytest.fixture
-def people(source):
-    return store(source, [person("supplier"), person("buyer")])
+def people(server_source):
+    return store(server_source, [person("supplier"), person("buyer")])
 
 
 def test_tag_groups_show_on_the_profiles_of_their_roles_only(people, admin_user):
