@@ -46,6 +46,7 @@ from connectors.protocol import (
     SendResult,
 )
 from connectors.ratelimit import tokens_return, tokens_take
+from connectors.sendcaps import REASON_OVER_CAP, over_daily_cap
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +359,15 @@ def dispatch_batch(*, account: ChannelAccount, limit: int = BATCH) -> int:
             account=account,
         )
     to_send = [item for item in claimed if item.id not in refused]
+    capped = over_daily_cap(to_send)
+    if capped:
+        skipped_record(
+            claim=claim,
+            items=[item for item in to_send if item.id in capped],
+            reason=REASON_OVER_CAP,
+            account=account,
+        )
+        to_send = [item for item in to_send if item.id not in capped]
     if not to_send:
         return len(claimed)
     parallel = min(len(to_send), connector.max_parallel)

@@ -58,6 +58,25 @@ class RateBucket(models.Model):
         return f"bucket {self.account_id}"
 
 
+class PhoneDailySends(models.Model):
+    """How many messages went to one phone number on one day (the project's time zone), per channel,
+    whichever customers hold the number: the dispatcher's daily cap (``PHONE_DAILY_SEND_CAP``) counts
+    here, so a flood of customers made up around one number cannot bomb it."""
+
+    channel = models.CharField(max_length=20)
+    recipient = models.CharField(max_length=64)
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "recipient", "day"], name="phone_daily_sends_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.recipient} {self.day}: {self.count}"
+
+
 class MessageTemplate(models.Model):
     """What to send on a channel kind, with variables from traits and event properties."""
 
