@@ -14,10 +14,12 @@ from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from cdp.csvexport import SafeWriter
 from cdp.identity import IDENTITY_TYPES, normalise
 from cdp.ingest import batches_process, inbox_store
 from cdp.merge import customer_survivor
 from cdp.models import Customer, Event, ImportJob, Source
+from cdp.redaction import redact
 from cdp.services import internal_source
 from segments.models import CustomerTag, Tag
 from segments.tags import customers_tag
@@ -198,7 +200,7 @@ def _run(job: ImportJob) -> ImportJob:
     job.status, job.processed_rows, job.accepted_rows, job.rejected_rows = ImportJob.Status.RUNNING, 0, 0, 0
     job.save(update_fields=["status", "processed_rows", "accepted_rows", "rejected_rows"])
     rejects = io.StringIO()
-    report = csv.writer(rejects)
+    report = SafeWriter(rejects)
     reader = _rows(job.content)
     report.writerow(["row", "reason", *(reader.fieldnames or [])])
     chunk: list[dict] = []
@@ -230,7 +232,14 @@ def _run(job: ImportJob) -> ImportJob:
             job.processed_rows += 1
             if message is None:
                 job.rejected_rows += 1
-                report.writerow([number, reason, *row.values()])
+                # Masked: the uploader finds the row by its number in their own file.
+                report.writerow(
+                    [
+                        number,
+                        redact(reason, show_pii=False),
+                        *(redact(value, show_pii=False) for value in row.values()),
+                    ]
+                )
             else:
                 chunk.append(message)
                 if tags:
@@ -243,7 +252,16 @@ def _run(job: ImportJob) -> ImportJob:
         job.save(update_fields=["status", "error"])
         raise
     job.status, job.rejects, job.finished_at = ImportJob.Status.DONE, rejects.getvalue(), timezone.now()
+    job.content = ""  # the uploaded file, phones and ID numbers included, is not kept once loaded
     job.save(
-        update_fields=["status", "rejects", "finished_at", "processed_rows", "accepted_rows", "rejected_rows"]
+        update_fields=[
+            "status",
+            "rejects",
+            "finished_at",
+            "processed_rows",
+            "accepted_rows",
+            "rejected_rows",
+            "content",
+        ]
     )
     return job

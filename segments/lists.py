@@ -5,7 +5,6 @@ stages), read from bounded samples of recent data, never from a full scan."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -18,6 +17,7 @@ from django.db.models import F, Func, IntegerField, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from cdp.csvexport import SafeWriter
 from cdp.customers import ListPage, list_page
 from cdp.models import Customer, CustomerRole, Identity
 from cdp.redaction import mask_email, mask_phone, pii_kind, redact
@@ -140,17 +140,12 @@ def primary_contacts(*, customer_ids: list[int], show_pii: bool) -> dict[int, di
 EXPORT_COLUMNS = ("customer_id", "name", "phone", "email", "entered_at")
 
 
-def _spreadsheet_safe(text: str) -> str:
-    """A name a spreadsheet would run as a formula (=HYPERLINK(...)) is kept as text."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def members_csv(*, segment: Segment, show_pii: bool, chunk: int = EXPORT_CHUNK) -> Iterator[str]:
     """The members as CSV text, a chunk of rows at a time: each chunk is one keyset query on the
     (segment, customer) index, so no cursor stays open between chunks and memory holds one chunk
     whatever the size of the segment. The columns read back as an upload (``customer_id``)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeWriter(buffer)
     writer.writerow(EXPORT_COLUMNS)
     yield "\ufeff" + buffer.getvalue()  # the BOM makes Excel read UTF-8 (Chinese names)
     after = 0
@@ -170,7 +165,7 @@ def members_csv(*, segment: Segment, show_pii: bool, chunk: int = EXPORT_CHUNK) 
             writer.writerow(
                 [
                     customer_id,
-                    _spreadsheet_safe(name),
+                    name,
                     contact.get("phone", ""),
                     contact.get("email", ""),
                     timezone.localtime(entered_at).isoformat(timespec="seconds"),

@@ -125,3 +125,28 @@ def test_a_tags_column_tags_each_rows_customer_and_unknown_tags_reject_the_row(c
         ["5", "there is no tag “不存在” (create it on the Tags page first)"],
         ["6", "tag “活跃” is dynamic: its rule decides who holds it"],
     ]
+
+
+def test_the_uploaded_file_is_not_kept_and_the_report_masks_and_neutralises_cells(client, admin_user):
+    """Review findings 5 and 13: the CSV (phones, ID numbers) is cleared once loaded; the report of
+    rejected rows shows no phone, email or ID number in full and no cell a spreadsheet would run."""
+    client.force_login(admin_user)
+    content = (
+        "phone,email,id_number,name,note\n"
+        "13800138000,wang@example.com,,王强,\n"
+        'not-a-phone,zhao.min@example.com,11010519491231002X,=HYPERLINK("http://x"),请回电 13912345678\n'
+    )
+    upload(client, content)
+    job = ImportJob.objects.get()
+    import_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.rejected_rows, job.content) == ("done", 1, "")
+
+    report = client.get(reverse("import_rejects", args=[job.pk])).content.decode("utf-8-sig")
+    (row,) = list(csv.DictReader(io.StringIO(report)))
+    assert row["email"] == "z****@example.com"
+    assert row["id_number"] == "••••"
+    assert row["note"] == "请回电 139****5678"
+    assert row["name"] == '\'=HYPERLINK("http://x")'
+    for secret in ("zhao.min", "11010519491231002X", "13912345678"):
+        assert secret not in report
