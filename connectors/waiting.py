@@ -51,7 +51,7 @@ class Wait:
 @dataclass
 class AccountFacts:
     account: ChannelAccount
-    due: int  # queued messages due now on the account (up to COUNT_CAP + 1)
+    due: int  # queued messages due now on the account (up to COUNT_CAP + 1; 0 when not counted)
     tokens: float | None  # whole sends the rate limit allows right now; None: no bucket yet
     taken_at: dt.datetime | None  # when a dispatcher last took from the account's bucket
 
@@ -74,15 +74,9 @@ def dispatch_backlog() -> Backlog | None:
     return queues[0] if queues else None
 
 
-def wait_facts(*, account_ids, now: dt.datetime | None = None) -> WaitFacts:
-    """The accounts' facts (one query each for accounts, buckets and due counts) and the dispatch
-    queue's backlog (one round trip to the broker)."""
-    now = now or timezone.now()
-    ids = sorted(set(account_ids))
-    accounts = ChannelAccount.objects.in_bulk(ids)
-    buckets = RateBucket.objects.in_bulk(ids)
+def _due_counts(ids: list[int], now: dt.datetime) -> dict[int, int]:
+    """Queued messages due now per account: one capped index range each (``message_due``)."""
     with connection.cursor() as cursor:
-        # One capped index range per account (the outbox's ``message_due`` index).
         cursor.execute(
             """
             SELECT a.id, (SELECT count(*) FROM (
@@ -92,7 +86,17 @@ def wait_facts(*, account_ids, now: dt.datetime | None = None) -> WaitFacts:
             """,
             [now, COUNT_CAP + 1, ids],
         )
-        due = dict(cursor.fetchall())
+        return dict(cursor.fetchall())
+
+
+def wait_facts(*, account_ids, now: dt.datetime | None = None, count_due: bool = True) -> WaitFacts:
+    """The accounts' facts (one query each for accounts, buckets and, if asked, due counts) and the
+    dispatch queue's backlog (one round trip to the broker)."""
+    now = now or timezone.now()
+    ids = sorted(set(account_ids))
+    accounts = ChannelAccount.objects.in_bulk(ids)
+    buckets = RateBucket.objects.in_bulk(ids)
+    due = _due_counts(ids, now) if count_due else {}
     facts = {}
     for account_id, account in accounts.items():
         bucket = buckets.get(account_id)
@@ -139,7 +143,8 @@ def messages_waits(messages, *, now: dt.datetime | None = None) -> dict[int, Wai
     if not waiting:
         return {}
     now = now or timezone.now()
-    facts = wait_facts(account_ids=[message.account_id for message in waiting], now=now)
+    # Each message counts those due before it; the accounts' totals are not needed here.
+    facts = wait_facts(account_ids=[message.account_id for message in waiting], now=now, count_due=False)
     ahead = _due_before(waiting, now)
     return {
         message.pk: message_why(message, facts=facts, ahead=ahead.get(message.pk, 0)) for message in waiting
