@@ -113,8 +113,9 @@ def api_json(page, path: str):
 
 def test_a_marketer_draws_configures_validates_and_publishes_a_journey(wide_page, app_server):
     tag_save(key="live-lead", name="直播线索", actor=None)
-    # Rules name events the data has seen (the daily rollup ingestion keeps).
-    ChannelEventDaily.objects.create(day=date.today(), channel="wechat", name="Menu Clicked", count=12)
+    # Rules name events the data has seen on any day (the daily rollup ingestion keeps): a fixed day,
+    # so the test reads no clock here.
+    ChannelEventDaily.objects.create(day=date(2026, 11, 24), channel="wechat", name="Menu Clicked", count=12)
     wechat = ChannelAccount.objects.get(kind="sandbox_wechat_template")
     sms = ChannelAccount.objects.get(kind="sandbox_sms")
     page = wide_page()
