@@ -23,6 +23,7 @@ from cdp.tracking import (
     MAX_BATCH_BYTES,
     TrackingRequest,
     client_address,
+    refused_early,
     tracking_receive,
 )
 
@@ -95,8 +96,14 @@ async def tracking_app(scope, receive, send, headers: dict[str, str]) -> None:
         content_length=max(declared, size),
         address=client_address((scope.get("client") or ("", 0))[0] or "", headers.get("x-forwarded-for", "")),
     )
+    early = refused_early(request)  # a key over its limit: answered here, no thread, no parsing
     try:
-        status, answer, extra = await sync_to_async(_receive_in_thread, thread_sensitive=False)(request, kind)
+        if early is not None:
+            status, answer, extra = early
+        else:
+            status, answer, extra = await sync_to_async(_receive_in_thread, thread_sensitive=False)(
+                request, kind
+            )
     except Exception:  # nothing was stored (the inbox insert is one statement): the client sends again
         log.exception("a tracking call to %s failed", scope["path"])
         status, extra = 503, {"Retry-After": "1"}

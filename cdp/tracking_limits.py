@@ -28,11 +28,11 @@ class Bucket:
     cost: float = 1.0
 
 
-# Checks every bucket, then takes from all of them or from none. Returns 0, or the seconds until the
-# emptiest bucket would allow the request.
+# Checks every bucket, then takes from all of them or from none. Returns the buckets that are short,
+# as (position, seconds until it would allow the request) pairs: none, and the request may go on.
 _SCRIPT = """
 local now = tonumber(ARGV[1])
-local wait = 0
+local short = {}
 local tokens = {}
 for i = 1, #KEYS do
   local rate, burst, cost = tonumber(ARGV[i * 3 - 1]), tonumber(ARGV[i * 3]), tonumber(ARGV[i * 3 + 1])
@@ -41,15 +41,18 @@ for i = 1, #KEYS do
   local at = tonumber(held[2]) or now
   t = math.min(burst, t + math.max(0, now - at) * rate)
   tokens[i] = t
-  if t < cost then wait = math.max(wait, (cost - t) / rate) end
+  if t < cost then
+    short[#short + 1] = i - 1
+    short[#short + 1] = tostring((cost - t) / rate)
+  end
 end
-if wait > 0 then return tostring(wait) end
+if #short > 0 then return short end
 for i = 1, #KEYS do
   local rate, burst, cost = tonumber(ARGV[i * 3 - 1]), tonumber(ARGV[i * 3]), tonumber(ARGV[i * 3 + 1])
   redis.call('HSET', KEYS[i], 't', tokens[i] - cost, 'at', now)
   redis.call('PEXPIRE', KEYS[i], math.ceil(burst / rate * 1000) + 1000)
 end
-return '0'
+return short
 """
 
 _lock = threading.Lock()
@@ -58,23 +61,23 @@ _redis: dict[str, object] = {}
 _REDIS_RETRY_SECONDS = 5.0
 
 
-def _local_take(buckets: list[Bucket], now: float) -> float:
+def _local_take(buckets: list[Bucket], now: float) -> dict[str, float]:
     with _lock:
         if len(_local) > 200_000:  # addresses and phones of a flood must not grow it without bound
             _local.clear()
         tokens = []
-        wait = 0.0
+        short = {}
         for bucket in buckets:
             held, at = _local.get(bucket.key, (bucket.burst, now))
             held = min(bucket.burst, held + max(0.0, now - at) * bucket.rate)
             tokens.append(held)
             if held < bucket.cost:
-                wait = max(wait, (bucket.cost - held) / bucket.rate)
-        if wait > 0:
-            return wait
+                short[bucket.key] = (bucket.cost - held) / bucket.rate
+        if short:
+            return short
         for bucket, held in zip(buckets, tokens, strict=True):
             _local[bucket.key] = (held - bucket.cost, now)
-        return 0.0
+        return short
 
 
 def _script():
@@ -95,13 +98,14 @@ def limits_forget() -> None:
     with _lock:
         _local.clear()
     _redis.clear()
+    _refused_until.clear()
 
 
-def tokens_take(buckets: list[Bucket]) -> float:
-    """Takes one request's tokens from every bucket, or none. Returns 0 when the request may go on,
-    else the seconds after which it would be allowed."""
+def tokens_take(buckets: list[Bucket]) -> dict[str, float]:
+    """Takes one request's tokens from every bucket, or none. Returns the buckets that are short, by
+    key, each with the seconds until it would allow the request: empty, the request may go on."""
     if not buckets:
-        return 0.0
+        return {}
     # A request never costs more than a bucket holds: it would wait for ever.
     buckets = [Bucket(b.key, b.rate, b.burst, min(b.cost, b.burst)) for b in buckets]
     now = time.time()
@@ -111,11 +115,31 @@ def tokens_take(buckets: list[Bucket]) -> float:
         for bucket in buckets:
             args += [bucket.rate, bucket.burst, bucket.cost]
         try:
-            return float(script(keys=[f"cdp:limit:{b.key}" for b in buckets], args=args))
+            short = script(keys=[f"cdp:limit:{b.key}" for b in buckets], args=args)
+            return {buckets[int(short[i])].key: float(short[i + 1]) for i in range(0, len(short), 2)}
         except Exception:  # Redis away: the process's own buckets hold meanwhile, the API answers
             log.warning("rate limits: Redis did not answer, limiting in this process", exc_info=True)
             _redis["retry_at"] = time.monotonic() + _REDIS_RETRY_SECONDS
     return _local_take(buckets, now)
+
+
+# Who is known to be over a limit, until when: (write key, client address, or "" for the whole source).
+_refused_until: dict[tuple[str, str], float] = {}
+
+
+def refusal_remember(who: tuple[str, str], wait: float) -> None:
+    """Until its bucket refills, ``who`` is refused before any work (``refused_for``): a bucket only
+    refills with time, so nothing another process does can let it through sooner."""
+    if len(_refused_until) > 100_000:
+        _refused_until.clear()
+    _refused_until[who] = time.time() + wait
+
+
+def refused_for(*who: tuple[str, str]) -> float:
+    """Seconds until the first of ``who`` is no longer known to be over its limit (0: none is)."""
+    if not _refused_until:
+        return 0.0
+    return max(0.0, max(_refused_until.get(one, 0.0) for one in who) - time.time())
 
 
 def retry_after(wait: float) -> int:

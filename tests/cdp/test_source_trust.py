@@ -307,6 +307,16 @@ def test_one_address_flooding_a_web_key_gets_429_with_retry_after_and_others_go_
     assert [answer.status_code for answer in flood(client, source, 3)] == [200, 200, 429]
 
 
+def test_once_refused_an_address_is_answered_before_its_body_is_even_read(client, source, settings, clock):
+    settings.TRACKING_ADDRESS_RATE = 1  # a burst of 5
+    assert [answer.status_code for answer in flood(client, source, 6)][-1] == 429
+    broken = {"anonymousId": "a", "type": "nonsense"}
+    assert post(client, "/v1/track", broken, source).status_code == 429  # not parsed: no 400
+    assert post(client, "/v1/track", broken, source, address="198.51.100.9").status_code == 400
+    clock.shift(dt.timedelta(seconds=1))
+    assert post(client, "/v1/track", broken, source).status_code == 400
+
+
 def test_a_server_source_is_not_limited_per_address(client, server_source, settings, clock):
     settings.TRACKING_ADDRESS_RATE = 1
     assert {answer.status_code for answer in flood(client, server_source, 20)} == {200}
