@@ -27,7 +27,7 @@ def post_track(base_url: str, source: Source, body: dict) -> int:
 
 
 def test_sales_searches_a_customer_and_sees_new_events_arrive_live(new_page, app_server):
-    call_command("create_source", "--name", "官网", "--kind", "web", stdout=StringIO())
+    call_command("create_source", "--name", "订单系统", "--kind", "server", stdout=StringIO())
     source = Source.objects.get()
     app_server.start("worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "ingest")
     assert (

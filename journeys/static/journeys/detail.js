@@ -1,13 +1,7 @@
 // A journey's page stays live: when the server says its customers moved, fetch the counts again
 // (and once more a moment later, since the server tells at most once a second) and update the
-// numbers in place. Archiving asks first.
+// numbers in place. (Archiving asks first: cdp/page.js's data-confirm.)
 (function () {
-  for (const form of document.querySelectorAll("form[data-confirm]")) {
-    form.addEventListener("submit", (event) => {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
-    });
-  }
-
   const stats = document.getElementById("journey-stats");
   const state = document.getElementById("live-state");
   if (!stats || !("WebSocket" in window)) return;
