@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pydantic
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -95,11 +96,24 @@ def account_update(
     return account
 
 
+class AccountSettingsUnusable(Exception):
+    """The account's stored settings no longer validate: names the fields and the problems, never
+    the values (they include decrypted secrets)."""
+
+
 def kind_instance(account: ChannelAccount) -> ConnectorKind:
     """The account's connector, with its settings (secrets decrypted) validated."""
     kind_class = kind_get(account.kind)
     values = {**account.settings, **secrets_open(account.secrets_encrypted)}
-    return kind_class(account_id=account.pk, settings=kind_class.settings_model.model_validate(values))
+    try:
+        settings = kind_class.settings_model.model_validate(values)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}"
+            for item in error.errors(include_input=False, include_url=False)
+        )
+        raise AccountSettingsUnusable(problems) from None
+    return kind_class(account_id=account.pk, settings=settings)
 
 
 def _admins_to_tell() -> list[int]:

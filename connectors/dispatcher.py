@@ -339,7 +339,8 @@ def dispatch_batch(*, account: ChannelAccount, limit: int = BATCH) -> int:
     try:
         connector = kind_instance(account)
     except Exception as error:  # unreadable secrets, settings the kind no longer accepts: an admin must act
-        log.exception("account %s cannot be used", account.pk)
+        # The message only: a traceback would carry the decrypted settings.
+        log.error("account %s cannot be used: %s: %s", account.pk, type(error).__name__, error)
         account_pause(account_id=account.pk, reason=f"the account's settings cannot be used: {error}"[:500])
         return 0
     granted, _rate = tokens_take(account_id=account.pk, wanted=limit)

@@ -174,3 +174,23 @@ def test_an_account_whose_secrets_cannot_be_read_pauses_and_sends_nothing(
     assert message.status == "queued"  # never claimed, so never in doubt
     assert account.status == "paused"
     assert "cannot be used" in account.paused_reason
+
+
+def test_settings_that_no_longer_validate_pause_the_account_naming_the_field_not_the_secret(
+    make_account, make_customer, caplog
+):
+    """Review finding 15: the pause reason (shown to admins, kept in the audit log) and the logs name
+    the field and the problem, never the decrypted value."""
+    from connectors.vault import secrets_seal
+
+    account = make_account()
+    ChannelAccount.objects.filter(pk=account.pk).update(
+        secrets_encrypted=secrets_seal({"callback_secret": "s3cr"})
+    )
+    message = send(account, make_customer())
+    account.refresh_from_db()
+    assert message.status == "queued"
+    assert account.status == "paused"
+    assert "callback_secret: String should have at least 8 characters" in account.paused_reason
+    assert "s3cr" not in account.paused_reason
+    assert "s3cr" not in caplog.text
