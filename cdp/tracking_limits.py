@@ -28,12 +28,15 @@ class Bucket:
     cost: float = 1.0
 
 
+# The time comes from the web process; requests run in threads, so a call may carry an earlier time
+# than the one before it: a bucket's clock never goes back, or the same refill would count twice.
 # Checks every bucket, then takes from all of them or from none. Returns the buckets that are short,
 # as (position, seconds until it would allow the request) pairs: none, and the request may go on.
 _SCRIPT = """
 local now = tonumber(ARGV[1])
 local short = {}
 local tokens = {}
+local clocks = {}
 for i = 1, #KEYS do
   local rate, burst, cost = tonumber(ARGV[i * 3 - 1]), tonumber(ARGV[i * 3]), tonumber(ARGV[i * 3 + 1])
   local held = redis.call('HMGET', KEYS[i], 't', 'at')
@@ -41,6 +44,7 @@ for i = 1, #KEYS do
   local at = tonumber(held[2]) or now
   t = math.min(burst, t + math.max(0, now - at) * rate)
   tokens[i] = t
+  clocks[i] = math.max(now, at)
   if t < cost then
     short[#short + 1] = i - 1
     short[#short + 1] = tostring((cost - t) / rate)
@@ -49,7 +53,7 @@ end
 if #short > 0 then return short end
 for i = 1, #KEYS do
   local rate, burst, cost = tonumber(ARGV[i * 3 - 1]), tonumber(ARGV[i * 3]), tonumber(ARGV[i * 3 + 1])
-  redis.call('HSET', KEYS[i], 't', tokens[i] - cost, 'at', now)
+  redis.call('HSET', KEYS[i], 't', tokens[i] - cost, 'at', clocks[i])
   redis.call('PEXPIRE', KEYS[i], math.ceil(burst / rate * 1000) + 1000)
 end
 return short
@@ -70,13 +74,13 @@ def _local_take(buckets: list[Bucket], now: float) -> dict[str, float]:
         for bucket in buckets:
             held, at = _local.get(bucket.key, (bucket.burst, now))
             held = min(bucket.burst, held + max(0.0, now - at) * bucket.rate)
-            tokens.append(held)
+            tokens.append((held, max(now, at)))
             if held < bucket.cost:
                 short[bucket.key] = (bucket.cost - held) / bucket.rate
         if short:
             return short
-        for bucket, held in zip(buckets, tokens, strict=True):
-            _local[bucket.key] = (held - bucket.cost, now)
+        for bucket, (held, at) in zip(buckets, tokens, strict=True):
+            _local[bucket.key] = (held - bucket.cost, at)
         return short
 
 

@@ -352,6 +352,22 @@ def test_with_redis_the_limits_hold_across_web_processes(client, source, setting
     assert redis.Redis.from_url(redis_url).exists(f"cdp:limit:address:{source.pk}:203.0.113.7")
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
+def test_a_request_carrying_an_earlier_time_does_not_refill_a_bucket_twice(
+    client, source, settings, redis_url, clock, shared
+):
+    """Requests run in threads: one may reach the limiter with an earlier time than the one before."""
+    settings.REDIS_URL = redis_url if shared else None
+    settings.TRACKING_ADDRESS_RATE = 2  # a burst of 10
+    assert {answer.status_code for answer in flood(client, source, 9)} == {200}
+    clock.move_to(NOW + dt.timedelta(seconds=1))
+    assert flood(client, source, 1)[0].status_code == 200
+    clock.move_to(NOW + dt.timedelta(seconds=0.5))  # a thread that read the clock a little earlier
+    assert flood(client, source, 1)[0].status_code == 200
+    clock.move_to(NOW + dt.timedelta(seconds=1))
+    assert [answer.status_code for answer in flood(client, source, 2)] == [200, 429]
+
+
 def test_without_redis_the_api_still_answers_and_limits_in_its_process(client, source, settings, clock):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     settings.TRACKING_ADDRESS_RATE = 2
