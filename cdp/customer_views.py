@@ -4,7 +4,7 @@ import datetime as dt
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -257,6 +257,9 @@ def merge_reviews(request):
 def merge_review_resolve(request, review_id: int):
     review = get_object_or_404(MergeReview, pk=review_id)
     merge = request.POST.get("decision") == "merge"
+    if merge and not user_can(request.user, "manage_data"):
+        # The rules forbade this merge (two ID numbers, say): overriding them is for data managers.
+        raise PermissionDenied(_("Only people who manage data may merge against the identity rules."))
     review_resolve(review=review, merge=merge, actor=request.user)
     messages.success(request, _("Merged.") if merge else _("Kept apart."))
     return redirect("merge_reviews")

@@ -20,7 +20,7 @@ from cdp.ingest import batches_process, inbox_store
 from cdp.merge import customer_survivor
 from cdp.models import Customer, Event, ImportJob, Source
 from cdp.redaction import redact
-from cdp.services import internal_source
+from cdp.services import audit_record, internal_source
 from segments.models import CustomerTag, Tag
 from segments.tags import customers_tag
 
@@ -76,6 +76,12 @@ def import_start(*, upload, kind: str, actor) -> ImportJob:
             content=content,
             total_rows=total,
             created_by=actor,
+        )
+        audit_record(
+            actor=actor,
+            action="import.start",
+            target=job,
+            details={"kind": kind, "rows": total, "file": job.file_name},
         )
         from cdp.tasks import import_run
 

@@ -2,6 +2,7 @@
 checked the same way (every problem with its JSON path) and a deletion that rules depend on is
 refused with their names (409)."""
 
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -9,6 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cdp.access import user_can
 from cdp.api.permissions import HasCapability
 from cdp.models import Customer
 from segments.api import RuleProblems
@@ -18,6 +20,7 @@ from segments.scoring import score_adjust, scoring_rule_save
 from segments.selectors import customer_rule_facts
 from segments.stages import stage_delete, stage_save, stages_reorder
 from segments.tags import (
+    SEGMENT_TAGGING_REFUSED,
     customers_tag,
     customers_untag,
     segment_members_tag,
@@ -185,6 +188,8 @@ class TagCustomersView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         if values.get("segment"):
+            if not user_can(request.user, "manage_segments"):
+                raise PermissionDenied(SEGMENT_TAGGING_REFUSED)
             segment = get_object_or_404(Segment, key=values["segment"])
             changed = segment_members_tag(segment=segment, tag=tag, actor=request.user, remove=remove)
             return Response({"changed": changed, "unknown_ids": []})

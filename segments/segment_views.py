@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from cdp.access import capability_required, user_can
 from cdp.customers import primary_phones
 from cdp.models import CustomerRole
+from cdp.services import audit_record
 from segments import lists
 from segments.builder import builder_page_config, rule_outline
 from segments.models import LifecycleStage, Segment, Tag
@@ -273,7 +274,14 @@ async def _in_thread(lines):
 @capability_required("view_segments")
 def segment_export(request, segment_id: int):
     segment = get_object_or_404(Segment, pk=segment_id)
-    lines = lists.members_csv(segment=segment, show_pii=user_can(request.user, "view_pii"))
+    show_pii = user_can(request.user, "view_pii")
+    audit_record(
+        actor=request.user,
+        action="segment.export",
+        target=segment,
+        details={"members": segment.members.count(), "full_contacts": show_pii},
+    )
+    lines = lists.members_csv(segment=segment, show_pii=show_pii)
     response = StreamingHttpResponse(
         _in_thread(lines) if isinstance(request, ASGIRequest) else lines,
         content_type="text/csv; charset=utf-8",

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from cdp.ingest import system_events_record
 from cdp.models import Customer
@@ -210,6 +211,13 @@ def customers_untag(
     CustomerTag.objects.filter(tag=tag, customer_id__in=removed).delete()
     tag_events_record(tag, removed, "tag_removed", origin)
     return len(removed)
+
+
+# Tagging every member of a segment can start tag-triggered journeys for thousands at once.
+SEGMENT_TAGGING_REFUSED = gettext_lazy(
+    "Only people who manage segments may tag every member of a segment; tag customers one by one "
+    "or by a list."
+)
 
 
 @transaction.atomic

@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,6 +14,7 @@ from segments.forms import DynamicTagForm
 from segments.models import Segment, Tag, TagGroup
 from segments.rules import RuleError
 from segments.tags import (
+    SEGMENT_TAGGING_REFUSED,
     customers_tag,
     customers_untag,
     segment_members_tag,
@@ -200,7 +201,10 @@ def tag_bulk(request, tag_id: int):
     report = None
     try:
         if request.POST.get("segment"):
-            segment = get_object_or_404(Segment, pk=request.POST["segment"])
+            if not user_can(request.user, "manage_segments"):
+                raise PermissionDenied(SEGMENT_TAGGING_REFUSED)
+            segment_id = request.POST["segment"]
+            segment = get_object_or_404(Segment, pk=int(segment_id) if segment_id.isdigit() else 0)
             changed = segment_members_tag(segment=segment, tag=tag, actor=request.user, remove=remove)
         else:
             customer_ids, report = upload_match(upload_text(request.FILES.get("file")))

@@ -14,6 +14,7 @@ from cdp.api.permissions import HasCapability
 from cdp.identity import IDENTITY_TYPES
 from cdp.ingest import customer_upsert
 from cdp.models import Customer, Event
+from cdp.services import audit_record
 
 
 class IdentityOutput(serializers.Serializer):
@@ -172,6 +173,12 @@ class CustomerListView(APIView):
             )
         except ValueError as error:
             raise ValidationError({"identities": [str(error)]}) from error
+        audit_record(
+            actor=request.user,
+            action="customer.api_upsert",
+            target=customer,
+            details={"created": created, "identity_types": sorted(payload.validated_data["identities"])},
+        )
         data = CustomerOutput(_profile(customer, user_can(request.user, "view_pii"))).data
         return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

@@ -22,9 +22,9 @@ def buyer(name, phone, city, days_ago):
     }
 
 
-def test_a_marketer_builds_a_nested_rule_with_a_live_count_and_saves_it(new_page, app_server, source):
+def test_a_marketer_builds_a_nested_rule_with_a_live_count_and_saves_it(new_page, app_server, server_source):
     store(
-        source,
+        server_source,
         [
             buyer("赵敏", "13800138000", "深圳", 3),
             buyer("钱多多", "13900139000", "上海", 40),

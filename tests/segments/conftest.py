@@ -31,3 +31,10 @@ def clock(request):
     the database wait on real durations)."""
     with time_machine.travel(getattr(request, "param", ORDINARY_MORNING), tick=True) as traveller:
         yield traveller
+
+
+@pytest.fixture
+def source(server_source):
+    """Rules are about customers the company knows by their user id, phone or email: their events come
+    from the company's own server, which may name them (a web key may not: cdp's source trust)."""
+    return server_source

@@ -10,6 +10,7 @@ from cdp.models import Event
 from segments.models import CustomerTag, Tag
 from segments.services import segment_save
 from segments.tags import customers_tag, tag_save
+from tests.cdp.test_open_api import api  # noqa: F401 (fixture)
 from tests.segments.test_rule_agreement import store
 from tests.segments.test_segment_pages import builder_config_of
 from tests.segments.test_stages_scores import order, person, view
@@ -64,7 +65,7 @@ def test_marketers_make_a_dynamic_tag_in_the_rule_builder_and_bad_rules_are_refu
     assert holders("hot") == {buyer.pk, browsing_buyer.pk}
 
 
-def test_sales_tag_a_segment_and_an_uploaded_list_and_see_the_rows_that_named_nobody(
+def test_marketers_tag_a_segment_sales_an_uploaded_list_and_see_the_rows_that_named_nobody(
     client, user_in_role, people, admin_user
 ):
     visitor, buyer, browsing_buyer = people
@@ -72,12 +73,25 @@ def test_sales_tag_a_segment_and_an_uploaded_list_and_see_the_rows_that_named_no
     buyers = segment_save(
         key="buyers", name="Buyers", rule_data={"event": "Order Completed"}, actor=admin_user
     )
+    # Tagging a whole segment (journeys may start for each) is for those who manage segments.
     client.force_login(user_in_role("Sales"))
+    response = client.post(reverse("tag_bulk", args=[vip.pk]), {"segment": buyers.pk, "action": "add"}, **EN)
+    assert response.status_code == 403
+    assert holders("vip") == set()
+    assert (
+        client.post(reverse("tag_bulk", args=[vip.pk]), {"segment": "x", "action": "add"}).status_code == 403
+    )
+    client.force_login(user_in_role("Marketer"))
+    assert (
+        client.post(reverse("tag_bulk", args=[vip.pk]), {"segment": "x", "action": "add"}).status_code == 404
+    )
     response = client.post(
         reverse("tag_bulk", args=[vip.pk]), {"segment": buyers.pk, "action": "add"}, follow=True, **EN
     )
     assert "2 customers got the tag." in response.content.decode()
     assert holders("vip") == {buyer.pk, browsing_buyer.pk}
+
+    client.force_login(user_in_role("Sales"))
 
     listing = f"customer_id\n{visitor.pk}\n{buyer.pk}\n99999999\n".encode()
     response = client.post(
@@ -120,3 +134,18 @@ def test_merging_and_deleting_tags_and_refusals_while_a_rule_reads_them(
     assert "1 customer will lose it" in page
     response = client.post(reverse("tag_delete", args=[unused.pk]), follow=True, **EN)
     assert "Tag “Old” deleted; 1 customer lost it." in response.content.decode()
+
+
+def test_over_the_api_too_only_segment_managers_tag_a_whole_segment(api, user_in_role, people, admin_user):  # noqa: F811
+    tag_save(key="vip", name="VIP", actor=admin_user)
+    segment_save(key="buyers", name="Buyers", rule_data={"event": "Order Completed"}, actor=admin_user)
+    body = {"segment": "buyers"}
+    response = api(user_in_role("Sales")).post(
+        "/api/tags/vip/customers/", body, content_type="application/json"
+    )
+    assert response.status_code == 403
+    assert holders("vip") == set()
+    response = api(user_in_role("Marketer")).post(
+        "/api/tags/vip/customers/", body, content_type="application/json"
+    )
+    assert (response.status_code, response.json()["changed"]) == (200, 2)
