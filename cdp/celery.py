@@ -9,7 +9,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 # One queue per concern, so each can get its own workers when the load grows.
 # Event matching has its own queue: a backlog of it never holds up the engine's tick (due delays),
 # and a worker that does not take it still starts journeys through the tick's sweep, 30 s later.
-QUEUES = ("default", "ingest", "segments", "engine", "matching", "dispatch")
+# The sandbox providers post their receipts from a queue of their own, as a real provider would
+# from its own servers: a slow run never holds up the heartbeat or a refresh.
+QUEUES = ("default", "ingest", "segments", "engine", "matching", "dispatch", "sandbox")
 
 app = Celery("cdp")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -28,6 +28,7 @@ WORKERS = (
     ("engine", ("engine", "matching"), 2),
     ("dispatch", ("dispatch",), 2),
     ("background", ("default", "segments"), 2),
+    ("sandbox", ("sandbox",), 2),
 )
 BIN = Path(sys.executable).parent
 
@@ -81,6 +82,8 @@ def _announce_when_up(url: str, stop: threading.Event) -> None:
 def main() -> int:
     host = os.environ.get("CDP_HOST", "127.0.0.1")
     port = os.environ.get("CDP_PORT", "8000")
+    # Links sent to people and the sandbox providers' receipts go to the address served here.
+    os.environ.setdefault("SITE_URL", f"http://{host}:{port}")
     env = _prepare_environment()
     _migrate_and_load_demo()
 

@@ -294,7 +294,7 @@ CELERY_TASK_ROUTES = {
     "segments.tasks.rules_tick": {"queue": "segments"},
     "connectors.tasks.dispatch_account": {"queue": "dispatch"},
     "connectors.tasks.dispatch_sweep": {"queue": "dispatch"},
-    "connectors.tasks.sandbox_receipts": {"queue": "default"},
+    "connectors.tasks.sandbox_receipts": {"queue": "sandbox"},
     "journeys.tasks.engine_tick": {"queue": "engine"},
     "journeys.tasks.events_arrived": {"queue": "matching"},
 }

@@ -249,7 +249,7 @@ def test_sends_wake_the_sandbox_receipts_when_they_are_due_once_per_second(
                 )
             dispatch_account_run(account_id=account.pk, budget_seconds=5)
 
-    queued = [json.loads(raw)["headers"] for raw in broker.lrange("default", 0, -1)]
+    queued = [json.loads(raw)["headers"] for raw in broker.lrange("sandbox", 0, -1)]
     wakes = [headers for headers in queued if headers["task"] == "connectors.tasks.sandbox_receipts"]
     assert len(wakes) == 1
     # Due 3 s after the sends, rounded up to the second: 00:00:03 on the 1st of September.
