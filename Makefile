@@ -9,7 +9,7 @@ FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/pack
 .PHONY: run test test-clock lint format frontend messages clean-db help
 
 help:
-	@echo "make run    set up (venv, deps, canvas build, embedded PostgreSQL, migrations, demo data) and serve"
+	@echo "make run    set up (venv, deps, canvas build, embedded PostgreSQL and Redis, migrations, demo data) and serve"
 	@echo "make test   run every test (pytest on PostgreSQL, Vitest for the canvas)"
 	@echo "make test-clock CLOCK=\"2028-02-29 23:59:00\"   every test with the machine's clock moved (UTC, or add a zone)"
 	@echo "make lint   ruff check and format check"
@@ -58,5 +58,6 @@ messages: $(VENV)/.installed
 	$(PY) manage.py makemessages --locale zh_Hans --ignore '.venv/*' --ignore 'frontend/*' --no-obsolete
 	$(PY) manage.py compilemessages --locale zh_Hans --ignore '.venv/*' --ignore 'frontend/*'
 
+# The database and the queued tasks that refer to it go together.
 clean-db:
-	rm -rf var/pgdata
+	rm -rf var/pgdata var/redis
