@@ -16,7 +16,9 @@ def test_an_admin_adds_an_account_sends_a_test_and_sees_it_delivered(new_page, a
     Identity.objects.create(
         customer=customer, type="phone", value="+8613812345678", first_seen_at=timezone.now()
     )
-    app_server.start("worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "dispatch,default")
+    app_server.start(
+        "worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "dispatch,default,sandbox"
+    )
     app_server.start("beat", "celery", "-A", "cdp", "beat", "--loglevel", "INFO")
 
     admin = new_page("en")

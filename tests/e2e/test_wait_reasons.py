@@ -26,7 +26,9 @@ def test_a_waiting_message_says_why_until_the_admin_resumes_its_account(new_page
         body={"template_code": "SMS_1", "params": {"text": "新品到了"}, "text": "新品到了"},
         origin="staff",
     )
-    app_server.start("worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "dispatch,default")
+    app_server.start(
+        "worker", "celery", "-A", "cdp", "worker", "--pool", "solo", "-Q", "dispatch,default,sandbox"
+    )
     app_server.start("beat", "celery", "-A", "cdp", "beat", "--loglevel", "INFO")  # the dispatch sweep
 
     analyst = new_page()  # in Chinese, a role that reads messages but manages no account

@@ -41,7 +41,7 @@ def processes(redis_url, tmp_path, transactional_db, monkeypatch):
     )
     group.start("web", "daphne", "-b", "127.0.0.1", "-p", str(port), "cdp.asgi:application")
     group.start(
-        "worker", "celery", "-A", "cdp", "worker", "-Q", "engine,matching,dispatch,default,segments",
+        "worker", "celery", "-A", "cdp", "worker", "-Q", "engine,matching,dispatch,default,segments,sandbox",
         "-c", "3", "-n", "journeys@%h", "--loglevel", "INFO",
     )  # fmt: skip
     group.start("beat", "celery", "-A", "cdp", "beat", "--loglevel", "INFO")
