@@ -267,7 +267,13 @@ if not CELERY_BROKER_URL:
 # this long (Redis brokers; RabbitMQ gives it back when the connection drops). Keep it longer than
 # any task runs, or a slow task would run a second time beside the first.
 BROKER_VISIBILITY_TIMEOUT_SECONDS = env.number("BROKER_VISIBILITY_TIMEOUT_SECONDS", 3600, minimum=5)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS,
+    # Workers look for such tasks every 10 s (kombu's default is every 10th look of 10 s each, so a
+    # killed worker's task could wait well past its timeout).
+    "unacked_restore_interval": min(10, max(BROKER_VISIBILITY_TIMEOUT_SECONDS // 2, 1)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
