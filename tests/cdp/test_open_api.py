@@ -114,7 +114,7 @@ def test_a_token_expires_and_records_its_last_use(client, user_in_role):
         assert client.get("/api/me/", **headers).status_code == 200
     assert ApiToken.objects.get(user=user).last_used_at == dt.datetime(2027, 1, 30, 9, 0, tzinfo=dt.UTC)
     with time_machine.travel(dt.datetime(2027, 1, 31, 9, 0, 1, tzinfo=dt.UTC), tick=False):
-        response = client.get("/api/me/", **headers)
+        response = client.get("/api/me/", HTTP_ACCEPT_LANGUAGE="en", **headers)
     assert response.status_code == 401
     assert "expired" in response.json()["detail"]
 

@@ -18,7 +18,9 @@ ORACLE = {
 
 
 def preview(client, rule):
-    return client.post("/api/segments/preview/", {"rule": rule}, content_type="application/json")
+    return client.post(
+        "/api/segments/preview/", {"rule": rule}, content_type="application/json", HTTP_ACCEPT_LANGUAGE="en"
+    )
 
 
 def problems(response) -> dict:
@@ -48,7 +50,10 @@ def test_the_reviews_phone_oracle_is_refused_to_a_marketer_without_view_pii(api,
     assert REFUSED % "身份证号" in found["$.or[1].where[0].property"]
     # Saving it is refused the same way: a segment's size would tell the same.
     response = marketer.post(
-        "/api/segments/", {"key": "probe", "name": "probe", "rule": ORACLE}, content_type="application/json"
+        "/api/segments/",
+        {"key": "probe", "name": "probe", "rule": ORACLE},
+        content_type="application/json",
+        HTTP_ACCEPT_LANGUAGE="en",
     )
     assert response.status_code == 400
     assert not Segment.objects.filter(key="probe").exists()
