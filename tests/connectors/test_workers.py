@@ -70,6 +70,10 @@ def test_two_workers_never_send_the_same_message(workers, make_account):
     outbox(account, 3000)
     start_worker(workers, "one")
     start_worker(workers, "two")
+    for name in ("one", "two"):  # both listening before the work starts, or one may drain it alone
+        wait_until(
+            lambda name=name: "ready." in workers.log(name), timeout=60, what=f"worker {name} to start"
+        )
     kick(account, times=6)
     wait_until(lambda: kick(account, 1) or not pending(), timeout=120, what="the outbox to empty")
     assert Message.objects.filter(status="sent").count() == 3000
