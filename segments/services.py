@@ -71,28 +71,13 @@ NAME_SOURCES = {
 }
 
 
-def _named_leaves(data, path: str = "$"):
-    """(path, kind, name) of every name in a rule as written, well formed or not, so that a
-    misspelt name is reported together with the rule's other mistakes."""
-    if not isinstance(data, dict):
-        return
-    for group in ("and", "or"):
-        if isinstance(data.get(group), list):
-            for index, child in enumerate(data[group]):
-                yield from _named_leaves(child, f"{path}.{group}[{index}]")
-            return
-    if "not" in data:
-        yield from _named_leaves(data["not"], f"{path}.not")
-        return
-    for kind in NAME_SOURCES:
-        if isinstance(data.get(kind), str) and data[kind].strip():
-            name = data[kind].strip().lower() if kind == "role" else data[kind]
-            yield f"{path}.{kind}", kind, name
-
-
 # However it is written, a rule stays small enough to evaluate in bounded time.
 MAX_RULE_LEAVES = 100
 MAX_RULE_DEPTH = 8
+
+
+def _is_group(node: dict) -> bool:
+    return any(isinstance(node.get(group), list) for group in ("and", "or")) or "not" in node
 
 
 def _walk(data, path: str = "$", depth: int = 1):
@@ -109,9 +94,21 @@ def _walk(data, path: str = "$", depth: int = 1):
         yield from _walk(data["not"], f"{path}.not", depth + 1)
 
 
+def _named_leaves(data):
+    """(path, kind, name) of every name in a rule as written, well formed or not, so that a
+    misspelt name is reported together with the rule's other mistakes."""
+    for path, node, _depth in _walk(data):
+        if _is_group(node):
+            continue
+        for kind in NAME_SOURCES:
+            if isinstance(node.get(kind), str) and node[kind].strip():
+                name = node[kind].strip().lower() if kind == "role" else node[kind]
+                yield f"{path}.{kind}", kind, name
+
+
 def _size_problems(data) -> list[dict]:
     nodes = list(_walk(data))
-    leaves = [node for _path, node, _depth in nodes if not ({"and", "or", "not"} & set(node))]
+    leaves = [node for _path, node, _depth in nodes if not _is_group(node)]
     problems = []
     if len(leaves) > MAX_RULE_LEAVES:
         problems.append(
