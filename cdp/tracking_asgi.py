@@ -3,8 +3,9 @@
 Tracking calls are the busiest requests by far and need none of the middleware (sessions, CSRF, login,
 locale, static files): the write key is their credential. Skipping it, and the thread Django starts
 for every request, about halves the server's CPU per call (docs/PERFORMANCE.md). The work itself is
-``tracking_receive``, the same function the Django views call, run in a worker thread (it uses the
-ORM).
+``tracking_receive``, the same function the Django views call, run in the event loop's default
+executor (it uses the ORM), whose threads give their connections back after each call
+(``cdp.dbconnections``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
 
 from cdp import json_codec
@@ -38,15 +38,6 @@ _CORS = [(name.lower().encode(), value.encode()) for name, value in CORS_HEADERS
 
 def _headers(scope) -> dict[str, str]:
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
-
-
-def _receive_in_thread(request: TrackingRequest, kind: str | None) -> tuple[int, dict, dict]:
-    # As Django does around each request: drop a connection that broke or aged out of the pool.
-    close_old_connections()
-    try:
-        return tracking_receive(request, kind)
-    finally:
-        close_old_connections()
 
 
 async def _body(receive, limit: int) -> tuple[bytes, int]:
@@ -101,7 +92,7 @@ async def tracking_app(scope, receive, send, headers: dict[str, str]) -> None:
         if early is not None:
             status, answer, extra = early
         else:
-            status, answer, extra = await sync_to_async(_receive_in_thread, thread_sensitive=False)(
+            status, answer, extra = await sync_to_async(tracking_receive, thread_sensitive=False)(
                 request, kind
             )
     except Exception:  # nothing was stored (the inbox insert is one statement): the client sends again
