@@ -4,6 +4,7 @@ message and become events on the customer's timeline. Links and unsubscribes too
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from urllib.parse import urlencode
 
@@ -16,6 +17,7 @@ from connectors.models import InboundCallback, Message, TrackedLink
 from connectors.sandbox import receipts_post
 from connectors.services import message_enqueue
 from tests.connectors.conftest import CALLBACK_SECRET
+from tests.fakes import wechat as wechat_peer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,34 +94,44 @@ def test_a_callback_with_a_wrong_signature_is_refused_and_kept(client, make_acco
     assert InboundCallback.objects.get().accepted is False
 
 
-def test_wechat_template_push_signed_by_sha1_of_token_timestamp_nonce(client, make_account, make_customer):
-    account = make_account(kind="sandbox_wechat_template", name="公众号沙箱")
+def test_wechat_template_push_in_safe_mode_reaches_the_message(client, make_account, make_customer):
+    account = make_account(
+        kind="sandbox_wechat_template", name="公众号沙箱", encoding_aes_key=wechat_peer.AES_KEY
+    )
     customer = make_customer(openid="o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
     message = sent(
         account, customer, body={"template_id": "TM0001", "fields": {"first": "{{ customer.name }}"}}
     )
     assert message.recipient == "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
-    timestamp, nonce = str(int(time.time())), "1320451234"
-    joined = "".join(sorted([CALLBACK_SECRET, timestamp, nonce])).encode()
-    signature = hashlib.sha1(joined).hexdigest()  # noqa: S324 (WeChat's own scheme)
-    body = (
-        "<xml><ToUserName><![CDATA[gh_7f083739789a]]></ToUserName>"
-        "<FromUserName><![CDATA[o6_bmjrPTlm6_2sgVt7hMZOPfL2M]]></FromUserName>"
-        "<CreateTime>1395658920</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-        "<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event>"
-        f"<MsgID>{message.provider_message_id}</MsgID><Status><![CDATA[failed:user block]]></Status></xml>"
+    query, body = wechat_peer.push(
+        wechat_peer.template_job_finished(
+            openid=message.recipient, msg_id=message.provider_message_id, status="failed:user block"
+        ),
+        appid="wx0000sandbox00000",
+        token=CALLBACK_SECRET,
     )
     url = reverse("connector_inbound", args=[account.pk])
-    response = client.post(
-        f"{url}?signature={signature}&timestamp={timestamp}&nonce={nonce}", data=body, content_type="text/xml"
-    )
+    response = client.post(f"{url}?{urlencode(query)}", data=body, content_type="text/xml")
     assert (response.status_code, response.content) == (200, b"success")
     message.refresh_from_db()
     assert (message.status, message.reason) == ("failed", "failed:user block")
+    # The same request again (from a log, or the wire): refused, and the message is as it was.
+    again = client.post(f"{url}?{urlencode(query)}", data=body, content_type="text/xml")
+    assert (again.status_code, again.content) == (400, b"nonce already used: a replayed callback")
+
+
+def test_the_sandbox_posts_wechat_receipts_the_inbound_url_accepts(client, make_account, make_customer):
+    """The quickstart's own sender encrypts and signs its pushes as WeChat does."""
+    account = make_account(kind="sandbox_wechat_template", name="公众号沙箱", receipt_delay_seconds=0)
+    message = sent(account, make_customer(openid="o-follower"), body={"template_id": "TM0001", "fields": {}})
+    assert receipts_post(post=via(client)) == 1
+    message.refresh_from_db()
+    assert message.status == "delivered"
+    assert InboundCallback.objects.get().accepted
 
 
 def sendcloud_event(event: str, email_id: str, **extra) -> bytes:
-    timestamp, token = str(int(time.time() * 1000)), "a" * 50
+    timestamp, token = str(int(time.time() * 1000)), secrets.token_hex(25)
     signature = hmac.new(CALLBACK_SECRET.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
     fields = {
         "event": event,
