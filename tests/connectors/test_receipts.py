@@ -9,6 +9,7 @@ import time
 from urllib.parse import urlencode
 
 import pytest
+import redis
 from django.urls import reverse
 
 from cdp.models import Consent, Event
@@ -94,7 +95,13 @@ def test_a_callback_with_a_wrong_signature_is_refused_and_kept(client, make_acco
     assert InboundCallback.objects.get().accepted is False
 
 
-def test_wechat_template_push_in_safe_mode_reaches_the_message(client, make_account, make_customer):
+def test_wechat_template_push_in_safe_mode_reaches_the_message(
+    client, make_account, make_customer, settings, redis_url
+):
+    # Nonces in Redis, as in production: every web process sees the ones the others took.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+    }
     account = make_account(
         kind="sandbox_wechat_template", name="公众号沙箱", encoding_aes_key=wechat_peer.AES_KEY
     )
@@ -118,6 +125,7 @@ def test_wechat_template_push_in_safe_mode_reaches_the_message(client, make_acco
     # The same request again (from a log, or the wire): refused, and the message is as it was.
     again = client.post(f"{url}?{urlencode(query)}", data=body, content_type="text/xml")
     assert (again.status_code, again.content) == (400, b"nonce already used: a replayed callback")
+    assert redis.Redis.from_url(redis_url).keys("*callback-nonce*")
 
 
 def test_the_sandbox_posts_wechat_receipts_the_inbound_url_accepts(client, make_account, make_customer):
@@ -266,3 +274,32 @@ def test_sends_wake_the_sandbox_receipts_when_they_are_due_once_per_second(
     assert len(wakes) == 1
     # Due 3 s after the sends, rounded up to the second: 00:00:03 on the 1st of September.
     assert dt.datetime.fromisoformat(wakes[0]["eta"]) == dt.datetime(2026, 8, 31, 16, 0, 3, tzinfo=dt.UTC)
+
+
+def test_a_wechat_sandbox_made_before_encrypted_pushes_gets_a_key_and_its_receipts_arrive(
+    client, make_account, make_customer
+):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from connectors.accounts import kind_instance
+    from connectors.vault import secrets_open, secrets_seal
+
+    account = make_account(kind="sandbox_wechat_template", name="公众号沙箱", receipt_delay_seconds=0)
+    before = {k: v for k, v in secrets_open(account.secrets_encrypted).items() if k != "encoding_aes_key"}
+    account.secrets_encrypted = secrets_seal(before)
+    account.save(update_fields=["secrets_encrypted"])
+
+    import_module("connectors.migrations.0007_wechat_sandbox_encoding_aes_key").encoding_aes_keys_add(
+        apps, None
+    )
+    account.refresh_from_db()
+    assert secrets_open(account.secrets_encrypted)["callback_secret"] == CALLBACK_SECRET
+    assert (
+        kind_instance(account).settings.encoding_aes_key == kind_instance(account).settings.encoding_aes_key
+    )
+    message = sent(account, make_customer(openid="o-follower"), body={"template_id": "TM0001", "fields": {}})
+    assert receipts_post(post=via(client)) == 1
+    message.refresh_from_db()
+    assert message.status == "delivered"
