@@ -28,7 +28,14 @@ from connectors.receipts import (
 
 log = logging.getLogger(__name__)
 MAX_CALLBACK = 1024 * 1024
-KEPT_HEADERS = ("content-type", "user-agent", "x-sandbox-signature", "x-signature")
+KEPT_HEADERS = (
+    "content-type",
+    "user-agent",
+    "x-sandbox-signature",
+    "x-sandbox-timestamp",
+    "x-sandbox-nonce",
+    "x-signature",
+)
 
 
 @csrf_exempt
