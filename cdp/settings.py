@@ -298,6 +298,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Every task by its full name, on one of cdp.celery.QUEUES; anything unlisted runs on "default".
 CELERY_TASK_ROUTES = {
     "cdp.tasks.heartbeat": {"queue": "default"},
+    "cdp.tasks.ingest_failed_expire": {"queue": "default"},
+    "connectors.tasks.callbacks_rejected_expire": {"queue": "default"},
     "cdp.tasks.ingest_batches": {"queue": "ingest"},
     "cdp.tasks.import_run": {"queue": "ingest"},
     "segments.tasks.membership_events": {"queue": "segments"},
