@@ -20,6 +20,9 @@ import phonenumbers
 from cryptography.fernet import Fernet
 from django.conf import settings
 
+from cdp.redaction import ID_NUMBER as ID_NUMBER_IN_TEXT
+from cdp.redaction import pii_kind
+
 BLOCKED_VALUES = frozenset(
     {"", "null", "none", "nil", "undefined", "nan", "0", "-", "n/a", "na", "anonymous", "unknown", "test"}
 )
@@ -129,6 +132,47 @@ def encrypt_sensitive(value: str) -> str:
 
 def decrypt_sensitive(token: str) -> str:
     return _keys()[1].decrypt(token.encode()).decode()
+
+
+HASHED = re.compile(r"^h:[0-9a-f]{64}$")
+
+
+def _id_number_hashed(raw: str | int) -> str:
+    text = str(raw).strip()
+    if HASHED.match(text):
+        return text
+    return hash_sensitive(normalise_id_number(text) or text)
+
+
+def id_numbers_hashed(value):
+    """A copy of an event's properties or context with every ID number replaced by its keyed hash,
+    the identity table's (so a stored event still matches its identity): a value under a key that
+    names an ID number (``id_number``, ``身份证号``, an ``externalIds`` entry of type ``id_number``)
+    and an 18-character ID number inside any text. Phones and emails stay: they identify customers
+    unhashed, and are masked where people read them."""
+    if isinstance(value, str):
+        if len(value) < 18:  # shorter than an ID number: the common case costs no regex
+            return value
+        return ID_NUMBER_IN_TEXT.sub(lambda match: hash_sensitive(match.group().upper()), value)
+    if isinstance(value, list):
+        return [id_numbers_hashed(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    hashed = {}
+    for key, item in value.items():
+        names_id_number = pii_kind(str(key)) == "id_number" or (
+            key == "id" and isinstance(value.get("type"), str) and pii_kind(value["type"]) == "id_number"
+        )
+        if (
+            names_id_number
+            and isinstance(item, str | int)
+            and not isinstance(item, bool)
+            and str(item).strip()
+        ):
+            hashed[key] = _id_number_hashed(item)
+        else:
+            hashed[key] = id_numbers_hashed(item)
+    return hashed
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,13 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from cdp import json_codec
-from cdp.identity import TRAIT_IDENTIFIERS, NormalisedIdentity, identities_of, identity_type_of
+from cdp.identity import (
+    TRAIT_IDENTIFIERS,
+    NormalisedIdentity,
+    id_numbers_hashed,
+    identities_of,
+    identity_type_of,
+)
 from cdp.merge import MergeConflict, MergeRetry, customer_survivor, customers_merge_many, review_open
 from cdp.models import Consent, Customer, Event, Identity, IngestBatch, Source
 from cdp.realtime import publish_customers_changed
@@ -519,7 +525,8 @@ EVENT_COLUMNS = (
 
 
 def _store_events(items: list[Incoming]) -> None:
-    """COPY, not INSERT: several times faster for the JSON columns, and inside the batch's transaction."""
+    """COPY, not INSERT: several times faster for the JSON columns, and inside the batch's transaction.
+    ID numbers are stored as their keyed hash (identities were read from the clear values before)."""
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(f"COPY {Event._meta.db_table} ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy,
@@ -536,8 +543,8 @@ def _store_events(items: list[Incoming]) -> None:
                     item.timestamp,
                     item.received_at,
                     item.message["messageId"],
-                    Jsonb(item.message["properties"], dumps=json_codec.dumps),
-                    Jsonb(item.message["context"], dumps=json_codec.dumps),
+                    Jsonb(id_numbers_hashed(item.message["properties"]), dumps=json_codec.dumps),
+                    Jsonb(id_numbers_hashed(item.message["context"]), dumps=json_codec.dumps),
                     item.amount,
                 )
             )
@@ -900,6 +907,17 @@ def ingest_batch_discard(*, batch: IngestBatch, actor) -> None:
                 target=batch,
                 details={"events": batch.event_count, "error": batch.error[:300]},
             )
+
+
+def ingest_failed_expire(*, now: dt.datetime | None = None) -> int:
+    """Deletes the requests that failed every attempt and were received more than
+    ``INGEST_FAILED_RETENTION_DAYS`` ago (their events may hold personal data in clear); returns how
+    many. Requests still being tried are never touched."""
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.INGEST_FAILED_RETENTION_DAYS)
+    deleted, _ = IngestBatch.objects.filter(attempts__gte=MAX_ATTEMPTS, received_at__lt=cutoff).delete()
+    if deleted:
+        log.info("deleted %s failed tracking requests past their retention", deleted)
+    return deleted
 
 
 def _customers_changed(customer_ids: list[int]) -> None:

@@ -85,6 +85,13 @@ TRACKING_PHONE_EVENTS_PER_MINUTE = env.number("TRACKING_PHONE_EVENTS_PER_MINUTE"
 # SMS (and, apart, calls) to one phone number per day, whichever customers it belongs to (0: no cap);
 # the messages past it are skipped with the reason.
 PHONE_DAILY_SEND_CAP = env.number("PHONE_DAILY_SEND_CAP", 10, minimum=0)
+# Callbacks at /hooks/<account>/ whose signature, timestamp or nonce is refused: after this many in a
+# minute from one client address, the next are answered 429 and not stored (0: no limit).
+CALLBACK_REJECTS_PER_MINUTE = env.number("CALLBACK_REJECTS_PER_MINUTE", 30, minimum=0)
+# Retention, in days: rejected callbacks, and tracking requests that failed every attempt (kept
+# meanwhile for people to retry or discard on the sources page). Deleted hourly past it.
+CALLBACK_REJECTED_RETENTION_DAYS = env.number("CALLBACK_REJECTED_RETENTION_DAYS", 30, minimum=1)
+INGEST_FAILED_RETENTION_DAYS = env.number("INGEST_FAILED_RETENTION_DAYS", 30, minimum=1)
 
 
 def stop_if_misconfigured() -> None:
@@ -293,6 +300,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Every task by its full name, on one of cdp.celery.QUEUES; anything unlisted runs on "default".
 CELERY_TASK_ROUTES = {
     "cdp.tasks.heartbeat": {"queue": "default"},
+    "cdp.tasks.ingest_failed_expire": {"queue": "default"},
+    "connectors.tasks.callbacks_rejected_expire": {"queue": "default"},
     "cdp.tasks.ingest_batches": {"queue": "ingest"},
     "cdp.tasks.import_run": {"queue": "ingest"},
     "segments.tasks.membership_events": {"queue": "segments"},
@@ -344,6 +353,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": HEARTBEAT_INTERVAL_SECONDS,
         # A heartbeat nobody ran in time is worthless; never let a backlog of them pile up.
         "options": {"expire_seconds": HEARTBEAT_INTERVAL_SECONDS},
+    },
+    # Retention: failed tracking requests and rejected callbacks past their days are deleted.
+    "ingest-failed-expire": {
+        "task": "cdp.tasks.ingest_failed_expire",
+        "schedule": 3600.0,
+        "options": {"expire_seconds": 3600},
+    },
+    "callbacks-rejected-expire": {
+        "task": "connectors.tasks.callbacks_rejected_expire",
+        "schedule": 3600.0,
+        "options": {"expire_seconds": 3600},
     },
 }
 

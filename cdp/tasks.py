@@ -2,6 +2,7 @@ from celery import shared_task
 
 from cdp.imports import import_run as run_import
 from cdp.ingest import WAKE_INTERVAL, batches_process
+from cdp.ingest import ingest_failed_expire as failed_expire
 from cdp.services import heartbeat_record
 
 
@@ -23,3 +24,9 @@ def ingest_batches(batch_id: int | None = None, sent_at: float | None = None) ->
 def import_run(job_id: int) -> None:
     """Loads an uploaded CSV in the background (progress shows on the import page)."""
     run_import(job_id=job_id)
+
+
+@shared_task
+def ingest_failed_expire() -> int:
+    """Beat: failed tracking requests past their retention are deleted."""
+    return failed_expire()

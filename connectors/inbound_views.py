@@ -11,10 +11,13 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from cdp.tracking import client_address
+from cdp.tracking_limits import retry_after
 from connectors.accounts import kind_instance
 from connectors.models import ChannelAccount
 from connectors.protocol import CallbackRejected, InboundRequest
 from connectors.receipts import (
+    callback_reject,
     callback_store,
     inbound_events_record,
     link_click,
@@ -25,7 +28,14 @@ from connectors.receipts import (
 
 log = logging.getLogger(__name__)
 MAX_CALLBACK = 1024 * 1024
-KEPT_HEADERS = ("content-type", "user-agent", "x-sandbox-signature", "x-signature")
+KEPT_HEADERS = (
+    "content-type",
+    "user-agent",
+    "x-sandbox-signature",
+    "x-sandbox-timestamp",
+    "x-sandbox-nonce",
+    "x-signature",
+)
 
 
 @csrf_exempt
@@ -49,7 +59,18 @@ def inbound(request, account_id: int):
             )
         )
     except CallbackRejected as error:
-        callback_store(account=account, body=body, headers=_kept(headers), accepted=False, problem=str(error))
+        address = client_address(request.META.get("REMOTE_ADDR", ""), headers.get("x-forwarded-for", ""))
+        wait = callback_reject(
+            account=account, body=body, headers=_kept(headers), problem=str(error), address=address
+        )
+        if wait:
+            seconds = retry_after(wait)
+            return HttpResponse(
+                f"Too many rejected callbacks from this address; send again in {seconds} s.",
+                status=429,
+                content_type="text/plain",
+                headers={"Retry-After": str(seconds)},
+            )
         log.warning("callback for account %s rejected: %s", account.pk, error)
         return HttpResponseBadRequest(str(error), content_type="text/plain")
     stored = callback_store(account=account, body=body, headers=_kept(headers), accepted=True)

@@ -199,11 +199,14 @@ class MessageLog(models.Model):
 
 
 class InboundCallback(models.Model):
-    """A provider's callback as received (raw), once per account and body: a replay is harmless."""
+    """A provider's callback as received (raw), once per account and body: a replay is harmless.
+    Of a rejected one only the first 2 KB of its body are kept, with its hash and size; rejected
+    callbacks are deleted after ``CALLBACK_REJECTED_RETENTION_DAYS``."""
 
     account = models.ForeignKey(ChannelAccount, on_delete=models.CASCADE, related_name="+")
     body_hash = models.CharField(max_length=64)
     body = models.TextField()
+    body_size = models.PositiveIntegerField(default=0)
     headers = models.JSONField(default=dict)
     received_at = models.DateTimeField(auto_now_add=True)
     accepted = models.BooleanField(default=True)
@@ -216,6 +219,13 @@ class InboundCallback(models.Model):
                 fields=["account", "body_hash"],
                 condition=models.Q(accepted=True),
                 name="inbound_callback_once",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(accepted=False),
+                name="inbound_callback_rejected_at",
             )
         ]
 

@@ -3,10 +3,12 @@ links, unsubscribes. Each moves its message and becomes an event on the customer
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from collections import defaultdict
 
+from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -16,10 +18,12 @@ from cdp.ingest import system_events_record
 from cdp.merge import customer_survivor
 from cdp.models import Customer
 from cdp.services import consent_record
+from cdp.tracking_limits import Bucket, tokens_take
 from connectors.models import ChannelAccount, InboundCallback, Message, MessageLog, TrackedLink
 from connectors.protocol import Channel, InboundEvent, Receipt
 
 UNSUBSCRIBE_SALT = "connectors.unsubscribe"
+REJECTED_BODY_KEPT = 2048
 
 # -- customers' own actions --------------------------------------------------------------------
 
@@ -87,20 +91,45 @@ TIMESTAMP = {
 
 
 def callback_store(*, account: ChannelAccount, body: bytes, headers: dict, accepted: bool, problem: str = ""):
-    """Stores the callback raw; returns None when the same body was already accepted (a replay)."""
-    body_hash = hashlib.sha256(body).hexdigest()
+    """Stores the callback; returns None when the same body was already accepted (a replay). An
+    accepted callback is kept raw; of a rejected one, which anyone can send, only the hash, the size
+    and the first ``REJECTED_BODY_KEPT`` bytes are kept (enough to see what was wrong)."""
+    kept = body if accepted else body[:REJECTED_BODY_KEPT]
     try:
         with transaction.atomic():
             return InboundCallback.objects.create(
                 account=account,
-                body_hash=body_hash,
-                body=body.decode("utf-8", "replace").replace("\x00", "\\x00"),
+                body_hash=hashlib.sha256(body).hexdigest(),
+                body=kept.decode("utf-8", "replace").replace("\x00", "\\x00"),
+                body_size=len(body),
                 headers=headers,
                 accepted=accepted,
                 problem=problem[:2000],
             )
     except IntegrityError:
         return None
+
+
+def callback_reject(
+    *, account: ChannelAccount, body: bytes, headers: dict, problem: str, address: str
+) -> float:
+    """Records a rejected callback unless its client address has sent more than
+    ``CALLBACK_REJECTS_PER_MINUTE`` of them: then nothing is stored, and the seconds until it may
+    send another are returned (0: stored)."""
+    per_minute = settings.CALLBACK_REJECTS_PER_MINUTE
+    if per_minute:
+        short = tokens_take([Bucket(f"callback-rejects:{address}", per_minute / 60, per_minute)])
+        if short:
+            return max(short.values())
+    callback_store(account=account, body=body, headers=headers, accepted=False, problem=problem)
+    return 0.0
+
+
+def callbacks_rejected_expire(*, now: dt.datetime | None = None) -> int:
+    """Deletes rejected callbacks older than ``CALLBACK_REJECTED_RETENTION_DAYS``; returns how many."""
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.CALLBACK_REJECTED_RETENTION_DAYS)
+    deleted, _ = InboundCallback.objects.filter(accepted=False, received_at__lt=cutoff).delete()
+    return deleted
 
 
 @transaction.atomic

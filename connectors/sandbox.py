@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import random
+import secrets
 import threading
 import time
 import uuid
@@ -30,7 +31,15 @@ from django.conf import settings
 from django.db import connection
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.protocol import ConnectorKind, OutgoingMessage, SendResult, secret
+from connectors.callbacks import callback_fresh, timestamp_read
+from connectors.protocol import (
+    CallbackRejected,
+    ConnectorKind,
+    InboundRequest,
+    OutgoingMessage,
+    SendResult,
+    secret,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +110,21 @@ def outcome_for(*, account_id: int, key: str, sandbox: SandboxSettings) -> Outco
     return Outcome("accepted", receipt_failed=rng.random() < sandbox.failure_rate)
 
 
-def sign(secret_value: str, body: bytes) -> str:
-    return hmac.new(secret_value.encode(), body, hashlib.sha256).hexdigest()
+def _signature(secret_value: str, timestamp: str, nonce: str, body: bytes) -> str:
+    signed = f"{timestamp}.{nonce}.".encode() + body
+    return hmac.new(secret_value.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def signature_ok(secret_value: str, body: bytes, signature: str) -> bool:
-    return bool(signature) and hmac.compare_digest(sign(secret_value, body), signature)
+def signed_headers(secret_value: str, body: bytes) -> dict[str, str]:
+    """The sandbox providers' own callback signature (SMS, WeCom, calls, webhook): HMAC-SHA256 over
+    ``<timestamp>.<nonce>.<body>``, so a copied signature signs no other body, and with
+    ``connectors.callbacks`` it is good once, within 5 minutes."""
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
+    return {
+        "X-Sandbox-Timestamp": timestamp,
+        "X-Sandbox-Nonce": nonce,
+        "X-Sandbox-Signature": _signature(secret_value, timestamp, nonce, body),
+    }
 
 
 _pool_lock = threading.Lock()
@@ -197,6 +215,16 @@ class SandboxKind(ConnectorKind):
     # Client half ---------------------------------------------------------------------------
     def answer_read(self, raw: bytes) -> SendResult:
         raise NotImplementedError
+
+    def callback_verify(self, request: InboundRequest) -> None:
+        """Refuses (``CallbackRejected``) a callback not signed as ``signed_headers`` signs with the
+        account's secret, older than the window, or whose nonce was used before."""
+        headers = request.headers
+        timestamp, nonce = headers.get("x-sandbox-timestamp", ""), headers.get("x-sandbox-nonce", "")
+        expected = _signature(self.settings.callback_secret, timestamp, nonce, request.body)
+        if not hmac.compare_digest(expected, headers.get("x-sandbox-signature", "")):
+            raise CallbackRejected("signature does not match")
+        callback_fresh(account_id=self.account_id, timestamp=timestamp_read(timestamp), nonce=nonce)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

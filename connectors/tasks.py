@@ -2,6 +2,7 @@ from celery import shared_task
 
 from connectors.dispatcher import dispatch_account_run
 from connectors.dispatcher import dispatch_sweep as sweep
+from connectors.receipts import callbacks_rejected_expire as rejected_expire
 from connectors.sandbox import receipts_post
 
 
@@ -21,3 +22,9 @@ def dispatch_sweep() -> None:
 def sandbox_receipts() -> int:
     """Beat: sandbox providers post the receipts that are due."""
     return receipts_post()
+
+
+@shared_task
+def callbacks_rejected_expire() -> int:
+    """Beat: rejected callbacks past their retention are deleted."""
+    return rejected_expire()

@@ -109,6 +109,21 @@ def tracking_limits_fresh(settings):
     limits_forget()
 
 
+@pytest.fixture(autouse=True)
+def cache_of_its_own(settings, request):
+    """Each test starts with an empty cache of its own (callback nonces live there): never the
+    machine's shared Redis database, where another run's nonces would look like replays."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": request.node.nodeid,
+        }
+    }
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def source(db):
     from cdp.services import source_create

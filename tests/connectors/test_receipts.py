@@ -4,10 +4,12 @@ message and become events on the customer's timeline. Links and unsubscribes too
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from urllib.parse import urlencode
 
 import pytest
+import redis
 from django.urls import reverse
 
 from cdp.models import Consent, Event
@@ -16,6 +18,8 @@ from connectors.models import InboundCallback, Message, TrackedLink
 from connectors.sandbox import receipts_post
 from connectors.services import message_enqueue
 from tests.connectors.conftest import CALLBACK_SECRET
+from tests.connectors.kinds.conftest import sandbox_headers
+from tests.fakes import wechat as wechat_peer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,13 +61,13 @@ def test_a_delivery_report_marks_the_message_delivered_once(client, make_account
     assert json.loads(stored.body)[0]["biz_id"] == message.provider_message_id
     assert stored.receipt_count == 1
 
+    # The provider posts the same report again (signed afresh): stored once, applied once.
+    headers = sandbox_headers(stored.body.encode(), CALLBACK_SECRET)
     replay = client.post(
         reverse("connector_inbound", args=[account.pk]),
         data=stored.body.encode(),
         content_type="application/json",
-        HTTP_X_SANDBOX_SIGNATURE=hmac.new(
-            CALLBACK_SECRET.encode(), stored.body.encode(), hashlib.sha256
-        ).hexdigest(),
+        headers=headers,
     )
     assert replay.status_code == 200
     assert Event.objects.filter(customer=customer, name="message_delivered").count() == 1
@@ -92,34 +96,51 @@ def test_a_callback_with_a_wrong_signature_is_refused_and_kept(client, make_acco
     assert InboundCallback.objects.get().accepted is False
 
 
-def test_wechat_template_push_signed_by_sha1_of_token_timestamp_nonce(client, make_account, make_customer):
-    account = make_account(kind="sandbox_wechat_template", name="公众号沙箱")
+def test_wechat_template_push_in_safe_mode_reaches_the_message(
+    client, make_account, make_customer, settings, redis_url
+):
+    # Nonces in Redis, as in production: every web process sees the ones the others took.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+    }
+    account = make_account(
+        kind="sandbox_wechat_template", name="公众号沙箱", encoding_aes_key=wechat_peer.AES_KEY
+    )
     customer = make_customer(openid="o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
     message = sent(
         account, customer, body={"template_id": "TM0001", "fields": {"first": "{{ customer.name }}"}}
     )
     assert message.recipient == "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
-    timestamp, nonce = str(int(time.time())), "1320451234"
-    joined = "".join(sorted([CALLBACK_SECRET, timestamp, nonce])).encode()
-    signature = hashlib.sha1(joined).hexdigest()  # noqa: S324 (WeChat's own scheme)
-    body = (
-        "<xml><ToUserName><![CDATA[gh_7f083739789a]]></ToUserName>"
-        "<FromUserName><![CDATA[o6_bmjrPTlm6_2sgVt7hMZOPfL2M]]></FromUserName>"
-        "<CreateTime>1395658920</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-        "<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event>"
-        f"<MsgID>{message.provider_message_id}</MsgID><Status><![CDATA[failed:user block]]></Status></xml>"
+    query, body = wechat_peer.push(
+        wechat_peer.template_job_finished(
+            openid=message.recipient, msg_id=message.provider_message_id, status="failed:user block"
+        ),
+        appid="wx0000sandbox00000",
+        token=CALLBACK_SECRET,
     )
     url = reverse("connector_inbound", args=[account.pk])
-    response = client.post(
-        f"{url}?signature={signature}&timestamp={timestamp}&nonce={nonce}", data=body, content_type="text/xml"
-    )
+    response = client.post(f"{url}?{urlencode(query)}", data=body, content_type="text/xml")
     assert (response.status_code, response.content) == (200, b"success")
     message.refresh_from_db()
     assert (message.status, message.reason) == ("failed", "failed:user block")
+    # The same request again (from a log, or the wire): refused, and the message is as it was.
+    again = client.post(f"{url}?{urlencode(query)}", data=body, content_type="text/xml")
+    assert (again.status_code, again.content) == (400, b"nonce already used: a replayed callback")
+    assert redis.Redis.from_url(redis_url).keys("*callback-nonce*")
+
+
+def test_the_sandbox_posts_wechat_receipts_the_inbound_url_accepts(client, make_account, make_customer):
+    """The quickstart's own sender encrypts and signs its pushes as WeChat does."""
+    account = make_account(kind="sandbox_wechat_template", name="公众号沙箱", receipt_delay_seconds=0)
+    message = sent(account, make_customer(openid="o-follower"), body={"template_id": "TM0001", "fields": {}})
+    assert receipts_post(post=via(client)) == 1
+    message.refresh_from_db()
+    assert message.status == "delivered"
+    assert InboundCallback.objects.get().accepted
 
 
 def sendcloud_event(event: str, email_id: str, **extra) -> bytes:
-    timestamp, token = str(int(time.time() * 1000)), "a" * 50
+    timestamp, token = str(int(time.time() * 1000)), secrets.token_hex(25)
     signature = hmac.new(CALLBACK_SECRET.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
     fields = {
         "event": event,
@@ -254,3 +275,32 @@ def test_sends_wake_the_sandbox_receipts_when_they_are_due_once_per_second(
     assert len(wakes) == 1
     # Due 3 s after the sends, rounded up to the second: 00:00:03 on the 1st of September.
     assert dt.datetime.fromisoformat(wakes[0]["eta"]) == dt.datetime(2026, 8, 31, 16, 0, 3, tzinfo=dt.UTC)
+
+
+def test_a_wechat_sandbox_made_before_encrypted_pushes_gets_a_key_and_its_receipts_arrive(
+    client, make_account, make_customer
+):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from connectors.accounts import kind_instance
+    from connectors.vault import secrets_open, secrets_seal
+
+    account = make_account(kind="sandbox_wechat_template", name="公众号沙箱", receipt_delay_seconds=0)
+    before = {k: v for k, v in secrets_open(account.secrets_encrypted).items() if k != "encoding_aes_key"}
+    account.secrets_encrypted = secrets_seal(before)
+    account.save(update_fields=["secrets_encrypted"])
+
+    import_module("connectors.migrations.0007_wechat_sandbox_encoding_aes_key").encoding_aes_keys_add(
+        apps, None
+    )
+    account.refresh_from_db()
+    assert secrets_open(account.secrets_encrypted)["callback_secret"] == CALLBACK_SECRET
+    assert (
+        kind_instance(account).settings.encoding_aes_key == kind_instance(account).settings.encoding_aes_key
+    )
+    message = sent(account, make_customer(openid="o-follower"), body={"template_id": "TM0001", "fields": {}})
+    assert receipts_post(post=via(client)) == 1
+    message.refresh_from_db()
+    assert message.status == "delivered"

@@ -5,7 +5,6 @@ customer's own time zone."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 import zoneinfo
 from urllib.parse import urlencode
@@ -19,6 +18,7 @@ from journeys.matching import events_match
 from journeys.models import Enrollment
 from journeys.validation import graph_validate
 from tests.connectors.conftest import CALLBACK_SECRET
+from tests.fakes import wechat as wechat_peer
 from tests.journeys.conftest import edge, node, published, track
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,23 +53,19 @@ def test_a_form_submission_starts_the_journey_only_for_that_form_and_its_filters
 
 
 def follower_push(openid: str, event: str, key: str = "", created: int | None = None) -> tuple[str, bytes]:
-    """What WeChat pushes to the Official Account's server URL, signed as WeChat signs it."""
-    created = created or int(time.time())
-    body = (
-        f"<xml><ToUserName><![CDATA[gh_sandbox0000]]></ToUserName><FromUserName><![CDATA[{openid}]]>"
-        f"</FromUserName><CreateTime>{created}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-        f"<Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]></EventKey>"
-        "<Ticket><![CDATA[gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xL2tIV]]></Ticket></xml>"
-    ).encode()
-    timestamp, nonce = str(created), "1320451234"
-    signature = hashlib.sha1("".join(sorted([CALLBACK_SECRET, timestamp, nonce])).encode()).hexdigest()  # noqa: S324
-    return urlencode({"signature": signature, "timestamp": timestamp, "nonce": nonce}), body
+    """What WeChat pushes to the Official Account's server URL in safe mode, encrypted and signed
+    as WeChat does (each push, a repeat too, with a nonce of its own)."""
+    message = wechat_peer.follower_event(openid=openid, event=event, key=key, created=created)
+    query, body = wechat_peer.push(message, appid=APPID, token=CALLBACK_SECRET)
+    return urlencode(query), body
 
 
 def test_a_follow_through_a_qr_code_creates_the_follower_and_starts_the_scene_journey(
     client, make_account, tags
 ):
-    account = make_account(kind="sandbox_wechat_template", name="公众号", appid=APPID)
+    account = make_account(
+        kind="sandbox_wechat_template", name="公众号", appid=APPID, encoding_aes_key=wechat_peer.AES_KEY
+    )
     store = published(
         {
             "nodes": [
@@ -87,8 +83,9 @@ def test_a_follow_through_a_qr_code_creates_the_follower_and_starts_the_scene_jo
         },
         name="老粉扫码",
     )
-    query, body = follower_push("o-new-follower", "subscribe", "qrscene_store-42")
+    created = int(time.time())
     for _ in range(2):  # WeChat repeats a push it did not see answered in time
+        query, body = follower_push("o-new-follower", "subscribe", "qrscene_store-42", created=created)
         response = client.post(f"/hooks/{account.pk}/?{query}", data=body, content_type="text/xml")
         assert (response.status_code, response.content) == (200, b"success")
 
@@ -108,9 +105,11 @@ def test_a_follow_through_a_qr_code_creates_the_follower_and_starts_the_scene_jo
 
 
 def test_a_push_with_a_wrong_signature_records_nothing(client, make_account):
-    account = make_account(kind="sandbox_wechat_template", name="公众号", appid=APPID)
+    account = make_account(
+        kind="sandbox_wechat_template", name="公众号", appid=APPID, encoding_aes_key=wechat_peer.AES_KEY
+    )
     query, body = follower_push("o-forged", "subscribe")
-    forged = query.replace("signature=", "signature=0")
+    forged = query.replace("msg_signature=", "msg_signature=0")
     assert (
         client.post(f"/hooks/{account.pk}/?{forged}", data=body, content_type="text/xml").status_code == 400
     )

@@ -20,7 +20,7 @@ from connectors.protocol import (
     SendResult,
 )
 from connectors.registry import connector_kind
-from connectors.sandbox import Callback, Delivery, SandboxKind, json_body, sign, signature_ok
+from connectors.sandbox import Callback, Delivery, SandboxKind, json_body, signed_headers
 
 RETRY_CODES = {1002, 5000}  # concurrency limit, platform busy
 PAUSE_CODES = {1001, 4010}  # balance, credentials
@@ -54,7 +54,7 @@ class SandboxCall(SandboxKind):
             callbacks.append(
                 Callback(
                     body=body,
-                    headers={"X-Sandbox-Signature": sign(self.settings.callback_secret, body)},
+                    headers=signed_headers(self.settings.callback_secret, body),
                     delivery_ids=(delivery.id,),
                 )
             )
@@ -80,10 +80,7 @@ class SandboxCall(SandboxKind):
         raise PermanentError(reason, raw=text)
 
     def parse_callback(self, request: InboundRequest) -> CallbackAnswer:
-        if not signature_ok(
-            self.settings.callback_secret, request.body, request.headers.get("x-sandbox-signature", "")
-        ):
-            raise CallbackRejected("signature does not match")
+        self.callback_verify(request)
         try:
             result = json.loads(request.body)
             answered = result["status"] == "answered"

@@ -1,5 +1,11 @@
 """Sandbox email: SendCloud's wire format (send answers; webhook events form-encoded, signed with
-HMAC-SHA256 over timestamp and token with the app key)."""
+HMAC-SHA256 over timestamp and token with the app key).
+
+SendCloud's signature leaves the event's fields out (its documentation offers no scheme that covers
+them), so a signature is only as good as its single use: an event is refused when its timestamp (in
+milliseconds) is more than 5 minutes old and when its token, SendCloud's nonce, was already used
+(``connectors.callbacks``). A signature copied from a captured event cannot sign another event later.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from urllib.parse import parse_qs, urlencode
 from django.utils.translation import gettext_lazy as _
 from pydantic import Field
 
+from connectors.callbacks import callback_fresh, timestamp_read
 from connectors.protocol import (
     CallbackAnswer,
     CallbackRejected,
@@ -119,6 +126,11 @@ class SandboxEmail(SandboxKind):
         )
         if not hmac.compare_digest(expected, fields.get("signature", "")):
             raise CallbackRejected("signature does not match")
+        callback_fresh(
+            account_id=self.account_id,
+            timestamp=timestamp_read(fields.get("timestamp", ""), milliseconds=True),
+            nonce=fields.get("token", ""),
+        )
         event, email_id = fields.get("event", ""), fields.get("emailId", "")
         if not email_id:
             raise CallbackRejected("emailId is missing")

@@ -22,7 +22,7 @@ from connectors.protocol import (
     SendResult,
 )
 from connectors.registry import connector_kind
-from connectors.sandbox import Callback, Delivery, SandboxKind, json_body, sign, signature_ok
+from connectors.sandbox import Callback, Delivery, SandboxKind, json_body, signed_headers
 
 RETRY_CODES = {"Throttling.User", "isv.BUSINESS_LIMIT_CONTROL", "ServiceUnavailable"}
 DEFER_CODES = {"isv.DAY_LIMIT_CONTROL"}
@@ -70,7 +70,7 @@ class SandboxSms(SandboxKind):
         return [
             Callback(
                 body=body,
-                headers={"X-Sandbox-Signature": sign(self.settings.callback_secret, body)},
+                headers=signed_headers(self.settings.callback_secret, body),
                 delivery_ids=tuple(delivery.id for delivery in deliveries),
             )
         ]
@@ -94,9 +94,7 @@ class SandboxSms(SandboxKind):
         raise PermanentError(reason, raw=text)
 
     def parse_callback(self, request: InboundRequest) -> CallbackAnswer:
-        signature = request.headers.get("x-sandbox-signature", "")
-        if not signature_ok(self.settings.callback_secret, request.body, signature):
-            raise CallbackRejected("signature does not match")
+        self.callback_verify(request)
         try:
             reports = json.loads(request.body)
             receipts = [

@@ -18,7 +18,7 @@ from connectors.protocol import (
     SendResult,
 )
 from connectors.registry import connector_kind
-from connectors.sandbox import Callback, Delivery, SandboxKind, json_body, sign, signature_ok
+from connectors.sandbox import Callback, Delivery, SandboxKind, json_body, signed_headers
 
 
 @connector_kind
@@ -40,7 +40,7 @@ class SandboxWebhook(SandboxKind):
             callbacks.append(
                 Callback(
                     body=body,
-                    headers={"X-Sandbox-Signature": sign(self.settings.callback_secret, body)},
+                    headers=signed_headers(self.settings.callback_secret, body),
                     delivery_ids=(delivery.id,),
                 )
             )
@@ -63,10 +63,7 @@ class SandboxWebhook(SandboxKind):
         raise PermanentError(str(answer.get("error") or "refused"), raw=text)
 
     def parse_callback(self, request: InboundRequest) -> CallbackAnswer:
-        if not signature_ok(
-            self.settings.callback_secret, request.body, request.headers.get("x-sandbox-signature", "")
-        ):
-            raise CallbackRejected("signature does not match")
+        self.callback_verify(request)
         try:
             update = json.loads(request.body)
             receipt = Receipt(provider_message_id=str(update["id"]), status=update["status"])

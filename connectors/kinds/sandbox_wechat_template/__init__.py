@@ -1,21 +1,29 @@
 """Sandbox WeChat template messages: the Official Account API's answers and its event push (XML,
-``TEMPLATESENDJOBFINISH``), signed the way WeChat signs: SHA-1 over the sorted token, timestamp and
-nonce in the query string."""
+``TEMPLATESENDJOBFINISH``, follows and QR scans) in WeChat's safe mode (``encrypt_type=aes``): the
+push is AES-encrypted with the account's EncodingAESKey and ``msg_signature`` is SHA-1 over the
+sorted token, timestamp, nonce and the encrypted body, so a signature seen in a log signs nothing
+else. Plain-mode pushes (whose signature leaves the body out) are refused. The crypto is wechatpy's;
+the XML is read by defusedxml; the timestamp and nonce are checked by ``connectors.callbacks``."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import json
 import secrets
+import string
+import struct
 import time
 import uuid
-from xml.etree import ElementTree
+from xml.etree.ElementTree import Element
 
 from django.utils.translation import gettext_lazy as _
 from pydantic import Field
+from wechatpy.crypto import PrpCrypto, WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException
+from wechatpy.utils import WeChatSigner
 
+from connectors.callbacks import callback_fresh, timestamp_read, xml_read
 from connectors.protocol import (
     CallbackAnswer,
     CallbackRejected,
@@ -28,6 +36,7 @@ from connectors.protocol import (
     Receipt,
     RetryableError,
     SendResult,
+    secret,
 )
 from connectors.registry import connector_kind
 from connectors.sandbox import Callback, Delivery, SandboxKind, SandboxSettings, json_body
@@ -47,13 +56,28 @@ FOLLOWER_EVENTS = {
 }
 
 
+def encoding_aes_key_new() -> str:
+    """An EncodingAESKey as the Official Account's console makes one: 43 letters and digits."""
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43))
+
+
 class WechatSandboxSettings(SandboxSettings):
+    """``callback_secret`` is the push's Token."""
+
     appid: str = Field("wx0000sandbox00000", pattern=r"^wx[0-9a-zA-Z]{16}$", description="The app id.")
     original_id: str = Field("gh_sandbox0000", max_length=40)
+    encoding_aes_key: str = secret(
+        default_factory=encoding_aes_key_new,
+        pattern=r"^[0-9A-Za-z]{43}$",
+        description="Encrypts the pushes (safe mode): 43 letters and digits.",
+    )
 
 
-def wechat_signature(token: str, timestamp: str, nonce: str) -> str:
-    return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()  # noqa: S324 (WeChat's scheme)
+def msg_signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
+    """WeChat's safe-mode signature: SHA-1 over the four values sorted."""
+    signer = WeChatSigner()
+    signer.add_data(token, timestamp, nonce, encrypted)
+    return signer.signature
 
 
 def _cdata(value: str) -> str:
@@ -87,17 +111,30 @@ class SandboxWechatTemplate(SandboxKind):
                 f"<Event>{_cdata('TEMPLATESENDJOBFINISH')}</Event><MsgID>{delivery.provider_message_id}</MsgID>"
                 f"<Status>{_cdata(status)}</Status></xml>"
             ).encode()
-            timestamp, nonce = str(int(time.time())), secrets.token_hex(8)
-            query = {
-                "signature": wechat_signature(self.settings.callback_secret, timestamp, nonce),
-                "timestamp": timestamp,
-                "nonce": nonce,
-                "openid": delivery.recipient,
-            }
-            callbacks.append(
-                Callback(body=body, content_type="text/xml", query=query, delivery_ids=(delivery.id,))
-            )
+            callbacks.append(self._pushed(body, openid=delivery.recipient, delivery_ids=(delivery.id,)))
         return callbacks
+
+    def _crypto(self) -> WeChatCrypto:
+        settings = self.settings
+        return WeChatCrypto(settings.callback_secret, settings.encoding_aes_key, settings.appid)
+
+    def _pushed(self, plain: bytes, *, openid: str, delivery_ids: tuple[int, ...]) -> Callback:
+        """The push as WeChat sends it in safe mode: the envelope holds the encrypted message, the
+        query its signature, timestamp and nonce."""
+        timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
+        encrypted = PrpCrypto(self._crypto().key).encrypt(plain, self.settings.appid).decode()
+        body = (
+            f"<xml><ToUserName>{_cdata(self.settings.original_id)}</ToUserName>"
+            f"<Encrypt>{_cdata(encrypted)}</Encrypt></xml>"
+        ).encode()
+        query = {
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "openid": openid,
+            "encrypt_type": "aes",
+            "msg_signature": msg_signature(self.settings.callback_secret, timestamp, nonce, encrypted),
+        }
+        return Callback(body=body, content_type="text/xml", query=query, delivery_ids=delivery_ids)
 
     def answer_read(self, raw: bytes) -> SendResult:
         text = raw.decode("utf-8", "replace")
@@ -117,18 +154,32 @@ class SandboxWechatTemplate(SandboxKind):
             raise PauseAccountError(reason, raw=text)
         raise PermanentError(reason, raw=text)
 
-    def parse_callback(self, request: InboundRequest) -> CallbackAnswer:
+    def callback_open(self, request: InboundRequest) -> Element:
+        """The pushed message, decrypted, once its signature, timestamp and nonce are checked (the
+        root element), or ``CallbackRejected`` naming the problem."""
         query = request.query
-        expected = wechat_signature(
-            self.settings.callback_secret, query.get("timestamp", ""), query.get("nonce", "")
-        )
-        if not hmac.compare_digest(expected, query.get("signature", "")):
+        if query.get("encrypt_type") != "aes" or not query.get("msg_signature"):
+            raise CallbackRejected("only safe-mode pushes are accepted (encrypt_type=aes with msg_signature)")
+        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        encrypted = (xml_read(request.body).findtext("Encrypt") or "").strip()
+        if not encrypted:
+            raise CallbackRejected("the push has no Encrypt element")
+        expected = msg_signature(self.settings.callback_secret, timestamp, nonce, encrypted)
+        if not hmac.compare_digest(expected, query["msg_signature"]):
             raise CallbackRejected("signature does not match")
+        callback_fresh(account_id=self.account_id, timestamp=timestamp_read(timestamp), nonce=nonce)
         try:
-            # The standard library's expat expands no external entities; the body is a few fields.
-            root = ElementTree.fromstring(request.body)  # noqa: S314
-        except ElementTree.ParseError as error:
-            raise CallbackRejected(f"not XML: {error}") from None
+            plain = self._crypto().decrypt_message(
+                {"Encrypt": encrypted}, query["msg_signature"], timestamp, nonce
+            )
+        except InvalidAppIdException:
+            raise CallbackRejected("the message is for another app id") from None
+        except (ValueError, IndexError, struct.error):
+            raise CallbackRejected("the encrypted message cannot be read with this EncodingAESKey") from None
+        return xml_read(plain)
+
+    def parse_callback(self, request: InboundRequest) -> CallbackAnswer:
+        root = self.callback_open(request)
         event = root.findtext("Event") or ""
         if event in FOLLOWER_EVENTS:
             return CallbackAnswer(receipts=[], body=b"success", events=[self._follower_event(root, event)])
@@ -142,7 +193,7 @@ class SandboxWechatTemplate(SandboxKind):
         )
         return CallbackAnswer(receipts=[receipt], body=b"success")
 
-    def _follower_event(self, root, event: str) -> InboundEvent:
+    def _follower_event(self, root: Element, event: str) -> InboundEvent:
         openid = (root.findtext("FromUserName") or "").strip()
         created = (root.findtext("CreateTime") or "").strip()
         if not openid or not created.isdigit():

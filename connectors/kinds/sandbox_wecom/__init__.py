@@ -22,7 +22,7 @@ from connectors.protocol import (
     SendResult,
 )
 from connectors.registry import connector_kind
-from connectors.sandbox import Callback, Delivery, SandboxKind, SandboxSettings, json_body, sign, signature_ok
+from connectors.sandbox import Callback, Delivery, SandboxKind, SandboxSettings, json_body, signed_headers
 
 from ..sandbox_sms import next_midnight
 
@@ -61,7 +61,7 @@ class SandboxWecom(SandboxKind):
         return [
             Callback(
                 body=body,
-                headers={"X-Sandbox-Signature": sign(self.settings.callback_secret, body)},
+                headers=signed_headers(self.settings.callback_secret, body),
                 delivery_ids=tuple(delivery.id for delivery in deliveries),
             )
         ]
@@ -90,10 +90,7 @@ class SandboxWecom(SandboxKind):
         raise PermanentError(reason, raw=text)
 
     def parse_callback(self, request: InboundRequest) -> CallbackAnswer:
-        if not signature_ok(
-            self.settings.callback_secret, request.body, request.headers.get("x-sandbox-signature", "")
-        ):
-            raise CallbackRejected("signature does not match")
+        self.callback_verify(request)
         try:
             items = json.loads(request.body)["receipts"]
             receipts = [

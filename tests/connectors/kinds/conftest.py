@@ -1,5 +1,7 @@
 import hashlib
 import hmac
+import secrets
+import time
 
 import pytest
 
@@ -20,7 +22,19 @@ def connector():
     return make
 
 
-def hmac_request(body: bytes, header: str = "x-sandbox-signature", secret: str = SECRET) -> InboundRequest:
-    """Signed here with the standard library, not with the code under test."""
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return InboundRequest(body=body, headers={header: signature}, query={}, content_type="application/json")
+def sandbox_headers(body: bytes, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """The sandbox providers' callback signature, made here with the standard library, not with the
+    code under test: HMAC-SHA256 over ``<timestamp>.<nonce>.<body>``."""
+    stamp, nonce = str(timestamp if timestamp is not None else int(time.time())), secrets.token_hex(16)
+    signed = f"{stamp}.{nonce}.".encode() + body
+    return {
+        "x-sandbox-timestamp": stamp,
+        "x-sandbox-nonce": nonce,
+        "x-sandbox-signature": hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest(),
+    }
+
+
+def hmac_request(body: bytes, secret: str = SECRET) -> InboundRequest:
+    return InboundRequest(
+        body=body, headers=sandbox_headers(body, secret), query={}, content_type="application/json"
+    )

@@ -1,15 +1,18 @@
+import datetime as dt
 import json
 
 import pytest
+import time_machine
 
 from connectors.protocol import (
     CallbackRejected,
     DeferError,
+    InboundRequest,
     PauseAccountError,
     PermanentError,
     RetryableError,
 )
-from tests.connectors.kinds.conftest import hmac_request
+from tests.connectors.kinds.conftest import hmac_request, sandbox_headers
 
 ANSWERS = [
     (
@@ -58,3 +61,22 @@ def test_delivery_reports_as_aliyun_pushes_them(connector):
     assert json.loads(answer.body) == {"code": 0, "msg": "接收成功"}
     with pytest.raises(CallbackRejected):
         connector("sandbox_sms").parse_callback(hmac_request(body, secret="someone-else"))
+
+
+def test_the_sandbox_signature_covers_the_body_and_works_once_within_five_minutes(connector):
+    """Every sandbox provider signs ``<timestamp>.<nonce>.<body>``: a copied signature signs no other
+    body, works once, and not after 5 minutes."""
+    sms = connector("sandbox_sms")
+    body = b'[{"biz_id": "1^0", "success": true}]'
+    with time_machine.travel(dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC), tick=False) as clock:
+        headers = sandbox_headers(body)
+        forged = b'[{"biz_id": "2^0", "success": false}]'
+        with pytest.raises(CallbackRejected, match="signature does not match"):
+            sms.parse_callback(InboundRequest(body=forged, headers=headers, query={}))
+        assert sms.parse_callback(InboundRequest(body=body, headers=headers, query={})).receipts
+        with pytest.raises(CallbackRejected, match="nonce already used"):
+            sms.parse_callback(InboundRequest(body=body, headers=headers, query={}))
+        later = sandbox_headers(body)
+        clock.shift(dt.timedelta(minutes=5, seconds=1))
+        with pytest.raises(CallbackRejected, match="more than 5 minutes old"):
+            sms.parse_callback(InboundRequest(body=body, headers=later, query={}))
