@@ -3,8 +3,10 @@ links, unsubscribes. Each moves its message and becomes an event on the customer
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
+import json
 import secrets
 from collections import defaultdict
 
@@ -135,7 +137,12 @@ def callbacks_rejected_expire(*, now: dt.datetime | None = None) -> int:
 @transaction.atomic
 def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str = "") -> int:
     """Applies receipts to their messages (by the provider's id) and records each as an event on the
-    customer's timeline. Returns how many matched a message."""
+    customer's timeline. Returns how many matched a message.
+
+    A message's log keeps the callback's raw body when the callback is about that message alone; from
+    a callback that reports on many (an SMS provider's batch of hundreds), only its own receipt: the
+    body names other recipients, and copying it to each of hundreds of logs cost megabytes a callback
+    (the body itself is kept once, with the callback)."""
     if not receipts:
         return 0
     ids = sorted({receipt.provider_message_id for receipt in receipts})
@@ -149,6 +156,7 @@ def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str
     by_key = {message.idempotency_key: message for message in found}
     now = timezone.now()
     logs, events = [], defaultdict(list)
+    changed, changed_fields = {}, set()
     matched = 0
     for receipt in receipts:
         message = messages.get(receipt.provider_message_id) or by_key.get(receipt.idempotency_key)
@@ -173,7 +181,8 @@ def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str
             message.delivered_at = when
             fields.append("delivered_at")
         if fields:
-            message.save(update_fields=sorted(set(fields)))
+            changed[message.pk] = message
+            changed_fields.update(fields)
         logs.append(
             MessageLog(
                 message=message,
@@ -181,7 +190,7 @@ def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str
                 step="receipt",
                 status=message.status,
                 detail=" ".join(part for part in (receipt.status, receipt.detail, receipt.url) if part),
-                raw=raw[:20000],
+                raw=(raw if len(receipts) == 1 else _receipt_raw(receipt))[:20000],
             )
         )
         if receipt.status == "unsubscribed" and message.customer_id:
@@ -203,6 +212,8 @@ def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str
             events[(RECEIPT_EVENTS[receipt.status], tuple(sorted(properties.items())))].append(
                 message.customer_id
             )
+    if changed:  # one statement, not one per receipt; the rows are locked above
+        Message.objects.bulk_update(list(changed.values()), sorted(changed_fields))
     MessageLog.objects.bulk_create(logs)
     for (name, properties), customer_ids in events.items():
         system_events_record(
@@ -213,6 +224,10 @@ def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str
             message_prefix=f"{name}-{secrets.token_hex(6)}",
         )
     return matched
+
+
+def _receipt_raw(receipt: Receipt) -> str:
+    return json.dumps(dataclasses.asdict(receipt), ensure_ascii=False, default=str)
 
 
 @transaction.atomic

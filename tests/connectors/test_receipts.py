@@ -226,6 +226,21 @@ def test_other_sandboxes_answer_and_report(client, make_account, make_customer, 
     assert Message.objects.count() == 1
 
 
+def test_a_callback_about_many_messages_leaves_each_its_own_receipt_only(client, make_account, make_customer):
+    account = make_account(receipt_delay_seconds=0)
+    first = sent(account, make_customer(phone="+8613800138000"), key="k1")
+    second = sent(account, make_customer(name="李雷", phone="+8613911112222"), key="k2")
+    assert receipts_post(post=via(client)) == 2
+    callback = InboundCallback.objects.get()  # one callback reported both
+    assert "+8613800138000" in callback.body and "+8613911112222" in callback.body
+    for message, other_phone in ((first, "+8613911112222"), (second, "+8613800138000")):
+        message.refresh_from_db()
+        assert message.status == "delivered" and message.delivered_at is not None
+        receipt = message.log.get(step="receipt")
+        assert json.loads(receipt.raw)["provider_message_id"] == message.provider_message_id
+        assert other_phone not in receipt.raw
+
+
 def test_a_receipt_resolves_a_message_left_in_doubt(client, make_account, make_customer):
     from connectors.dispatcher import leases_expire
 

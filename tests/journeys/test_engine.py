@@ -269,7 +269,8 @@ def test_two_ticks_at_once_never_run_the_same_step(make_account, tags, make_cust
     def run():
         try:
             start.wait()
-            counted.append(tick(batch=20))
+            # A budget no loaded machine runs out of: this is about who runs a step, not how fast.
+            counted.append(tick(batch=20, budget_seconds=600))
         finally:
             connections.close_all()
 
