@@ -26,8 +26,7 @@ from connectors.selectors import (
     in_doubt_count,
     message_life,
     message_search,
-    provider_answers_shown,
-    recipient_shown,
+    messages_shown,
     sandbox_outbox,
 )
 from connectors.services import message_enqueue, message_resolve_unknown
@@ -66,7 +65,11 @@ def messages_index(request):
         else []
     )
     more = len(rows) > PAGE
-    rows = rows[:PAGE]
+    rows = messages_shown(
+        rows[:PAGE],
+        show_pii=user_can(request.user, "view_pii"),
+        manages_channels=user_can(request.user, "manage_channels"),
+    )
     # Why each queued or held row has not gone yet: the accounts' facts read once for the page.
     waits = messages_waits(rows)
     for message in rows:
@@ -100,12 +103,13 @@ def message_detail(request, message_id: int):
     message = get_object_or_404(
         Message.objects.select_related("account", "customer", "template"), pk=message_id
     )
-    message.recipient = recipient_shown(message, show_pii=user_can(request.user, "view_pii"))
     life = message_life(message=message)
-    if not provider_answers_shown(message, manages_channels=user_can(request.user, "manage_channels")):
-        message.provider_answer = ""
-        for step in life:
-            step.raw = ""
+    messages_shown(
+        [message],
+        show_pii=user_can(request.user, "view_pii"),
+        manages_channels=user_can(request.user, "manage_channels"),
+        life=life,
+    )
     for step in life:
         step.label = STEP_LABELS.get(step.step, step.step)
         step.status_label = STATUS_LABELS.get(step.status, step.status)

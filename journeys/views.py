@@ -30,7 +30,7 @@ from journeys.selectors import (
     version_conversion,
 )
 from journeys.services import journey_save, journey_set_status, staff_task_close
-from journeys.testmode import SimulatedEvent, journey_test_run
+from journeys.testmode import SimulatedEvent, journey_test_run, test_report_shown
 from segments.models import CustomerStage, CustomerTag
 
 KIND_LABELS = {
@@ -220,7 +220,10 @@ def journey_test(request, journey_id: int):
                 [SimulatedEvent(name=form["event"], after_seconds=int(after) * 60)] if form["event"] else []
             )
             try:
-                report = journey_test_run(journey=journey, customer=customer, version=version, events=events)
+                report = test_report_shown(
+                    journey_test_run(journey=journey, customer=customer, version=version, events=events),
+                    show_pii=user_can(request.user, "view_pii"),
+                )
             except ValidationError as error:
                 errors["run"] = " ".join(error.messages)
             else:
