@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
+from cdp.redaction import redact_fields
 from connectors.accounts import account_create, account_pause, account_resume, account_update
 from connectors.forms import TestSendForm, schema_problems_add, settings_form_class, settings_values
 from connectors.models import ChannelAccount, Message
@@ -229,7 +230,11 @@ def channel_detail(request, account_id: int):
             "form": form,
             "test_form": TestSendForm(),
             "callback_url": callback_url(account.pk),
-            "recent": message_search(account_id=account.pk)[:20],
+            "recent": messages_shown(
+                message_search(account_id=account.pk)[:20],
+                show_pii=user_can(request.user, "view_pii"),
+                manages_channels=True,
+            ),
         },
     )
 
@@ -296,7 +301,12 @@ def sandbox_page(request):
         request,
         "connectors/sandbox.html",
         {
-            "deliveries": sandbox_outbox(account_id=account_id),
+            "deliveries": redact_fields(
+                sandbox_outbox(account_id=account_id),
+                "recipient",
+                "content",
+                show_pii=user_can(request.user, "view_pii"),
+            ),
             "accounts": ChannelAccount.objects.filter(kind__startswith="sandbox_").order_by("name"),
             "account_id": account_id,
         },

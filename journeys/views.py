@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import customer_by_identifier, primary_phones
+from cdp.redaction import redact_fields
 from journeys.canvas import canvas_setup
 from journeys.gallery import TEMPLATES, journey_from_template, templates_list
 from journeys.models import Enrollment, Journey, StaffTask
@@ -285,7 +286,7 @@ def _task_cards(tasks: list[StaffTask], *, show_pii: bool) -> list[dict]:
             "stage": stages.get(task.customer_id),
             "overdue": task.status == StaffTask.Status.OPEN and task.due_at < now,
         }
-        for task in tasks
+        for task in redact_fields(tasks, "title", "note", "outcome_note", show_pii=show_pii)
     ]
 
 
