@@ -18,6 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -32,7 +34,7 @@ from cdp.access import user_can
 from cdp.asgi import application
 from cdp.imports import import_run, import_start
 from cdp.ingest import customer_upsert, system_events_record
-from cdp.models import AuditEntry, Event, MergeReview
+from cdp.models import AuditEntry, Customer, Event, MergeReview
 from cdp.realtime import publish_customers_changed
 from cdp.routing import websocket_urlpatterns
 from cdp.services import audit_record, note_add
@@ -42,6 +44,7 @@ from connectors.models import Message, MessageLog
 from connectors.protocol import Receipt
 from connectors.receipts import receipts_apply
 from connectors.services import message_enqueue, template_save
+from journeys.matching import events_match
 from journeys.models import Enrollment, Step
 from journeys.realtime import journeys_moved
 from journeys.services import staff_task_create
@@ -317,6 +320,8 @@ def extra_reads(planted) -> list[str]:
     return [
         f"{reverse('customers')}?q=李雷",
         f"{reverse('customer_timeline', args=[customer.pk])}?channel=server",
+        f"{reverse('customer_timeline', args=[customer.pk])}?since=0",  # the live rows
+        f"{reverse('api_customers')}?q=李雷",
         f"{reverse('messages')}?customer=%23{customer.pk}",
         f"{reverse('api_messages')}?customer={customer.pk}",
         f"{reverse('api_message', args=[message.pk])}",
@@ -508,7 +513,7 @@ def test_a_marketer_previewing_traits_reads_them_masked_and_looping_over_ids_giv
         client, f"#{customer.pk}", "{{ traits.phone[:3] }}-{{ traits.phone[3:] }}"
     ).content.decode()
     assert leaks(pieces) == []
-    for customer_id in range(1, customer.pk + 3):
+    for customer_id in [*Customer.objects.values_list("pk", flat=True), customer.pk + 1]:
         assert leaks(preview(client, f"#{customer_id}").content.decode()) == [], customer_id
         single = preview(
             client, f"#{customer_id}", "{{ customer.phone }} {{ traits.手机号 }} {{ traits.身份证号 }}"
@@ -588,3 +593,73 @@ def test_chinese_keys_other_spellings_and_free_text_are_masked_on_the_timeline_a
     assert MASKED_PHONE in form["properties"]["comment"] and ID_NUMBER not in form["properties"]["comment"]
     profile = client.get(reverse("customer", args=[customer.pk])).content.decode()
     assert leaks(profile) == [] and MASKED_PHONE in profile
+
+
+class EchoingReceiver(BaseHTTPRequestHandler):
+    """The company's system a marketer's webhook step calls: it answers with what it got, traits and
+    all, as a careless endpoint might."""
+
+    received: list[dict] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        EchoingReceiver.received.append(json.loads(body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_webhook_step_sends_the_traits_out_but_keeps_and_shows_nothing_of_them(
+    client, user_in_role, planted, settings
+):
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # our fake of the company's system
+    settings.OUTBOUND_ALLOWED_PORTS = ["1024-65535"]
+    EchoingReceiver.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoingReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        journey = published(
+            {
+                "nodes": [
+                    node("t1", "event_trigger", event="lead_created"),
+                    node(
+                        "w1",
+                        "call_webhook",
+                        url=f"http://127.0.0.1:{server.server_address[1]}/crm",
+                        ends=["success", "failed"],
+                    ),
+                ],
+                "edges": [edge("t1", "w1")],
+            },
+            name="线索同步",
+        )
+        customer = planted["customer"]
+        with transaction.atomic():
+            system_events_record(
+                rows=[(customer.pk, "lead_created")],
+                kind="track",
+                properties={"手机号": PHONE},
+                moment=timezone.now(),
+                message_prefix="lead",
+            )
+        events_match(customer_ids=[customer.pk])
+    finally:
+        server.shutdown()
+        server.server_close()
+    (sent,) = EchoingReceiver.received
+    assert sent["customer"]["traits"]["phone"] == PHONE  # by design: the journey's manager chose the URL
+    step = Step.objects.get(journey=journey, node_id="w1")
+    assert (step.outcome, step.reason) == ("success", "HTTP 200")  # the answer itself is not kept
+    client.force_login(user_in_role("Marketer"))
+    for url in (
+        reverse("journey", args=[journey.pk]),
+        reverse("journey_node", args=[journey.pk, "w1"]),
+        reverse("api_journey_enrollments", args=[journey.pk]),
+        reverse("api_journey_stats", args=[journey.pk]),
+        reverse("customer", args=[customer.pk]),
+    ):
+        assert leaks(client.get(url).content.decode()) == [], url
