@@ -106,7 +106,8 @@ def callback_store(*, account: ChannelAccount, body: bytes, headers: dict, accep
 @transaction.atomic
 def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str = "") -> int:
     """Applies receipts to their messages (by the provider's id) and records each as an event on the
-    customer's timeline. Returns how many matched a message."""
+    customer's timeline. Returns how many matched a message. Each message's log keeps its receipt's
+    own part of the callback, or the whole ``raw`` body when that holds this one receipt only."""
     if not receipts:
         return 0
     ids = sorted({receipt.provider_message_id for receipt in receipts})
@@ -152,7 +153,7 @@ def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str
                 step="receipt",
                 status=message.status,
                 detail=" ".join(part for part in (receipt.status, receipt.detail, receipt.url) if part),
-                raw=raw[:20000],
+                raw=(receipt.raw or (raw if len(receipts) == 1 else ""))[:20000],
             )
         )
         if receipt.status == "unsubscribed" and message.customer_id:

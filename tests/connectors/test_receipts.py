@@ -254,3 +254,25 @@ def test_sends_wake_the_sandbox_receipts_when_they_are_due_once_per_second(
     assert len(wakes) == 1
     # Due 3 s after the sends, rounded up to the second: 00:00:03 on the 1st of September.
     assert dt.datetime.fromisoformat(wakes[0]["eta"]) == dt.datetime(2026, 8, 31, 16, 0, 3, tzinfo=dt.UTC)
+
+
+def test_a_batch_report_leaves_each_message_only_its_own_part(
+    client, make_account, make_customer, user_in_role
+):
+    """Review finding 1: one callback reports on many messages, and the whole body was kept on each,
+    so one message's page listed the phones of the other recipients in the batch."""
+    account = make_account(receipt_delay_seconds=0)
+    wang, li = make_customer(phone="+8613800138000"), make_customer(name="李娜", phone="+8613900001111")
+    first, second = sent(account, wang, key="k1"), sent(account, li, key="k2")
+    assert receipts_post(post=via(client)) == 2
+    assert len(json.loads(InboundCallback.objects.get().body)) == 2  # one callback for both
+    for message, own, other in (
+        (first, "13800138000", "13900001111"),
+        (second, "13900001111", "13800138000"),
+    ):
+        (receipt,) = message.log.filter(step="receipt")
+        assert json.loads(receipt.raw)["biz_id"] == message.provider_message_id
+        assert own in receipt.raw and other not in receipt.raw
+    client.force_login(user_in_role("Sales"))  # who may see phones sees this message's only
+    page = client.get(reverse("message", args=[first.pk])).content.decode()
+    assert "13800138000" in page and "13900001111" not in page
