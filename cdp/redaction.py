@@ -47,8 +47,8 @@ def pii_kind(key: str) -> str | None:
 def mask_phone(phone: str) -> str:
     """+8613800138000 -> +86 138****8000: enough to recognise, not enough to call."""
     digits = re.sub(r"[^0-9+]", "", phone)
-    if digits.startswith("+86") and len(digits) == 14:
-        return f"+86 {digits[3:6]}****{digits[-4:]}"
+    if digits.removeprefix("+").startswith("86") and len(digits.removeprefix("+")) == 13:
+        return f"+86 {digits[-11:-8]}****{digits[-4:]}"
     if len(digits) == 11 and digits.startswith("1"):
         return f"{digits[:3]}****{digits[-4:]}"
     return digits[:-6] + "****" + digits[-2:] if len(digits) > 8 else "****"
@@ -118,6 +118,6 @@ def redact_fields(rows, *fields: str, show_pii: bool) -> list:
             if isinstance(row, dict):
                 if name in row:
                     row[name] = redact_under(name, row[name], show_pii=False)
-            else:
+            elif hasattr(row, name):
                 setattr(row, name, redact_under(name, getattr(row, name), show_pii=False))
     return rows
