@@ -19,7 +19,9 @@ import datetime as dt
 import json
 import re
 import threading
+from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -270,8 +272,7 @@ def _values(planted) -> dict[str, object]:
         "job_id": planted["job"].pk,
         "review_id": planted["review"].pk,
         "user_id": planted["sales"].pk,
-        "source_id": customer.identities.exclude(source=None).values_list("source_id", flat=True).first()
-        or 1,
+        "source_id": planted["source"].pk,
         "batch_id": 1,
         "log_id": 1,
         "stage_id": 1,
@@ -299,16 +300,14 @@ def filled_urls(planted) -> list[str]:
     values = _values(planted)
     urls, unfillable = [], []
     for route, pattern in url_patterns():
-        kwargs = {}
-        for parameter in _parameters(route, pattern):
-            chosen = values.get(f"{pattern.name}:{parameter}", values.get(parameter))
-            if chosen is None:
-                unfillable.append(f"{route} ({parameter})")
-            kwargs[parameter] = chosen
-        if pattern.name is None:
-            unfillable.append(f"{route} (no name)")
-            continue
-        if not unfillable or not unfillable[-1].startswith(route):
+        kwargs = {
+            parameter: values.get(f"{pattern.name}:{parameter}", values.get(parameter))
+            for parameter in _parameters(route, pattern)
+        }
+        missing = [parameter for parameter, value in kwargs.items() if value is None]
+        if missing or pattern.name is None:
+            unfillable.append(f"{route} ({', '.join(missing) or 'no name'})")
+        else:
             urls.append(reverse(pattern.name, kwargs=kwargs))
     assert unfillable == [], f"the walk cannot fill these routes; give their parameters a value: {unfillable}"
     return urls
@@ -417,6 +416,13 @@ def test_no_page_api_export_or_preview_shows_a_planted_phone_email_or_id_number(
     assert not user_can(user, "view_pii")
     client.force_login(user)
     assert walk(client, planted) == {}
+
+
+def test_a_route_the_walk_cannot_fill_fails_it_by_name(settings):
+    settings.ROOT_URLCONF = "tests.cdp.unfillable_urls"
+    anything = defaultdict(lambda: SimpleNamespace(pk=1))
+    with pytest.raises(AssertionError, match=re.escape("['reports/<int:report_id>/ (report_id)']")):
+        filled_urls(anything)
 
 
 def test_a_sales_user_with_view_pii_sees_the_full_phone_so_the_walk_can_fail(client, planted):
