@@ -91,6 +91,10 @@ class LiveSocket(UserSocket):
         await super().disconnect(code)
         await self.channel_layer.group_discard(self.live_group(), self.channel_name)
 
+    async def notification(self, event):
+        """The user's group also carries notifications, which their notifications socket shows; a
+        page's live socket ignores them (without a handler, one would close the socket)."""
+
 
 class CustomersLiveConsumer(LiveSocket):
     """Open profile pages learn which customers just got new events, and fetch their new rows."""

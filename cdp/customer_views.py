@@ -19,6 +19,7 @@ from cdp import services
 from cdp.access import capability_required, user_can
 from cdp.merge import MergeConflict, customers_merge_by_hand, customers_unmerge, review_open, review_resolve
 from cdp.models import MergeLog, MergeReview, Source
+from cdp.redaction import redact_fields
 from cdp.roles import customer_roles
 from journeys.selectors import customer_staff_tasks
 from segments.models import Tag
@@ -95,8 +96,10 @@ def customer_profile(request, customer_id: int):
         "static_tags": Tag.objects.filter(kind=Tag.Kind.STATIC).order_by("name"),
         "identities": selectors.customer_identities(customer=customer, show_pii=show_pii),
         "consents": selectors.customer_consents(customer=customer),
-        "notes": customer.notes.select_related("author")[:20],
-        "staff_tasks": customer_staff_tasks(customer=customer),
+        "notes": redact_fields(customer.notes.select_related("author")[:20], "text", show_pii=show_pii),
+        "staff_tasks": redact_fields(
+            customer_staff_tasks(customer=customer), "title", "note", "outcome_note", show_pii=show_pii
+        ),
         "stats": selectors.customer_stats(customer=customer),
         "traits": sorted(selectors.redact(customer.traits, show_pii=show_pii).items()),
         "events": events,
@@ -234,6 +237,7 @@ def merge_reviews(request):
         selectors.identities_prefetch("second__identities"),
     )
     show_pii = user_can(request.user, "view_pii")
+    reviews_shown = redact_fields(shown.order_by("created_at")[:50], "reason", show_pii=show_pii)
     rows = [
         {
             "review": review,
@@ -247,7 +251,7 @@ def merge_reviews(request):
                 for side in (review.first, review.second)
             ],
         }
-        for review in shown.order_by("created_at")[:50]
+        for review in reviews_shown
     ]
     return render(request, "cdp/merge_reviews.html", {"rows": rows, "open_count": reviews.count()})
 

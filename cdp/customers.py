@@ -12,7 +12,7 @@ from django.utils.translation import gettext
 from cdp.identity import decrypt_sensitive, normalise_email, normalise_phone
 from cdp.merge import customer_survivor
 from cdp.models import Consent, Customer, Event, Identity, Source
-from cdp.redaction import mask_phone, redact  # noqa: F401 (the one redaction path; readers import it here too)
+from cdp.redaction import mask_phone, redact, redact_under  # noqa: F401 (the one redaction path; readers import it here too)
 
 TIMELINE_PAGE = 50
 
@@ -145,14 +145,14 @@ def identities_prefetch(lookup: str) -> Prefetch:
 
 
 def identity_rows(*, identities, show_pii: bool) -> list[IdentityRow]:
-    """Identities as shown to people: phones masked and ID numbers hidden unless they may see them."""
+    """Identities as shown to people: phones and emails masked and ID numbers hidden unless they may
+    see them."""
     rows = []
     for identity in identities:
-        value = identity.value
-        if identity.type == "phone" and not show_pii:
-            value = mask_phone(value)
-        elif identity.type == "id_number":
+        if identity.type == "id_number":
             value = "••••••••" if not show_pii else _decrypted(identity)
+        else:
+            value = redact_under(identity.type, identity.value, show_pii=show_pii)
         rows.append(
             IdentityRow(
                 type=identity.type,

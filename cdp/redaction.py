@@ -47,8 +47,8 @@ def pii_kind(key: str) -> str | None:
 def mask_phone(phone: str) -> str:
     """+8613800138000 -> +86 138****8000: enough to recognise, not enough to call."""
     digits = re.sub(r"[^0-9+]", "", phone)
-    if digits.startswith("+86") and len(digits) == 14:
-        return f"+86 {digits[3:6]}****{digits[-4:]}"
+    if digits.removeprefix("+").startswith("86") and len(digits.removeprefix("+")) == 13:
+        return f"+86 {digits[-11:-8]}****{digits[-4:]}"
     if len(digits) == 11 and digits.startswith("1"):
         return f"{digits[:3]}****{digits[-4:]}"
     return digits[:-6] + "****" + digits[-2:] if len(digits) > 8 else "****"
@@ -95,8 +95,29 @@ def redact(value, *, show_pii: bool):
     # context.externalIds entries: {"type": "phone", "id": "..."}
     if isinstance(value.get("type"), str) and "id" in value and pii_kind(value["type"]):
         return {**value, "id": _masked_under(pii_kind(value["type"]), value["id"])}
-    cleaned = {}
-    for key, item in value.items():
-        kind = pii_kind(str(key))
-        cleaned[key] = _masked_under(kind, item) if kind else redact(item, show_pii=False)
-    return cleaned
+    return {key: redact_under(str(key), item, show_pii=False) for key, item in value.items()}
+
+
+def redact_under(key: str, value, *, show_pii: bool):
+    """A value as shown under ``key`` (a trait's name, an identity's type): masked whole when the
+    key names personal data, else searched for it like any text."""
+    if show_pii:
+        return value
+    kind = pii_kind(key)
+    return _masked_under(kind, value) if kind else redact(value, show_pii=False)
+
+
+def redact_fields(rows, *fields: str, show_pii: bool) -> list:
+    """Rows about to be shown (model instances or dicts) with these fields redacted in memory; the
+    rows are display copies and are never saved."""
+    rows = list(rows)
+    if show_pii:
+        return rows
+    for row in rows:
+        for name in fields:
+            if isinstance(row, dict):
+                if name in row:
+                    row[name] = redact_under(name, row[name], show_pii=False)
+            elif hasattr(row, name):
+                setattr(row, name, redact_under(name, getattr(row, name), show_pii=False))
+    return rows

@@ -19,8 +19,7 @@ from connectors.selectors import (
     customer_lookup,
     message_life,
     message_search,
-    provider_answers_shown,
-    recipient_shown,
+    messages_shown,
 )
 from connectors.services import message_enqueue
 from connectors.vault import secrets_open
@@ -103,11 +102,11 @@ class MessageSendInput(serializers.Serializer):
 
 class MaskedMessageOutput(MessageOutput):
     def to_representation(self, message):
-        data = super().to_representation(message)
-        data["recipient"] = recipient_shown(
-            message, show_pii=user_can(self.context["request"].user, "view_pii")
+        user = self.context["request"].user
+        messages_shown(
+            [message], show_pii=user_can(user, "view_pii"), manages_channels=user_can(user, "manage_channels")
         )
-        return data
+        return super().to_representation(message)
 
 
 class MessageListView(ListAPIView):
@@ -188,14 +187,15 @@ class MessageDetailView(APIView):
         message = Message.objects.filter(pk=message_id).first()
         if message is None:
             raise NotFound
-        data = MaskedMessageOutput(message, context={"request": request}).data
         life = message_life(message=message)
-        if provider_answers_shown(message, manages_channels=user_can(request.user, "manage_channels")):
-            data["provider_answer"] = message.provider_answer
-        else:
-            data["provider_answer"] = ""
-            for step in life:
-                step.raw = ""
+        messages_shown(
+            [message],
+            show_pii=user_can(request.user, "view_pii"),
+            manages_channels=user_can(request.user, "manage_channels"),
+            life=life,
+        )
+        data = MessageOutput(message).data
+        data["provider_answer"] = message.provider_answer
         data["life"] = LifeOutput(life, many=True).data
         return Response(data)
 

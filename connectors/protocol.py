@@ -111,6 +111,9 @@ class Receipt:
     # Our own id for the message, when the provider echoes it (Aliyun's OutId): it finds a message
     # whose provider id we never recorded (one left ``unknown``).
     idempotency_key: str = ""
+    # This receipt's own part of a callback that reports on several messages, kept in its message's
+    # log: the whole body would show each message's reader the other recipients of the batch.
+    raw: str = ""
 
 
 RECEIPT_STATUSES = ("delivered", "failed", "opened", "clicked", "replied", "unsubscribed")

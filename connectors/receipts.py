@@ -140,9 +140,10 @@ def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str
     customer's timeline. Returns how many matched a message.
 
     A message's log keeps the callback's raw body when the callback is about that message alone; from
-    a callback that reports on many (an SMS provider's batch of hundreds), only its own receipt: the
-    body names other recipients, and copying it to each of hundreds of logs cost megabytes a callback
-    (the body itself is kept once, with the callback)."""
+    a callback that reports on many (an SMS provider's batch of hundreds), only its own part (the
+    kind's ``Receipt.raw``, else the receipt as parsed): the body names other recipients, and copying
+    it to each of hundreds of logs cost megabytes a callback (the body is kept once, with the
+    callback)."""
     if not receipts:
         return 0
     ids = sorted({receipt.provider_message_id for receipt in receipts})
@@ -190,7 +191,7 @@ def receipts_apply(*, account: ChannelAccount, receipts: list[Receipt], raw: str
                 step="receipt",
                 status=message.status,
                 detail=" ".join(part for part in (receipt.status, receipt.detail, receipt.url) if part),
-                raw=(raw if len(receipts) == 1 else _receipt_raw(receipt))[:20000],
+                raw=(receipt.raw or (raw if len(receipts) == 1 else _receipt_raw(receipt)))[:20000],
             )
         )
         if receipt.status == "unsubscribed" and message.customer_id:

@@ -8,6 +8,7 @@ from django.db import connection
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
+from cdp.redaction import mask_phone, redact_fields, redact_text
 from connectors.models import ChannelAccount, Message, SandboxDelivery
 
 
@@ -37,12 +38,29 @@ def message_search(
 
 
 def recipient_shown(message: Message, *, show_pii: bool) -> str:
-    """The recipient as this reader may see it: phone numbers masked without ``view_pii``."""
-    from cdp.customers import mask_phone
-
-    if show_pii or message.channel not in {"sms", "call"} or not message.recipient:
+    """The recipient as this reader may see it: phone numbers and emails masked without ``view_pii``."""
+    if show_pii or not message.recipient:
         return message.recipient
-    return mask_phone(message.recipient)
+    if message.channel in {"sms", "call"}:
+        return mask_phone(message.recipient)
+    return redact_text(message.recipient)
+
+
+def messages_shown(messages, *, show_pii: bool, manages_channels: bool, life: list | None = None) -> list:
+    """Messages (and one message's life) as this reader may see them, changed in memory only: the
+    recipient, the content, the provider's answers and the receipts (a receipt's body may name other
+    recipients of the same batch) with phones, emails and ID numbers masked without ``view_pii``; a
+    webhook's raw answers to admins only."""
+    messages = list(messages)
+    for message in messages:
+        message.recipient = recipient_shown(message, show_pii=show_pii)
+        if not provider_answers_shown(message, manages_channels=manages_channels):
+            message.provider_answer = ""
+            for step in life or []:
+                step.raw = ""
+    redact_fields(messages, "content", "provider_answer", "reason", show_pii=show_pii)
+    redact_fields(life or [], "detail", "raw", show_pii=show_pii)
+    return messages
 
 
 def provider_answers_shown(message: Message, *, manages_channels: bool) -> bool:

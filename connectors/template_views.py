@@ -10,9 +10,11 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
 
-from cdp.access import capability_required
+from cdp.access import capability_required, user_can
 from cdp.models import Event
+from cdp.redaction import redact
 from connectors.models import MessageTemplate
 from connectors.protocol import Channel
 from connectors.selectors import customer_lookup, known_trait_names
@@ -126,12 +128,16 @@ def template_edit(request, template_id: int | None = None, channel: str = ""):
     )
 
 
-@capability_required("view_messages")
+@capability_required("manage_journeys")
+@require_POST
 def template_preview(request, channel: str):
-    """Renders the form's current fields for a real customer (and their latest event's properties)."""
+    """Renders the form's current fields for a real customer (and their latest event's properties):
+    an authoring tool, for those who write templates. Without ``view_pii`` the customer's phones,
+    emails and ID numbers are masked in what the template reads and in what it renders."""
     if channel not in FIELDS:
         raise Http404
-    form = template_form_class(channel)(request.POST or None)
+    show_pii = user_can(request.user, "view_pii")
+    form = template_form_class(channel)(request.POST)
     form.is_valid()
     body = _body_from(channel, form.cleaned_data)
     query = request.POST.get("preview_customer", "").strip()
@@ -146,10 +152,12 @@ def template_preview(request, channel: str):
                 channel=channel,
                 body=body,
                 context=variables_context(
-                    customer=customer, event_properties=event.properties if event else {}
+                    customer=customer, event_properties=event.properties if event else {}, show_pii=show_pii
                 ),
             )
-            context.update(rendered=rendered.content, missing=rendered.missing, event=event)
+            context.update(
+                rendered=redact(rendered.content, show_pii=show_pii), missing=rendered.missing, event=event
+            )
         except TemplateInvalid as error:
             context["problems"] = error.problems
     return render(request, "connectors/_template_preview.html", context)

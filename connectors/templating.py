@@ -18,6 +18,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
+from cdp.redaction import redact
 from connectors.protocol import Channel
 
 # Per channel: the body fields, which are required, and which hold a mapping of name -> template.
@@ -471,14 +472,16 @@ def _scoped(value, dotted: str):
     return value
 
 
-def variables_context(*, customer, event_properties: dict | None = None) -> dict:
-    traits = dict(customer.traits or {}) if customer is not None else {}
+def variables_context(*, customer, event_properties: dict | None = None, show_pii: bool = True) -> dict:
+    """What a template reads. A preview for someone without ``view_pii`` reads masked traits and
+    properties, so no filter or slice in the template can put a full phone back together."""
+    traits = redact(dict(customer.traits or {}), show_pii=show_pii) if customer is not None else {}
     return {
         "customer": _scoped(
             {"id": getattr(customer, "pk", None), "name": getattr(customer, "name", ""), **traits}, "customer"
         ),
         "traits": _scoped(traits, "traits"),
-        "event": _scoped(dict(event_properties or {}), "event"),
+        "event": _scoped(redact(dict(event_properties or {}), show_pii=show_pii), "event"),
     }
 
 

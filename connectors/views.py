@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
+from cdp.redaction import redact_fields
 from connectors.accounts import account_create, account_pause, account_resume, account_update
 from connectors.forms import TestSendForm, schema_problems_add, settings_form_class, settings_values
 from connectors.models import ChannelAccount, Message
@@ -26,8 +27,7 @@ from connectors.selectors import (
     in_doubt_count,
     message_life,
     message_search,
-    provider_answers_shown,
-    recipient_shown,
+    messages_shown,
     sandbox_outbox,
 )
 from connectors.services import message_enqueue, message_resolve_unknown
@@ -66,7 +66,11 @@ def messages_index(request):
         else []
     )
     more = len(rows) > PAGE
-    rows = rows[:PAGE]
+    rows = messages_shown(
+        rows[:PAGE],
+        show_pii=user_can(request.user, "view_pii"),
+        manages_channels=user_can(request.user, "manage_channels"),
+    )
     # Why each queued or held row has not gone yet: the accounts' facts read once for the page.
     waits = messages_waits(rows)
     for message in rows:
@@ -100,12 +104,13 @@ def message_detail(request, message_id: int):
     message = get_object_or_404(
         Message.objects.select_related("account", "customer", "template"), pk=message_id
     )
-    message.recipient = recipient_shown(message, show_pii=user_can(request.user, "view_pii"))
     life = message_life(message=message)
-    if not provider_answers_shown(message, manages_channels=user_can(request.user, "manage_channels")):
-        message.provider_answer = ""
-        for step in life:
-            step.raw = ""
+    messages_shown(
+        [message],
+        show_pii=user_can(request.user, "view_pii"),
+        manages_channels=user_can(request.user, "manage_channels"),
+        life=life,
+    )
     for step in life:
         step.label = STEP_LABELS.get(step.step, step.step)
         step.status_label = STATUS_LABELS.get(step.status, step.status)
@@ -225,7 +230,11 @@ def channel_detail(request, account_id: int):
             "form": form,
             "test_form": TestSendForm(),
             "callback_url": callback_url(account.pk),
-            "recent": message_search(account_id=account.pk)[:20],
+            "recent": messages_shown(
+                message_search(account_id=account.pk)[:20],
+                show_pii=user_can(request.user, "view_pii"),
+                manages_channels=True,
+            ),
         },
     )
 
@@ -292,7 +301,12 @@ def sandbox_page(request):
         request,
         "connectors/sandbox.html",
         {
-            "deliveries": sandbox_outbox(account_id=account_id),
+            "deliveries": redact_fields(
+                sandbox_outbox(account_id=account_id),
+                "recipient",
+                "content",
+                show_pii=user_can(request.user, "view_pii"),
+            ),
             "accounts": ChannelAccount.objects.filter(kind__startswith="sandbox_").order_by("name"),
             "account_id": account_id,
         },

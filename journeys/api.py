@@ -9,13 +9,15 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cdp.access import user_can
 from cdp.api.permissions import HasCapability
+from cdp.redaction import redact_fields
 from journeys.gallery import journey_from_template, templates_list
 from journeys.models import Enrollment, Journey, JourneyVersion
 from journeys.nodes import palette
 from journeys.selectors import journey_enrollments, journey_summary, node_counts, version_conversion
 from journeys.services import DraftConflict, journey_enroll, journey_publish, journey_save, journey_set_status
-from journeys.testmode import SimulatedEvent, journey_test_run
+from journeys.testmode import SimulatedEvent, journey_test_run, test_report_shown
 from journeys.validation import GraphInvalid, graph_validate
 
 
@@ -264,7 +266,15 @@ class JourneyVersionsView(APIView):
 
 
 class EnrollmentOutput(serializers.ModelSerializer):
+    """An enrollment; its entry key and reason (which may quote the trigger's properties) masked
+    for readers without ``view_pii``."""
+
     version = serializers.IntegerField(source="version.number")
+
+    def to_representation(self, enrollment):
+        data = super().to_representation(enrollment)
+        show_pii = user_can(self.context["request"].user, "view_pii")
+        return redact_fields([data], "entry_key", "reason", show_pii=show_pii)[0]
 
     class Meta:
         model = Enrollment
@@ -309,7 +319,7 @@ class JourneyEnrollmentsView(APIView):
             status=request.query_params.get("status", ""),
             node_id=request.query_params.get("node", ""),
         )[:limit]
-        return Response(EnrollmentOutput(enrollments, many=True).data)
+        return Response(EnrollmentOutput(enrollments, many=True, context={"request": request}).data)
 
 
 class NodeCount(serializers.Serializer):
@@ -437,7 +447,9 @@ class JourneyEnrollView(APIView):
         body = {
             "enrolled": enrollment is not None,
             "customer_id": customer.pk,
-            "enrollment": EnrollmentOutput(enrollment).data if enrollment else None,
+            "enrollment": EnrollmentOutput(enrollment, context={"request": request}).data
+            if enrollment
+            else None,
         }
         return Response(body, status=status.HTTP_201_CREATED if enrollment else status.HTTP_200_OK)
 
@@ -543,7 +555,9 @@ class JourneyTestView(APIView):
             )
         except DjangoValidationError as error:
             return _errors(error)
-        return Response(TestRunOutput(result).data)
+        return Response(
+            TestRunOutput(test_report_shown(result, show_pii=user_can(request.user, "view_pii"))).data
+        )
 
 
 # -- the templates gallery -------------------------------------------------------------------------

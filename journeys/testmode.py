@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from cdp.ingest import system_events_record
 from cdp.models import Customer, Event
+from cdp.redaction import redact_fields
 from connectors.models import Message
 from connectors.simulation import message_simulate
 from journeys import engine
@@ -270,3 +271,9 @@ def _report(enrollment: Enrollment, graph: dict, clock, started, waiting_for: li
         "messages": messages,
         "tasks": tasks,
     }
+
+
+def test_report_shown(report: dict, *, show_pii: bool) -> dict:
+    """A test run's report as this reader may see it: recipients, reasons and titles (which may quote
+    a rendered content or the customer's traits) masked without ``view_pii``."""
+    return redact_fields([dict(report)], "reason", "steps", "messages", "tasks", show_pii=show_pii)[0]

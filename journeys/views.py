@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import customer_by_identifier, primary_phones
+from cdp.redaction import redact_fields
 from journeys.canvas import canvas_setup
 from journeys.gallery import TEMPLATES, journey_from_template, templates_list
 from journeys.models import Enrollment, Journey, StaffTask
@@ -30,7 +31,7 @@ from journeys.selectors import (
     version_conversion,
 )
 from journeys.services import journey_save, journey_set_status, staff_task_close
-from journeys.testmode import SimulatedEvent, journey_test_run
+from journeys.testmode import SimulatedEvent, journey_test_run, test_report_shown
 from segments.models import CustomerStage, CustomerTag
 
 KIND_LABELS = {
@@ -220,7 +221,10 @@ def journey_test(request, journey_id: int):
                 [SimulatedEvent(name=form["event"], after_seconds=int(after) * 60)] if form["event"] else []
             )
             try:
-                report = journey_test_run(journey=journey, customer=customer, version=version, events=events)
+                report = test_report_shown(
+                    journey_test_run(journey=journey, customer=customer, version=version, events=events),
+                    show_pii=user_can(request.user, "view_pii"),
+                )
             except ValidationError as error:
                 errors["run"] = " ".join(error.messages)
             else:
@@ -282,7 +286,7 @@ def _task_cards(tasks: list[StaffTask], *, show_pii: bool) -> list[dict]:
             "stage": stages.get(task.customer_id),
             "overdue": task.status == StaffTask.Status.OPEN and task.due_at < now,
         }
-        for task in tasks
+        for task in redact_fields(tasks, "title", "note", "outcome_note", show_pii=show_pii)
     ]
 
 

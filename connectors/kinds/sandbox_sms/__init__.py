@@ -103,6 +103,7 @@ class SandboxSms(SandboxKind):
                     status="delivered" if report["success"] else "failed",
                     detail=f"{report.get('err_code', '')} {report.get('err_msg', '')}".strip(),
                     idempotency_key=str(report.get("out_id") or ""),
+                    raw=json.dumps(report, ensure_ascii=False),
                 )
                 for report in reports
             ]

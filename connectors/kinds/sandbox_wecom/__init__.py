@@ -94,7 +94,12 @@ class SandboxWecom(SandboxKind):
         try:
             items = json.loads(request.body)["receipts"]
             receipts = [
-                Receipt(provider_message_id=str(item["msgid"]), status=item["status"], detail=item["status"])
+                Receipt(
+                    provider_message_id=str(item["msgid"]),
+                    status=item["status"],
+                    detail=item["status"],
+                    raw=json.dumps(item, ensure_ascii=False),
+                )
                 for item in items
                 if item["status"] in {"delivered", "failed", "replied"}
             ]
