@@ -14,7 +14,7 @@ from django.utils import timezone
 from cdp.access import ROLE_CAPABILITIES
 from cdp.celery import QUEUES
 from cdp.celery import app as celery_app
-from cdp.models import AuditEntry, BeatHeartbeat, CustomerScope, Organization, StaffProfile
+from cdp.models import AuditEntry, BeatHeartbeat, Customer, CustomerScope, Organization, StaffProfile
 from cdp.queues import backlog
 
 User = get_user_model()
@@ -163,10 +163,18 @@ def customers_visible_to(user, *, via: str = "") -> Q:
     return Q(**{f"{owner}__in": team})
 
 
+def customers_visible_among(user, customer_ids: list[int]) -> list[int]:
+    """Those of ``customer_ids`` the user sees, in their order."""
+    seen = set(
+        Customer.objects.filter(customers_visible_to(user), pk__in=customer_ids).values_list("pk", flat=True)
+    )
+    return [customer_id for customer_id in customer_ids if customer_id in seen]
+
+
 def customer_visible(user, customer) -> bool:
     if user_customer_scope(user) == CustomerScope.ALL:
         return True
-    return type(customer).objects.filter(customers_visible_to(user), pk=customer.pk).exists()
+    return Customer.objects.filter(customers_visible_to(user), pk=customer.pk).exists()
 
 
 def user_list(*, query: str = "", role: str = "", status: str = "") -> QuerySet:
