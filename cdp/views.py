@@ -229,7 +229,7 @@ def settings_role_delete(request, role_id: int):
     except ValidationError as error:
         for message in error.messages:
             messages.error(request, message)
-        return redirect("settings_role", role_id=group.pk)
+        return redirect("settings_role", role_id=role_id)
     messages.success(
         request,
         ngettext(
