@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import customer_resolve
-from cdp.selectors import customer_visible
+from cdp.selectors import customer_visible, customers_visible_among
 from segments.builder import rule_form_context
 from segments.forms import DynamicTagForm
 from segments.models import Segment, Tag, TagGroup
@@ -209,6 +209,8 @@ def tag_bulk(request, tag_id: int):
             changed = segment_members_tag(segment=segment, tag=tag, actor=request.user, remove=remove)
         else:
             customer_ids, report = upload_match(upload_text(request.FILES.get("file")))
+            # Only customers the user sees; the others are left as they are.
+            customer_ids = customers_visible_among(request.user, sorted(customer_ids))
             change = customers_untag if remove else customers_tag
             changed = change(customer_ids=sorted(customer_ids), tag=tag, actor=request.user, origin="import")
     except ValidationError as error:
