@@ -137,6 +137,10 @@ def settings_user_set_active(request, user_id: int):
     return redirect("settings_user", user_id=user.pk)
 
 
+# The team form sits on the roles page beside the new-role form: its fields need ids of their own.
+TEAM_FIELD_IDS = "team_%s"
+
+
 def _roles_page(request, *, create_form=None, team_form=None, status=200):
     roles = staff_roles.roles_overview()
     matrix = [
@@ -148,7 +152,7 @@ def _roles_page(request, *, create_form=None, team_form=None, status=200):
         "matrix": matrix,
         "scopes": CustomerScope.choices,
         "create_form": create_form or RoleCreateForm(),
-        "team_form": team_form or TeamCreateForm(),
+        "team_form": team_form or TeamCreateForm(auto_id=TEAM_FIELD_IDS),
         "teams": Team.objects.annotate(size=Count("members")),
     }
     return render(request, "settings/roles.html", context, status=status)
@@ -249,7 +253,7 @@ def settings_role_delete(request, role_id: int):
 @capability_required("manage_users")
 @require_POST
 def settings_team_create(request):
-    form = TeamCreateForm(request.POST)
+    form = TeamCreateForm(request.POST, auto_id=TEAM_FIELD_IDS)
     if form.is_valid():
         try:
             team = staff_roles.team_create(actor=request.user, name=form.cleaned_data["name"])
