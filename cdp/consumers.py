@@ -45,6 +45,10 @@ class UserSocket(AsyncJsonWebsocketConsumer):
     async def session_ended(self, event):
         await self.close(code=SESSION_ENDED_CLOSE_CODE)
 
+    async def notification(self, event):
+        """Notifications go to every socket in the user's group; only ``NotificationConsumer`` shows
+        them (a page's live socket would otherwise fail on one)."""
+
 
 class NotificationConsumer(UserSocket):
     """A signed-in user's stream of notifications (role changes now; tasks and alerts later)."""

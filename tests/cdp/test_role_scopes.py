@@ -323,3 +323,77 @@ def test_built_in_roles_are_kept_by_the_role_sync(admin_client):
     sync_role_groups(Group, Permission, ContentType)  # as loading the demo does
     assert list(sales.permissions.values_list("codename", flat=True)) == ["view_customers"]
     assert StaffRole.objects.get(group=sales).scope == "own"
+
+
+def test_messages_and_open_tasks_about_other_customers_stay_hidden(own_sales, time_machine):
+    from connectors.accounts import account_create
+    from connectors.services import message_enqueue
+    from journeys.services import staff_task_create
+
+    time_machine.move_to("2026-12-01T10:00:00+08:00", tick=False)
+    _seller, browser, mine, theirs = own_sales
+    account = account_create(
+        kind="sandbox_sms", name="短信沙箱", values={"callback_secret": "s" * 20}, rate_per_second=1000
+    )
+    sent = {
+        customer.pk: message_enqueue(
+            account=account,
+            customer=customer,
+            idempotency_key=f"k{customer.pk}",
+            body={"template_code": "S", "text": "hi"},
+        )[0]
+        for customer in (mine, theirs)
+    }
+    listing = browser.get(reverse("messages")).content.decode()
+    assert f'data-message="{sent[mine.pk].pk}"' in listing
+    assert f'data-message="{sent[theirs.pk].pk}"' not in listing
+    assert browser.get(reverse("message", args=[sent[theirs.pk].pk])).status_code == 404
+    assert browser.get(reverse("api_message", args=[sent[theirs.pk].pk])).status_code == 404
+    by_customer = browser.get(reverse("messages"), {"customer": f"#{theirs.pk}"}).content.decode()
+    assert f'data-message="{sent[theirs.pk].pk}"' not in by_customer
+
+    from django.utils import timezone
+
+    due = timezone.now() + timezone.timedelta(hours=4)
+    staff_task_create(customer=mine, title="回访王芳", due_at=due)
+    staff_task_create(customer=theirs, title="回访赵强", due_at=due)
+    tasks = browser.get(reverse("my_tasks")).content.decode()
+    assert "回访王芳" in tasks and "回访赵强" not in tasks
+
+
+def test_a_user_with_several_roles_sees_as_the_widest_of_them(own_sales):
+    from cdp.selectors import user_customer_scope
+
+    seller, _browser, _mine, _theirs = own_sales
+    assert user_customer_scope(User.objects.get(pk=seller.pk)) == "own"
+    seller.groups.add(Group.objects.get(name="Analyst"))  # a built-in role: all customers
+    assert user_customer_scope(User.objects.get(pk=seller.pk)) == "all"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_demoted_users_open_sockets_are_closed(client, user_in_role, admin_user, channel_layer):  # noqa: F811
+    """Finding 15: a demoted user's open websockets stayed in the customers-live group; only
+    deactivation closed them. Now a change of role closes them too, and the pages reconnect."""
+    seller = user_in_role("Sales", username="wei")
+    admin_browser = type(client)()
+    admin_browser.force_login(admin_user)
+    headers = session_headers(client, seller)
+
+    def demote():
+        return admin_browser.post(
+            reverse("settings_user", args=[seller.pk]),
+            {"full_name": "魏", "email": "wei@example.com", "role": "Analyst"},
+        ).status_code
+
+    async def open_then_demote():
+        socket = WebsocketCommunicator(application, "/ws/customers/live/", headers=headers)
+        connected, _code = await socket.connect(timeout=5)
+        assert connected
+        status = await sync_to_async(demote)()
+        closed = await socket.receive_output(timeout=5)
+        await socket.disconnect()
+        return status, closed
+
+    status, closed = run(open_then_demote())
+    assert status == 302
+    assert closed == {"type": "websocket.close", "code": 4403}
