@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -58,15 +59,25 @@ class RoleRow:
     members: int
 
 
-def roles_overview() -> list[RoleRow]:
-    """Every role for the matrix: the built-in ones in their usual order, then the others by name."""
-    groups = Group.objects.prefetch_related("permissions").select_related("staff_role")
+def _in_order(groups) -> list[Group]:
+    """The built-in roles in their usual order, then the others by name."""
     order = list(ROLE_CAPABILITIES)
-    groups = sorted(
-        groups, key=lambda group: (0, order.index(group.name)) if group.name in order else (1, group.name)
+    return sorted(
+        groups,
+        key=lambda group: (0, order.index(group.name), "") if group.name in order else (1, 0, group.name),
+    )
+
+
+def roles_overview() -> list[RoleRow]:
+    """Every role for the matrix, with its capabilities, scope and how many active users hold it."""
+    groups = Group.objects.prefetch_related("permissions__content_type").select_related("staff_role")
+    members = dict(
+        Group.objects.annotate(active=Count("user", filter=Q(user__is_active=True))).values_list(
+            "pk", "active"
+        )
     )
     rows = []
-    for group in groups:
+    for group in _in_order(groups):
         staff_role = getattr(group, "staff_role", None)
         builtin = role_is_builtin(group)
         rows.append(
@@ -83,14 +94,14 @@ def roles_overview() -> list[RoleRow]:
                     for permission in group.permissions.all()
                     if permission.content_type.app_label == "cdp" and permission.codename in CAPABILITIES
                 ),
-                members=User.objects.filter(groups=group, is_active=True).count(),
+                members=members.get(group.pk, 0),
             )
         )
     return rows
 
 
 def role_choices() -> list[tuple[str, str]]:
-    return [(row.group.name, row.label) for row in roles_overview()]
+    return [(group.name, role_label(group.name)) for group in _in_order(Group.objects.all())]
 
 
 def _capability_permissions(codenames) -> list[Permission]:
