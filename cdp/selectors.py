@@ -178,7 +178,11 @@ def customer_visible(user, customer) -> bool:
 
 
 def user_list(*, query: str = "", role: str = "", status: str = "") -> QuerySet:
-    users = User.objects.prefetch_related("groups").order_by("-is_active", "username")
+    users = (
+        User.objects.prefetch_related("groups")
+        .select_related("staff_profile__team")
+        .order_by("-is_active", "username")
+    )
     if query:
         users = users.filter(
             Q(username__icontains=query) | Q(email__icontains=query) | Q(first_name__icontains=query)

@@ -215,6 +215,7 @@ def test_a_scope_change_closes_the_users_sockets_and_team_colleagues_customers_a
     scope_change = AuditEntry.objects.get(action="role.scope", target_id=str(role.pk))
     assert scope_change.details == {"from": "own", "to": "team"}
     assert AuditEntry.objects.filter(action="user.team_change", target_id=str(seller.pk)).exists()
+    assert "华南" in admin_client.get(reverse("settings_users")).content.decode()
 
 
 def test_changes_to_roles_are_in_the_audit_log(own_sales, admin_client):
