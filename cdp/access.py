@@ -151,7 +151,8 @@ class AccessMiddleware(LoginRequiredMiddleware):
 
 
 def sync_role_groups(group_model, permission_model, content_type_model) -> None:
-    """Creates the capability permissions and the role groups holding exactly their capabilities.
+    """Creates the capability permissions and whichever built-in role groups are missing, each with
+    the capabilities the code grants it. Roles that exist are left as they are: admins edit them.
 
     Takes the model classes so a data migration can pass its historical models.
     """
@@ -163,5 +164,6 @@ def sync_role_groups(group_model, permission_model, content_type_model) -> None:
         )
         permissions[codename] = permission
     for role, capabilities in ROLE_CAPABILITIES.items():
-        group, _created = group_model.objects.get_or_create(name=role)
-        group.permissions.set([permissions[codename] for codename in sorted(capabilities)])
+        group, created = group_model.objects.get_or_create(name=role)
+        if created:
+            group.permissions.set([permissions[codename] for codename in sorted(capabilities)])

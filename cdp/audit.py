@@ -3,11 +3,15 @@
 from django.utils.translation import gettext as _
 
 from cdp.access import ROLE_LABELS
-from cdp.models import AuditEntry
+from cdp.models import AuditEntry, CustomerScope
 
 
 def _role(name: str | None) -> str:
     return str(ROLE_LABELS.get(name, name or "—"))
+
+
+def _scope(value: str | None) -> str:
+    return str(dict(CustomerScope.choices).get(value, value or "—")).lower()
 
 
 def audit_summary(entry: AuditEntry) -> str:
@@ -19,6 +23,38 @@ def audit_summary(entry: AuditEntry) -> str:
             "old": _role(details.get("from")),
             "new": _role(details.get("to")),
         }
+    if entry.action == "user.team_change":
+        return _("changed the team from %(old)s to %(new)s") % {
+            "old": details.get("from") or "—",
+            "new": details.get("to") or "—",
+        }
+    if entry.action == "role.create":
+        return _("created the role (from %(template)s), seeing %(scope)s") % {
+            "template": _role(details.get("template")),
+            "scope": _scope(details.get("scope")),
+        }
+    if entry.action == "role.rename":
+        return _("renamed the role from “%(old)s” to “%(new)s”") % {
+            "old": details.get("from"),
+            "new": details.get("to"),
+        }
+    if entry.action == "role.capabilities":
+        return _("changed the capabilities: added %(added)s; removed %(removed)s") % {
+            "added": ", ".join(details.get("added") or []) or "—",
+            "removed": ", ".join(details.get("removed") or []) or "—",
+        }
+    if entry.action == "role.scope":
+        return _("changed which customers the role sees from %(old)s to %(new)s") % {
+            "old": _scope(details.get("from")),
+            "new": _scope(details.get("to")),
+        }
+    if entry.action == "role.delete":
+        return _("deleted the role; %(count)s users moved to %(role)s") % {
+            "count": details.get("moved", 0),
+            "role": _role(details.get("to")),
+        }
+    if entry.action == "team.create":
+        return _("created the team")
     if entry.action == "user.activate":
         return _("reactivated the user")
     if entry.action == "user.deactivate":

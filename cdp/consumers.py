@@ -5,7 +5,9 @@ from django.utils import translation
 from django.utils.translation.trans_real import get_supported_language_variant, parse_accept_lang_header
 
 from cdp.access import user_can
+from cdp.models import CustomerScope
 from cdp.realtime import CUSTOMERS_LIVE_GROUP, user_group
+from cdp.selectors import customers_visible_among, user_customer_scope
 
 UNAUTHENTICATED_CLOSE_CODE = 4401
 SESSION_ENDED_CLOSE_CODE = 4403
@@ -42,6 +44,10 @@ class UserSocket(AsyncJsonWebsocketConsumer):
 
     async def session_ended(self, event):
         await self.close(code=SESSION_ENDED_CLOSE_CODE)
+
+    async def notification(self, event):
+        """Notifications go to every socket in the user's group; only ``NotificationConsumer`` shows
+        them (a page's live socket would otherwise fail on one)."""
 
 
 class NotificationConsumer(UserSocket):
@@ -97,12 +103,27 @@ class LiveSocket(UserSocket):
 
 
 class CustomersLiveConsumer(LiveSocket):
-    """Open profile pages learn which customers just got new events, and fetch their new rows."""
+    """Open profile pages learn which customers just got new events, and fetch their new rows: only
+    customers the user's roles let them see. The scope is read once, when the socket opens; a change
+    of roles, scope or team closes the user's sockets, and the pages reconnect under the new one."""
 
     capability = "view_customers"
 
     def live_group(self) -> str:
         return CUSTOMERS_LIVE_GROUP
 
+    async def connect(self):
+        user = self.scope.get("user")
+        self.sees_all = bool(user) and await database_sync_to_async(_sees_all_customers)(user)
+        await super().connect()
+
     async def customers_changed(self, event):
-        await self.send_json({"ids": event["ids"]})
+        ids = event["ids"]
+        if not self.sees_all:
+            ids = await database_sync_to_async(customers_visible_among)(self.scope["user"], ids)
+        if ids:
+            await self.send_json({"ids": ids})
+
+
+def _sees_all_customers(user) -> bool:
+    return user.is_authenticated and user_customer_scope(user) == CustomerScope.ALL

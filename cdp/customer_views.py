@@ -21,6 +21,7 @@ from cdp.merge import MergeConflict, customers_merge_by_hand, customers_unmerge,
 from cdp.models import MergeLog, MergeReview, Source
 from cdp.redaction import redact_fields
 from cdp.roles import customer_roles
+from cdp.selectors import customer_visible, customers_visible_to
 from journeys.selectors import customer_staff_tasks
 from segments.models import Tag
 from segments.scoring import score_adjust
@@ -35,8 +36,9 @@ LIST_PAGE = 50
 @vary_on_headers("HX-Request")
 def customer_list(request):
     query, channel, role = (request.GET.get(key, "").strip() for key in ("q", "channel", "role"))
+    visible = customers_visible_to(request.user)
     page = selectors.list_page(
-        selectors.customer_search(query=query, channel=channel, role=role),
+        selectors.customer_search(query=query, channel=channel, role=role).filter(visible),
         number=request.GET.get("page"),
         size=LIST_PAGE,
     )
@@ -49,15 +51,16 @@ def customer_list(request):
         "filters": {"q": query, "channel": channel, "role": role},
         "filtered": bool(query or channel or role),
         "channels": Source.Kind.choices,
-        "any_customer": bool(rows) or selectors.Customer.objects.exists(),
+        "any_customer": bool(rows) or selectors.Customer.objects.filter(visible).exists(),
     }
     partial = request.htmx and not request.htmx.history_restore_request
     return render(request, "cdp/_customer_rows.html" if partial else "cdp/customers.html", context)
 
 
-def _customer_or_404(customer_id: int):
+def _customer_or_404(request, customer_id: int):
+    """The customer (or the one it was merged into), if this user's roles let them see it."""
     customer = selectors.customer_resolve(customer_id=customer_id)
-    if customer is None:
+    if customer is None or not customer_visible(request.user, customer):
         raise Http404
     return customer
 
@@ -80,7 +83,7 @@ def _cursor(value: str) -> tuple[dt.datetime, int] | None:
 
 @capability_required("view_customers")
 def customer_profile(request, customer_id: int):
-    customer = _customer_or_404(customer_id)
+    customer = _customer_or_404(request, customer_id)
     if customer.pk != customer_id:
         return redirect("customer", customer_id=customer.pk)
     show_pii = user_can(request.user, "view_pii")
@@ -121,7 +124,7 @@ def customer_profile(request, customer_id: int):
 def customer_timeline(request, customer_id: int):
     """More of the timeline: older events (``before``) as the page scrolls, and live the events stored
     after the newest one shown (``since``: an event id, so late-dated events still appear)."""
-    customer = _customer_or_404(customer_id)
+    customer = _customer_or_404(request, customer_id)
     channel, kind = request.GET.get("channel", ""), request.GET.get("kind", "")
     before = _cursor(request.GET.get("before", ""))
     since = request.GET.get("since", "")
@@ -143,7 +146,7 @@ def customer_timeline(request, customer_id: int):
 @capability_required("edit_customers")
 @require_POST
 def customer_note_add(request, customer_id: int):
-    customer = _customer_or_404(customer_id)
+    customer = _customer_or_404(request, customer_id)
     try:
         services.note_add(customer=customer, author=request.user, text=request.POST.get("text", ""))
     except ValidationError as error:
@@ -162,7 +165,7 @@ SCORE_FIELDS = {
 @capability_required("edit_customers")
 @require_POST
 def customer_score_adjust(request, customer_id: int):
-    customer = _customer_or_404(customer_id)
+    customer = _customer_or_404(request, customer_id)
     try:
         entry = score_adjust(
             customer=customer,
@@ -182,7 +185,7 @@ def customer_score_adjust(request, customer_id: int):
 @capability_required("edit_customers")
 @require_POST
 def customer_owner_assign(request, customer_id: int):
-    customer = _customer_or_404(customer_id)
+    customer = _customer_or_404(request, customer_id)
     owner_id = request.POST.get("owner")
     owner = User.objects.filter(pk=owner_id, is_active=True).first() if owner_id else None
     if owner_id and owner is None:
@@ -197,10 +200,10 @@ def customer_owner_assign(request, customer_id: int):
 @require_POST
 def customer_merge(request, customer_id: int):
     """Merge this profile with another one staff know to be the same person (found by id, phone, email)."""
-    customer = _customer_or_404(customer_id)
+    customer = _customer_or_404(request, customer_id)
     query = request.POST.get("other", "").strip()
     other = selectors.customer_by_identifier(query=query, excluding=customer)
-    if other is None or other.pk == customer.pk:
+    if other is None or other.pk == customer.pk or not customer_visible(request.user, other):
         messages.error(request, _("No other customer matches “%(query)s”.") % {"query": query})
         return redirect("customer", customer_id=customer.pk)
     try:
@@ -218,7 +221,7 @@ def customer_merge(request, customer_id: int):
 @capability_required("edit_customers")
 @require_POST
 def customer_unmerge(request, customer_id: int, log_id: int):
-    customer = _customer_or_404(customer_id)
+    customer = _customer_or_404(request, customer_id)
     log = get_object_or_404(MergeLog, pk=log_id, survivor=customer)
     try:
         restored = customers_unmerge(log=log, actor=request.user)
@@ -231,7 +234,11 @@ def customer_unmerge(request, customer_id: int, log_id: int):
 
 @capability_required("edit_customers")
 def merge_reviews(request):
-    reviews = MergeReview.objects.filter(status=MergeReview.Status.OPEN)
+    reviews = MergeReview.objects.filter(
+        customers_visible_to(request.user, via="first"),
+        customers_visible_to(request.user, via="second"),
+        status=MergeReview.Status.OPEN,
+    )
     shown = reviews.select_related("first", "second").prefetch_related(
         selectors.identities_prefetch("first__identities"),
         selectors.identities_prefetch("second__identities"),
@@ -259,7 +266,12 @@ def merge_reviews(request):
 @capability_required("edit_customers")
 @require_POST
 def merge_review_resolve(request, review_id: int):
-    review = get_object_or_404(MergeReview, pk=review_id)
+    review = get_object_or_404(
+        MergeReview.objects.filter(
+            customers_visible_to(request.user, via="first"), customers_visible_to(request.user, via="second")
+        ),
+        pk=review_id,
+    )
     merge = request.POST.get("decision") == "merge"
     if merge and not user_can(request.user, "manage_data"):
         # The rules forbade this merge (two ID numbers, say): overriding them is for data managers.

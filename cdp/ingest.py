@@ -1000,13 +1000,8 @@ def system_events_record(
 API_SOURCE_NAME = "Open API"
 
 
-def customer_upsert(
-    *, identities: dict[str, str], traits: dict, message_id: str | None = None
-) -> tuple[Customer, bool]:
-    """Creates or updates the customer these identifiers name, through the same path as tracked events
-    (so merges and rules apply alike), and returns it with whether it is new. Raises ValueError when
-    none of the identifiers is usable."""
-    message = {
+def _upsert_message(*, identities: dict[str, str], traits: dict, message_id: str | None) -> dict:
+    return {
         "kind": "identify",
         "name": "identify",
         "messageId": message_id or f"api-{uuid.uuid4()}",
@@ -1018,6 +1013,31 @@ def customer_upsert(
         "traits": traits,
         "context": {"externalIds": [{"type": kind, "id": value} for kind, value in identities.items()]},
     }
+
+
+def customers_named_by(*, identities: dict[str, str]) -> set[int]:
+    """The (surviving) customers an upsert with these identifiers would update or merge."""
+    keys = [
+        identity.key
+        for identity in identities_of(_upsert_message(identities=identities, traits={}, message_id="-"))
+    ]
+    if not keys:
+        return set()
+    match = Q()
+    for kind, value in keys:
+        match |= Q(type=kind, value=value)
+    return {
+        customer_survivor(pk) for pk in Identity.objects.filter(match).values_list("customer_id", flat=True)
+    }
+
+
+def customer_upsert(
+    *, identities: dict[str, str], traits: dict, message_id: str | None = None
+) -> tuple[Customer, bool]:
+    """Creates or updates the customer these identifiers name, through the same path as tracked events
+    (so merges and rules apply alike), and returns it with whether it is new. Raises ValueError when
+    none of the identifiers is usable."""
+    message = _upsert_message(identities=identities, traits=traits, message_id=message_id)
     keys = [identity.key for identity in identities_of(message)]
     if not keys:
         raise ValueError("None of these identifiers is usable (empty, malformed or a placeholder).")

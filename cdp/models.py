@@ -65,6 +65,52 @@ class ApiToken(models.Model):
         return f"{self.prefix}… ({self.user_id})"
 
 
+class CustomerScope(models.TextChoices):
+    """Which customers a role shows: the widest of a user's roles applies."""
+
+    OWN = "own", _("Their own customers")
+    TEAM = "team", _("Their team's customers")
+    ALL = "all", _("All customers")
+
+
+class StaffRole(models.Model):
+    """What a role (a Django group) holds besides its capabilities. A group without this row (the
+    built-in roles before any admin edits them) shows all customers, as every role did before."""
+
+    group = models.OneToOneField(
+        "auth.Group", on_delete=models.CASCADE, primary_key=True, related_name="staff_role"
+    )
+    scope = models.CharField(max_length=10, choices=CustomerScope.choices, default=CustomerScope.ALL)
+    description = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return self.group.name
+
+
+class Team(models.Model):
+    """A group of staff: a role scoped to the team shows the customers any member owns."""
+
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StaffProfile(models.Model):
+    """What the product knows about a staff user beyond Django's user: their team."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="staff_profile"
+    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members")
+
+    def __str__(self) -> str:
+        return f"profile of {self.user_id}"
+
+
 class PendingWakeup(models.Model):
     """A wake-up task queued and not yet started, by its key (``cdp.wakeups``): while its row stands
     no second one is queued, so a slow queue never fills with copies of the same sweep."""

@@ -14,7 +14,7 @@ from django.utils import timezone
 from cdp.access import ROLE_CAPABILITIES
 from cdp.celery import QUEUES
 from cdp.celery import app as celery_app
-from cdp.models import AuditEntry, BeatHeartbeat, Organization
+from cdp.models import AuditEntry, BeatHeartbeat, Customer, CustomerScope, Organization, StaffProfile
 from cdp.queues import backlog
 
 User = get_user_model()
@@ -116,12 +116,73 @@ def organization_get() -> Organization | None:
 
 
 def user_role(user) -> str | None:
-    names = [group.name for group in user.groups.all() if group.name in ROLE_CAPABILITIES]
-    return names[0] if names else None
+    """The user's role (a user holds one through the pages; the first by name if given several)."""
+    names = sorted(group.name for group in user.groups.all())
+    builtin = [name for name in names if name in ROLE_CAPABILITIES]
+    return (builtin or names or [None])[0]
+
+
+SCOPE_WIDTH = {CustomerScope.OWN: 0, CustomerScope.TEAM: 1, CustomerScope.ALL: 2}
+
+
+def user_customer_scope(user) -> str:
+    """The widest customer scope among the user's roles (a role without settings shows all, as the
+    built-in roles always did). Kept on the user object: a socket keeps its user for its whole life,
+    which is why a change of roles or teams closes the user's sockets."""
+    cached = getattr(user, "_customer_scope", None)
+    if cached is not None:
+        return cached
+    if user.is_superuser:
+        scope = CustomerScope.ALL
+    else:
+        scopes = [
+            scope or CustomerScope.ALL for scope in user.groups.values_list("staff_role__scope", flat=True)
+        ]
+        scope = max(scopes, key=SCOPE_WIDTH.__getitem__, default=CustomerScope.OWN)
+    user._customer_scope = scope
+    return scope
+
+
+def user_team_id(user) -> int | None:
+    return StaffProfile.objects.filter(user=user).values_list("team_id", flat=True).first()
+
+
+def customers_visible_to(user, *, via: str = "") -> Q:
+    """The filter that keeps the customers this user's roles let them see: their own (customers they
+    own), their team's (owned by anyone in their team; their own when they have no team) or all.
+    ``via`` names the customer relation on another model (``"customer"`` on messages, members, ...).
+    Every list, page, API answer, export and live message about customers goes through it."""
+    scope = user_customer_scope(user)
+    if scope == CustomerScope.ALL:
+        return Q()
+    owner = f"{via}__owner_id" if via else "owner_id"
+    team_id = user_team_id(user) if scope == CustomerScope.TEAM else None
+    if team_id is None:
+        return Q(**{owner: user.pk})
+    team = StaffProfile.objects.filter(team_id=team_id).values("user_id")
+    return Q(**{f"{owner}__in": team})
+
+
+def customers_visible_among(user, customer_ids: list[int]) -> list[int]:
+    """Those of ``customer_ids`` the user sees, in their order."""
+    seen = set(
+        Customer.objects.filter(customers_visible_to(user), pk__in=customer_ids).values_list("pk", flat=True)
+    )
+    return [customer_id for customer_id in customer_ids if customer_id in seen]
+
+
+def customer_visible(user, customer) -> bool:
+    if user_customer_scope(user) == CustomerScope.ALL:
+        return True
+    return Customer.objects.filter(customers_visible_to(user), pk=customer.pk).exists()
 
 
 def user_list(*, query: str = "", role: str = "", status: str = "") -> QuerySet:
-    users = User.objects.prefetch_related("groups").order_by("-is_active", "username")
+    users = (
+        User.objects.prefetch_related("groups")
+        .select_related("staff_profile__team")
+        .order_by("-is_active", "username")
+    )
     if query:
         users = users.filter(
             Q(username__icontains=query) | Q(email__icontains=query) | Q(first_name__icontains=query)

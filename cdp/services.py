@@ -17,16 +17,13 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 
-from cdp.access import ROLE_ADMIN, ROLE_CAPABILITIES, ROLE_LABELS
 from cdp.api.authentication import token_hash
 from cdp.models import ApiToken, AuditEntry, BeatHeartbeat, Consent, Customer, Note, Organization, Source
-from cdp.realtime import notify_user
 from cdp.signals import security_log
 from cdp.users import display_name
 
@@ -62,9 +59,10 @@ def organization_ensure(*, name: str, industry: str = "") -> Organization:
 
 
 def _role_group(role: str) -> Group:
-    if role not in ROLE_CAPABILITIES:
+    group = Group.objects.filter(name=role).first()
+    if group is None:
         raise ValidationError({"role": _("Unknown role “%(role)s”.") % {"role": role}})
-    return Group.objects.get(name=role)
+    return group
 
 
 def _set_display_name(user, full_name: str) -> None:
@@ -96,8 +94,13 @@ def _send_invitation(*, user, inviter) -> None:
 
 
 @transaction.atomic
-def user_create(*, actor, username: str, email: str, full_name: str, role: str, password: str = "") -> User:
-    """Creates a staff user in one role. Without a password the user is emailed an invitation link."""
+def user_create(
+    *, actor, username: str, email: str, full_name: str, role: str, password: str = "", team=None
+) -> User:
+    """Creates a staff user in one role (and a team). Without a password the user is emailed an
+    invitation link."""
+    from cdp.staff_roles import user_set_team
+
     username = username.strip()
     if User.objects.filter(username__iexact=username).exists():
         raise ValidationError({"username": _("A user with this username already exists.")})
@@ -115,75 +118,65 @@ def user_create(*, actor, username: str, email: str, full_name: str, role: str, 
     user.save()
     user.groups.set([group])
     audit_record(actor=actor, action="user.create", target=user, details={"role": role})
+    if team is not None:
+        user_set_team(actor=actor, user=user, team=team)
     if not password:
         transaction.on_commit(lambda: _send_invitation(user=user, inviter=actor), robust=True)
     return user
 
 
-def _refuse_leaving_no_admin(user, *, field: str | None = None) -> None:
-    """Keeps at least one active admin. Locks the admin group row, so two admins demoting each
-    other at the same moment cannot both succeed."""
-    Group.objects.select_for_update().get(name=ROLE_ADMIN)
-    if not user.groups.filter(name=ROLE_ADMIN).exists():
-        return
-    if not User.objects.filter(groups__name=ROLE_ADMIN, is_active=True).exclude(pk=user.pk).exists():
-        message = _("This is the last active admin; make someone else admin first.")
-        raise ValidationError({field: message} if field else message)
+# Left unchanged when not given (callers that only change the profile or the role).
+KEEP = object()
 
 
 @transaction.atomic
-def user_update(*, actor, user, email: str, full_name: str, role: str) -> User:
+def user_update(*, actor, user, email: str, full_name: str, role: str, team=KEEP) -> User:
+    """Changes a user's profile, role and team. A change of role or team is audited and closes the
+    user's open sockets, which reconnect with the new rights; the last user manager keeps the role."""
+    from cdp.staff_roles import LAST_ADMIN, managers_kept, role_changed_notify, user_set_team
+
     group = _role_group(role)
-    previous_role = user.groups.values_list("name", flat=True).first()
-    if role != ROLE_ADMIN:
-        _refuse_leaving_no_admin(user, field="role")
+    previous_role = user.groups.values_list("name", flat=True).order_by("name").first()
     user.email = email.strip().lower()
     _set_display_name(user, full_name)
     user.save(update_fields=["email", "first_name", "last_name"])
-    if previous_role != role:
-        user.groups.set([group])
+    if previous_role != role or user.groups.count() != 1:
+        with managers_kept(field="role", message=LAST_ADMIN):
+            user.groups.set([group])
         audit_record(
             actor=actor, action="user.role_change", target=user, details={"from": previous_role, "to": role}
         )
-        with translation.override(None):  # the label's source text: each page translates it
-            role_label = str(ROLE_LABELS[role])
-        # robust: the change is committed; a realtime hiccup must not turn it into an error page.
-        transaction.on_commit(
-            lambda: notify_user(
-                user_id=user.pk,
-                kind="role_changed",
-                message=gettext_noop("Your role is now %(role)s."),
-                params={"role": role_label},
-                translated_params=("role",),
-            ),
-            robust=True,
-        )
+        role_changed_notify(user=user, role=role)
+    if team is not KEEP:
+        user_set_team(actor=actor, user=user, team=team)
     return user
 
 
 @transaction.atomic
 def user_set_active(*, actor, user, active: bool) -> User:
-    if not active:
-        if actor is not None and actor.pk == user.pk:
-            raise ValidationError(_("You cannot deactivate your own account."))
-        _refuse_leaving_no_admin(user)
+    from cdp.staff_roles import LAST_ADMIN, managers_kept
+
+    if not active and actor is not None and actor.pk == user.pk:
+        raise ValidationError(_("You cannot deactivate your own account."))
     if user.is_active == active:
         return user
-    user.is_active = active
-    user.save(update_fields=["is_active"])
+    with managers_kept(message=LAST_ADMIN):
+        user.is_active = active
+        user.save(update_fields=["is_active"])
     audit_record(actor=actor, action="user.activate" if active else "user.deactivate", target=user)
     if not active:
         security_log.info("user %s deactivated by %s", user.username, actor)
-        transaction.on_commit(lambda: _sessions_end_quietly(user.pk))
+        transaction.on_commit(lambda: sessions_end_quietly(user.pk))
     return user
 
 
-def _sessions_end_quietly(user_id: int) -> None:
+def sessions_end_quietly(user_id: int) -> None:
+    """Closes the user's open sockets (deactivated, or their rights changed: pages reconnect)."""
     from cdp.realtime import sessions_end
 
     try:
         sessions_end(user_id=user_id)
-    except Exception:  # the realtime layer being down must not undo a deactivation
+    except Exception:  # the realtime layer being down must not undo the change
         security_log.warning("could not close the open pages of user %s", user_id, exc_info=True)
 
 

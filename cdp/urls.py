@@ -106,6 +106,10 @@ urlpatterns = [
         name="settings_user_set_active",
     ),
     path("settings/roles/", views.settings_roles, name="settings_roles"),
+    path("settings/roles/new/", views.settings_role_create, name="settings_role_create"),
+    path("settings/roles/<int:role_id>/", views.settings_role, name="settings_role"),
+    path("settings/roles/<int:role_id>/delete/", views.settings_role_delete, name="settings_role_delete"),
+    path("settings/teams/new/", views.settings_team_create, name="settings_team_create"),
     path("settings/sources/", source_views.sources, name="settings_sources"),
     path("settings/identity-rules/", source_views.identity_rules, name="settings_identity_rules"),
     path(

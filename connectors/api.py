@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from cdp.access import user_can
 from cdp.api.permissions import HasCapability
+from cdp.selectors import customers_visible_to
 from connectors.models import ChannelAccount, Message, MessageTemplate
 from connectors.registry import kind_get
 from connectors.selectors import (
@@ -139,6 +140,7 @@ class MessageListView(ListAPIView):
             account_id=number("account"),
             customer_id=number("customer"),
             journey_id=number("journey"),
+            visible=customers_visible_to(self.request.user, via="customer"),
         )
 
     @extend_schema(request=MessageSendInput, responses={201: MessageOutput, 200: MessageOutput})
@@ -149,7 +151,7 @@ class MessageListView(ListAPIView):
         account = ChannelAccount.objects.filter(pk=values["account"]).first()
         if account is None:
             raise ValidationError({"account": ["No channel account has this id."]})
-        customer = customer_lookup(values["customer"])
+        customer = customer_lookup(values["customer"], user=request.user)
         if customer is None:
             raise ValidationError({"customer": ["No customer matches."]})
         template = None
@@ -184,7 +186,8 @@ class MessageDetailView(APIView):
 
     @extend_schema(responses=MessageDetailOutput)
     def get(self, request, message_id: int):
-        message = Message.objects.filter(pk=message_id).first()
+        visible = customers_visible_to(request.user, via="customer")
+        message = Message.objects.filter(visible, pk=message_id).first()
         if message is None:
             raise NotFound
         life = message_life(message=message)

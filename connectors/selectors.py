@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from cdp.redaction import mask_phone, redact_fields, redact_text
@@ -20,8 +20,12 @@ def message_search(
     customer_id: int | None = None,
     journey_id: int | None = None,
     before_id: int | None = None,
+    visible: Q,
 ) -> QuerySet:
-    messages = Message.objects.select_related("account", "customer", "template").order_by("-id")
+    """Messages, newest first, to the customers ``visible`` keeps (a filter through ``customer``)."""
+    messages = (
+        Message.objects.filter(visible).select_related("account", "customer", "template").order_by("-id")
+    )
     if status:
         messages = messages.filter(status=status)
     if channel:
@@ -137,12 +141,16 @@ def known_trait_names(*, sample: int = 2000) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def customer_lookup(query: str):
-    """The customer named by an id (``42`` or ``#42``) or by an exact phone, email or user id."""
+def customer_lookup(query: str, *, user):
+    """The customer named by an id (``42`` or ``#42``) or by an exact phone, email or user id, if
+    ``user``'s roles let them see it (one they do not see is not found, as if absent)."""
     from cdp.customers import customer_by_identifier, customer_resolve
+    from cdp.selectors import customer_visible
 
     query = query.strip()
     digits = query.removeprefix("#")
     if digits.isdigit() and (query.startswith("#") or len(digits) < 10):  # phones are longer
-        return customer_resolve(customer_id=int(digits))
-    return customer_by_identifier(query=query) if query else None
+        customer = customer_resolve(customer_id=int(digits))
+    else:
+        customer = customer_by_identifier(query=query) if query else None
+    return customer if customer is not None and customer_visible(user, customer) else None

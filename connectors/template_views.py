@@ -143,7 +143,7 @@ def template_preview(request, channel: str):
     query = request.POST.get("preview_customer", "").strip()
     customer = None
     if query:
-        customer = customer_lookup(query)
+        customer = customer_lookup(query, user=request.user)
     context = {"customer": customer, "query": query, "problems": body_problems(channel=channel, body=body)}
     if customer is not None and not context["problems"]:
         event = Event.objects.filter(customer=customer).order_by("-timestamp").first()

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.redaction import redact_fields
+from cdp.selectors import customers_visible_to
 from connectors.accounts import account_create, account_pause, account_resume, account_update
 from connectors.forms import TestSendForm, schema_problems_add, settings_form_class, settings_values
 from connectors.models import ChannelAccount, Message
@@ -49,7 +50,7 @@ def messages_index(request):
     customer = None
     query = params.get("customer", "").strip()
     if query:
-        customer = customer_lookup(query)
+        customer = customer_lookup(query, user=request.user)
     found = customer is not None or not query
     rows = (
         list(
@@ -60,6 +61,7 @@ def messages_index(request):
                 customer_id=customer.pk if customer else None,
                 journey_id=_int(params.get("journey")),
                 before_id=_int(params.get("before")),
+                visible=customers_visible_to(request.user, via="customer"),
             )[: PAGE + 1]
         )
         if found
@@ -102,7 +104,10 @@ STATUS_LABELS = dict(Message.Status.choices)
 @capability_required("view_messages")
 def message_detail(request, message_id: int):
     message = get_object_or_404(
-        Message.objects.select_related("account", "customer", "template"), pk=message_id
+        Message.objects.filter(customers_visible_to(request.user, via="customer")).select_related(
+            "account", "customer", "template"
+        ),
+        pk=message_id,
     )
     life = message_life(message=message)
     messages_shown(
@@ -131,7 +136,9 @@ def message_detail(request, message_id: int):
 @capability_required("send_messages")
 @require_POST
 def message_resolve(request, message_id: int):
-    message = get_object_or_404(Message, pk=message_id)
+    message = get_object_or_404(
+        Message.objects.filter(customers_visible_to(request.user, via="customer")), pk=message_id
+    )
     resend = request.POST.get("decision") == "resend"
     try:
         message_resolve_unknown(message=message, resend=resend, actor=request.user)
@@ -231,7 +238,9 @@ def channel_detail(request, account_id: int):
             "test_form": TestSendForm(),
             "callback_url": callback_url(account.pk),
             "recent": messages_shown(
-                message_search(account_id=account.pk)[:20],
+                message_search(
+                    account_id=account.pk, visible=customers_visible_to(request.user, via="customer")
+                )[:20],
                 show_pii=user_can(request.user, "view_pii"),
                 manages_channels=True,
             ),
@@ -275,7 +284,7 @@ def channel_test(request, account_id: int):
         flash.error(request, _("Give a customer and a text."))
         return redirect("channel", account_id=account.pk)
     query = form.cleaned_data["customer"].strip()
-    customer = customer_lookup(query)
+    customer = customer_lookup(query, user=request.user)
     if customer is None:
         flash.error(request, _("No customer matches “%(query)s”.") % {"query": query})
         return redirect("channel", account_id=account.pk)

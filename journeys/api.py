@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from cdp.access import user_can
 from cdp.api.permissions import HasCapability
 from cdp.redaction import redact_fields
+from cdp.selectors import customer_visible, customers_visible_to
 from journeys.gallery import journey_from_template, templates_list
 from journeys.models import Enrollment, Journey, JourneyVersion
 from journeys.nodes import palette
@@ -318,7 +319,7 @@ class JourneyEnrollmentsView(APIView):
             journey=journey,
             status=request.query_params.get("status", ""),
             node_id=request.query_params.get("node", ""),
-        )[:limit]
+        ).filter(customers_visible_to(request.user, via="customer"))[:limit]
         return Response(EnrollmentOutput(enrollments, many=True, context={"request": request}).data)
 
 
@@ -406,19 +407,20 @@ class EnrollOutput(serializers.Serializer):
     enrollment = EnrollmentOutput(allow_null=True)
 
 
-def _customer_named(data: dict):
-    """The customer an enroll or test request names (by id; by identifiers, created if new)."""
+def _customer_named(data: dict, user):
+    """The customer an enroll or test request names (by id; by identifiers, created if new), among
+    those the caller's roles let them see."""
     from cdp.customers import customer_resolve
-    from cdp.ingest import customer_upsert
+    from cdp.scoped_upsert import OutOfScope, customer_upsert_in_scope
 
     if data.get("customer_id") is not None:
         customer = customer_resolve(customer_id=data["customer_id"])
-        if customer is None:
+        if customer is None or not customer_visible(user, customer):
             raise DjangoValidationError({"customer_id": [f"There is no customer {data['customer_id']}."]})
         return customer
     try:
-        return customer_upsert(identities=data["identities"], traits={})[0]
-    except ValueError as error:
+        return customer_upsert_in_scope(user=user, identities=data["identities"], traits={})[0]
+    except (ValueError, OutOfScope) as error:
         raise DjangoValidationError({"identities": [str(error)]}) from None
 
 
@@ -434,7 +436,7 @@ class JourneyEnrollView(APIView):
         data = EnrollInput(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            customer = _customer_named(data.validated_data)
+            customer = _customer_named(data.validated_data, request.user)
             enrollment = journey_enroll(
                 journey=journey,
                 customer=customer,
@@ -546,7 +548,7 @@ class JourneyTestView(APIView):
         try:
             result = journey_test_run(
                 journey=journey,
-                customer=_customer_named({"customer_id": values["customer_id"]}),
+                customer=_customer_named({"customer_id": values["customer_id"]}, request.user),
                 version=values["version"],
                 trigger=values["trigger"],
                 context=values["context"],

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from cdp.models import Event
+from cdp.selectors import customers_visible_to
 from journeys.models import Enrollment, Journey, JourneyVersion, Step
 from segments.evaluator import properties_match
 from segments.rules import MISSING
@@ -162,14 +163,15 @@ def version_conversion(*, journey: Journey) -> list[dict]:
     ]
 
 
-def customers_at_node(*, journey: Journey, node_id: str) -> QuerySet:
-    """The customers in the journey now at ``node_id``, longest there first, with when they came and
-    until when they wait (null: until an event)."""
+def customers_at_node(*, journey: Journey, node_id: str, visible: Q) -> QuerySet:
+    """The customers in the journey now at ``node_id`` that the reader sees (``visible``: a filter
+    through ``customer``), longest there first, with when they came and until when they wait (null:
+    until an event)."""
     arrived = Step.objects.filter(
         enrollment=OuterRef("pk"), node_id=OuterRef("node_id"), visit=OuterRef("visit")
     ).values("entered_at")[:1]
     return (
-        journey.enrollments.filter(node_id=node_id, status=Enrollment.Status.ACTIVE)
+        journey.enrollments.filter(visible, node_id=node_id, status=Enrollment.Status.ACTIVE)
         .select_related("customer", "version")
         .annotate(arrived_at=Subquery(arrived))
         .order_by("arrived_at", "pk")
@@ -193,10 +195,12 @@ def call_duration(*, customer_id: int, message_id: int) -> int:
 
 def staff_tasks_for(*, user, status: str = "open") -> QuerySet:
     """The user's tasks with that status, and the open tasks nobody owns (anyone may take them),
-    soonest due first."""
+    soonest due first: only about customers the user's roles let them see."""
     from journeys.models import StaffTask
 
-    tasks = StaffTask.objects.filter(status=status).select_related("customer", "assignee", "closed_by")
+    tasks = StaffTask.objects.filter(
+        customers_visible_to(user, via="customer"), status=status
+    ).select_related("customer", "assignee", "closed_by")
     if status == StaffTask.Status.OPEN:
         return tasks.filter(Q(assignee=user) | Q(assignee__isnull=True)).order_by("due_at", "pk")
     return tasks.filter(Q(assignee=user) | Q(closed_by=user)).order_by("-closed_at", "-pk")

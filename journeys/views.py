@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from cdp.access import capability_required, user_can
 from cdp.customers import customer_by_identifier, primary_phones
 from cdp.redaction import redact_fields
+from cdp.selectors import customer_visible, customers_visible_to
 from journeys.canvas import canvas_setup
 from journeys.gallery import TEMPLATES, journey_from_template, templates_list
 from journeys.models import Enrollment, Journey, StaffTask
@@ -172,9 +173,10 @@ def journey_node(request, journey_id: int, node_id: str):
     version = journey.live_version
     graph = version.graph if version else journey.draft_graph
     node = next((row for row in node_rows(graph, {}) if row["id"] == node_id), None)
-    page = Paginator(customers_at_node(journey=journey, node_id=node_id), CUSTOMERS_PER_PAGE).get_page(
-        request.GET.get("page")
+    at_node = customers_at_node(
+        journey=journey, node_id=node_id, visible=customers_visible_to(request.user, via="customer")
     )
+    page = Paginator(at_node, CUSTOMERS_PER_PAGE).get_page(request.GET.get("page"))
     phones = primary_phones(
         customer_ids=[enrollment.customer_id for enrollment in page],
         show_pii=user_can(request.user, "view_pii"),
@@ -208,7 +210,7 @@ def journey_test(request, journey_id: int):
     report = None
     if request.method == "POST":
         customer = customer_by_identifier(query=form["customer"]) if form["customer"] else None
-        if customer is None:
+        if customer is None or not customer_visible(request.user, customer):
             errors["customer"] = _("Name one customer: a phone, an email, another identifier, or #id.")
         version = int(form["version"]) if form["version"].isdigit() else None
         if version is not None and version not in versions:
@@ -313,7 +315,9 @@ def my_tasks(request):
 @capability_required("work_tasks")
 @require_POST
 def task_close(request, task_id: int):
-    task = get_object_or_404(StaffTask, pk=task_id)
+    task = get_object_or_404(
+        StaffTask.objects.filter(customers_visible_to(request.user, via="customer")), pk=task_id
+    )
     try:
         staff_task_close(
             task=task,

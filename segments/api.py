@@ -10,6 +10,8 @@ from rest_framework.views import APIView
 from cdp.access import user_can
 from cdp.api.permissions import HasCapability
 from cdp.customers import primary_phones
+from cdp.models import Customer
+from cdp.selectors import customers_visible_to
 from segments.lists import builder_vocabulary
 from segments.models import Segment
 from segments.rules import RuleError
@@ -79,10 +81,17 @@ class SegmentPreviewView(APIView):
             preview = segment_preview(rule_data=data.validated_data["rule"], personal_data=show_pii)
         except RuleError as error:
             return _problems(error)
-        phones = primary_phones(customer_ids=[c.pk for c in preview.sample], show_pii=show_pii)
+        # The sample shows only customers the reader's roles let them see; the count is a number.
+        seen = set(
+            Customer.objects.filter(
+                customers_visible_to(request.user), pk__in=[c.pk for c in preview.sample]
+            ).values_list("pk", flat=True)
+        )
+        shown = [c for c in preview.sample if c.pk in seen]
+        phones = primary_phones(customer_ids=[c.pk for c in shown], show_pii=show_pii)
         sample = [
             {"id": c.pk, "name": c.name, "phone": phones.get(c.pk, ""), "last_seen_at": c.last_seen_at}
-            for c in preview.sample
+            for c in shown
         ]
         return Response(PreviewOutput({"count": preview.count, "sample": sample}).data)
 

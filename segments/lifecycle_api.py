@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from cdp.access import user_can
 from cdp.api.permissions import HasCapability
 from cdp.models import Customer
+from cdp.selectors import customers_visible_to
 from segments.api import RuleProblems
 from segments.models import CustomerStage, LifecycleStage, ScoringRule, Segment, Tag, TagGroup
 from segments.rules import RuleError
@@ -194,7 +195,11 @@ class TagCustomersView(APIView):
             changed = segment_members_tag(segment=segment, tag=tag, actor=request.user, remove=remove)
             return Response({"changed": changed, "unknown_ids": []})
         wanted = set(values["customer_ids"])
-        known = set(Customer.objects.filter(pk__in=wanted, merged_into=None).values_list("pk", flat=True))
+        known = set(
+            Customer.objects.filter(
+                customers_visible_to(request.user), pk__in=wanted, merged_into=None
+            ).values_list("pk", flat=True)
+        )
         change = customers_untag if remove else customers_tag
         changed = change(customer_ids=sorted(known), tag=tag, actor=request.user, origin="api")
         return Response({"changed": changed, "unknown_ids": sorted(wanted - known)})
@@ -411,7 +416,9 @@ class CustomerScoreAdjustmentView(APIView):
 
     @extend_schema(request=ScoreAdjustmentInput, responses={201: LedgerEntry})
     def post(self, request, customer_id: int):
-        customer = get_object_or_404(Customer, pk=customer_id)
+        customer = get_object_or_404(
+            Customer.objects.filter(customers_visible_to(request.user)), pk=customer_id
+        )
         given = ScoreAdjustmentInput(data=request.data)
         given.is_valid(raise_exception=True)
         try:
@@ -438,7 +445,9 @@ class CustomerLifecycleView(APIView):
 
     @extend_schema(responses=CustomerLifecycleOutput)
     def get(self, request, customer_id: int):
-        customer = get_object_or_404(Customer, pk=customer_id)
+        customer = get_object_or_404(
+            Customer.objects.filter(customers_visible_to(request.user)), pk=customer_id
+        )
         facts = customer_rule_facts(customer=customer)
         return Response(
             CustomerLifecycleOutput(

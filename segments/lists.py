@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import F, Func, IntegerField, QuerySet
+from django.db.models import F, Func, IntegerField, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -83,7 +83,7 @@ class ChangeRow:
     exited_customers: list[Customer]
 
 
-def recent_changes(*, segment: Segment, limit: int = 10) -> list[ChangeRow]:
+def recent_changes(*, segment: Segment, visible: Q, limit: int = 10) -> list[ChangeRow]:
     """The latest membership changes: how many entered and left, the size after, and the first few
     who did (the arrays themselves can hold hundreds of thousands of ids, so they stay in SQL)."""
     rows = list(
@@ -98,7 +98,7 @@ def recent_changes(*, segment: Segment, limit: int = 10) -> list[ChangeRow]:
         )[:limit]
     )
     ids = {customer_id for row in rows for customer_id in (*row["first_entered"], *row["first_exited"])}
-    customers = Customer.objects.in_bulk(ids)
+    customers = Customer.objects.filter(visible).in_bulk(ids)
     return [
         ChangeRow(
             changed_at=row["changed_at"],
@@ -112,11 +112,13 @@ def recent_changes(*, segment: Segment, limit: int = 10) -> list[ChangeRow]:
     ]
 
 
-def member_page(*, segment: Segment, number) -> ListPage:
-    """One page of members, newest customers first: the (segment, customer) index answers it
-    without sorting a million rows."""
+def member_page(*, segment: Segment, number, visible: Q) -> ListPage:
+    """One page of the members the reader sees (``visible``: a filter through ``customer``), newest
+    customers first: the (segment, customer) index answers it without sorting a million rows."""
     members = (
-        SegmentMember.objects.filter(segment=segment).select_related("customer").order_by("-customer_id")
+        SegmentMember.objects.filter(visible, segment=segment)
+        .select_related("customer")
+        .order_by("-customer_id")
     )
     return list_page(members, number=number, size=MEMBERS_PAGE)
 
@@ -140,7 +142,7 @@ def primary_contacts(*, customer_ids: list[int], show_pii: bool) -> dict[int, di
 EXPORT_COLUMNS = ("customer_id", "name", "phone", "email", "entered_at")
 
 
-def members_csv(*, segment: Segment, show_pii: bool, chunk: int = EXPORT_CHUNK) -> Iterator[str]:
+def members_csv(*, segment: Segment, show_pii: bool, visible: Q, chunk: int = EXPORT_CHUNK) -> Iterator[str]:
     """The members as CSV text, a chunk of rows at a time: each chunk is one keyset query on the
     (segment, customer) index, so no cursor stays open between chunks and memory holds one chunk
     whatever the size of the segment. The columns read back as an upload (``customer_id``)."""
@@ -151,7 +153,7 @@ def members_csv(*, segment: Segment, show_pii: bool, chunk: int = EXPORT_CHUNK) 
     after = 0
     while True:
         rows = list(
-            SegmentMember.objects.filter(segment=segment, customer_id__gt=after)
+            SegmentMember.objects.filter(visible, segment=segment, customer_id__gt=after)
             .order_by("customer_id")
             .values_list("customer_id", "customer__name", "entered_at")[:chunk]
         )

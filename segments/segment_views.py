@@ -19,7 +19,8 @@ from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import primary_phones
-from cdp.models import CustomerRole
+from cdp.models import CustomerRole, CustomerScope
+from cdp.selectors import customers_visible_to, user_customer_scope
 from cdp.services import audit_record
 from segments import lists
 from segments.builder import builder_page_config, rule_outline
@@ -170,14 +171,19 @@ def _names() -> dict:
 
 
 def _member_rows(request, segment: Segment) -> dict:
-    page = lists.member_page(segment=segment, number=request.GET.get("page"))
+    """The members this reader sees (their roles' customer scope), phones masked unless they may
+    see them; with how many they see when that is not everyone."""
+    visible = customers_visible_to(request.user, via="customer")
+    page = lists.member_page(segment=segment, number=request.GET.get("page"), visible=visible)
     phones = primary_phones(
         customer_ids=[member.customer_id for member in page], show_pii=user_can(request.user, "view_pii")
     )
+    scoped = user_customer_scope(request.user) != CustomerScope.ALL
     return {
         "segment": segment,
         "page": page,
         "members": [(member, phones.get(member.customer_id, "")) for member in page],
+        "visible_count": segment.members.filter(visible).count() if scoped else None,
     }
 
 
@@ -189,7 +195,7 @@ def _detail_page(request, segment: Segment, *, upload_errors=None, status=200):
         "users": segment_users(segment),
         "outline": rule_outline(segment.rule, _names()) if segment.rule else None,
         "history": {"points": lists.size_history(segment=segment)},
-        "changes": lists.recent_changes(segment=segment),
+        "changes": lists.recent_changes(segment=segment, visible=customers_visible_to(request.user)),
         "report": report,
         "upload_errors": upload_errors or {},
         **_member_rows(request, segment),
@@ -275,13 +281,14 @@ async def _in_thread(lines):
 def segment_export(request, segment_id: int):
     segment = get_object_or_404(Segment, pk=segment_id)
     show_pii = user_can(request.user, "view_pii")
+    visible = customers_visible_to(request.user, via="customer")
     audit_record(
         actor=request.user,
         action="segment.export",
         target=segment,
-        details={"members": segment.members.count(), "full_contacts": show_pii},
+        details={"members": segment.members.filter(visible).count(), "full_contacts": show_pii},
     )
-    lines = lists.members_csv(segment=segment, show_pii=show_pii)
+    lines = lists.members_csv(segment=segment, show_pii=show_pii, visible=visible)
     response = StreamingHttpResponse(
         _in_thread(lines) if isinstance(request, ASGIRequest) else lines,
         content_type="text/csv; charset=utf-8",

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import primary_phones
+from cdp.selectors import customers_visible_to
 from segments.builder import rule_form_context
 from segments.forms import ScoringRuleForm, StageForm
 from segments.models import CustomerStage, LifecycleStage, ScoringRule
@@ -29,7 +30,7 @@ def _form_errors(form, error: Exception) -> None:
 
 @capability_required("view_segments")
 def lifecycle(request):
-    board = stage_board()
+    board = stage_board(visible=customers_visible_to(request.user, via="customer"))
     phones = primary_phones(
         customer_ids=[card.customer_id for column in board for card in column["cards"]],
         show_pii=user_can(request.user, "view_pii"),

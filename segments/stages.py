@@ -10,7 +10,7 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -110,14 +110,14 @@ def stage_delete(*, stage: LifecycleStage, actor) -> int:
     return holders
 
 
-def stage_board(*, cards: int = 12) -> list[dict]:
-    """The kanban: every stage in order with its count and its most recently moved customers, and
-    the customers in no stage."""
+def stage_board(*, visible: Q, cards: int = 12) -> list[dict]:
+    """The kanban: every stage in order with its count and its most recently moved customers among
+    those the reader sees (``visible``: a filter through ``customer``)."""
     stages = list(LifecycleStage.objects.annotate(holder_count=Count("holders")).order_by("position", "pk"))
     columns = []
     for stage in stages:
         recent = (
-            CustomerStage.objects.filter(stage=stage)
+            CustomerStage.objects.filter(visible, stage=stage)
             .select_related("customer")
             .order_by("-entered_at")[:cards]
         )

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from cdp.access import capability_required, user_can
 from cdp.customers import customer_resolve
+from cdp.selectors import customer_visible, customers_visible_among
 from segments.builder import rule_form_context
 from segments.forms import DynamicTagForm
 from segments.models import Segment, Tag, TagGroup
@@ -208,6 +209,8 @@ def tag_bulk(request, tag_id: int):
             changed = segment_members_tag(segment=segment, tag=tag, actor=request.user, remove=remove)
         else:
             customer_ids, report = upload_match(upload_text(request.FILES.get("file")))
+            # Only customers the user sees; the others are left as they are.
+            customer_ids = customers_visible_among(request.user, sorted(customer_ids))
             change = customers_untag if remove else customers_tag
             changed = change(customer_ids=sorted(customer_ids), tag=tag, actor=request.user, origin="import")
     except ValidationError as error:
@@ -256,9 +259,9 @@ def tag_remove(request, tag_id: int):
     return redirect("tags")
 
 
-def _customer(customer_id: int):
+def _customer(request, customer_id: int):
     customer = customer_resolve(customer_id=customer_id)
-    if customer is None:
+    if customer is None or not customer_visible(request.user, customer):
         raise Http404
     return customer
 
@@ -266,7 +269,7 @@ def _customer(customer_id: int):
 @capability_required("edit_customers")
 @require_POST
 def customer_tag_add(request, customer_id: int):
-    customer = _customer(customer_id)
+    customer = _customer(request, customer_id)
     tag = get_object_or_404(Tag, pk=request.POST.get("tag") or 0, kind=Tag.Kind.STATIC)
     if customers_tag(customer_ids=[customer.pk], tag=tag, actor=request.user):
         messages.success(request, _("Tagged “%(tag)s”.") % {"tag": tag.name})
@@ -276,7 +279,7 @@ def customer_tag_add(request, customer_id: int):
 @capability_required("edit_customers")
 @require_POST
 def customer_tag_remove(request, customer_id: int, tag_id: int):
-    customer = _customer(customer_id)
+    customer = _customer(request, customer_id)
     tag = get_object_or_404(Tag, pk=tag_id, kind=Tag.Kind.STATIC)
     if customers_untag(customer_ids=[customer.pk], tag=tag, actor=request.user):
         messages.success(request, _("Removed the tag “%(tag)s”.") % {"tag": tag.name})

@@ -2,7 +2,7 @@
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
@@ -12,8 +12,9 @@ from cdp import customers as selectors
 from cdp.access import user_can
 from cdp.api.permissions import HasCapability
 from cdp.identity import IDENTITY_TYPES
-from cdp.ingest import customer_upsert
 from cdp.models import Customer, Event
+from cdp.scoped_upsert import OutOfScope, customer_upsert_in_scope
+from cdp.selectors import customer_visible, customers_visible_to
 from cdp.services import audit_record
 
 
@@ -124,9 +125,10 @@ def _profile(customer: Customer, show_pii: bool) -> dict:
     }
 
 
-def _active_customer(customer_id: int) -> Customer:
+def _active_customer(request, customer_id: int) -> Customer:
+    """The customer (or its survivor) if the caller's roles let them see it; else 404, as if absent."""
     customer = selectors.customer_resolve(customer_id=customer_id)
-    if customer is None:
+    if customer is None or not customer_visible(request.user, customer):
         raise NotFound(f"No customer {customer_id}.")
     return customer
 
@@ -153,7 +155,7 @@ class CustomerListView(APIView):
             query=request.query_params.get("q", ""),
             channel=request.query_params.get("channel", ""),
             role=request.query_params.get("role", ""),
-        )
+        ).filter(customers_visible_to(request.user))
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(customers, request, view=self)
         show_pii = user_can(request.user, "view_pii")
@@ -166,13 +168,16 @@ class CustomerListView(APIView):
         payload = CustomerUpsertInput(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            customer, created = customer_upsert(
+            customer, created = customer_upsert_in_scope(
+                user=request.user,
                 identities=payload.validated_data["identities"],
                 traits=payload.validated_data["traits"],
                 message_id=payload.validated_data.get("message_id"),
             )
         except ValueError as error:
             raise ValidationError({"identities": [str(error)]}) from error
+        except OutOfScope as error:
+            raise PermissionDenied(str(error)) from error
         audit_record(
             actor=request.user,
             action="customer.api_upsert",
@@ -191,7 +196,7 @@ class CustomerDetailView(APIView):
 
     @extend_schema(responses=CustomerOutput)
     def get(self, request, customer_id: int):
-        customer = _active_customer(customer_id)
+        customer = _active_customer(request, customer_id)
         return Response(CustomerOutput(_profile(customer, user_can(request.user, "view_pii"))).data)
 
 
@@ -209,4 +214,4 @@ class CustomerEventsView(ListAPIView):
     pagination_class = NewestFirst
 
     def get_queryset(self):
-        return Event.objects.filter(customer=_active_customer(self.kwargs["customer_id"]))
+        return Event.objects.filter(customer=_active_customer(self.request, self.kwargs["customer_id"]))
