@@ -98,6 +98,18 @@ def _celery_pools_forget(celery_app) -> None:
 
 
 @pytest.fixture(autouse=True)
+def product_language():
+    """Each test starts in the product's language: a request asking for another (Accept-Language)
+    leaves that one active in the thread, as Django's locale middleware does, and a later test that
+    reads a translated text outside a request would get it in English."""
+    from django.conf import settings
+    from django.utils import translation
+
+    with translation.override(settings.LANGUAGE_CODE):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def tracking_limits_fresh(settings):
     """Each test starts with full rate-limit buckets, kept in its own process (tests of the shared
     limiter set REDIS_URL to their own Redis database)."""
