@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from cdp import localdb
+from cdp import keys, localdb
 from cdp.config import ConfigurationError, Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -69,9 +69,29 @@ SECURE_SSL_REDIRECT = env.flag("SECURE_SSL_REDIRECT", default=PRODUCTION)
 BEHIND_TLS_PROXY = env.flag("BEHIND_TLS_PROXY", default=False)
 SMTP_HOST = env.text("EMAIL_HOST", "")
 DEFAULT_FROM_EMAIL = env.text("DEFAULT_FROM_EMAIL", "no-reply@localhost")
-# Channel account secrets are encrypted with this key (any long random text); without it, with a key
-# derived from SECRET_KEY. Changing it makes the stored secrets unreadable: enter them again.
-CHANNEL_SECRETS_KEY = env.text("CHANNEL_SECRETS_KEY", "")
+# Keys for data at rest (cdp/keys.py): ID numbers' lookup hashes; their encrypted copies and channel
+# account secrets, each a list of Fernet keys, newest first (the older ones only read, until
+# `manage.py rotate_keys` has re-encrypted everything). Required in production; development and the
+# quickstart generate them once under var/ (keys.json). Never printed back in an error.
+IDENTITY_HASH_KEY = env.text("IDENTITY_HASH_KEY", "")
+PII_ENCRYPTION_KEYS = env.items("PII_ENCRYPTION_KEYS", [])
+CHANNEL_SECRETS_KEY = env.items("CHANNEL_SECRETS_KEY", [])
+# The names of those generated (`manage.py check --deploy` says they must come from the environment).
+KEYS_GENERATED_LOCALLY = []
+if not PRODUCTION:
+    _local_keys = keys.local_keys(localdb.VAR_DIR)
+    KEYS_GENERATED_LOCALLY = [name for name in keys.KEY_SETTINGS if not globals()[name]]
+    IDENTITY_HASH_KEY = IDENTITY_HASH_KEY or _local_keys["IDENTITY_HASH_KEY"]
+    PII_ENCRYPTION_KEYS = PII_ENCRYPTION_KEYS or _local_keys["PII_ENCRYPTION_KEYS"].split(",")
+    CHANNEL_SECRETS_KEY = CHANNEL_SECRETS_KEY or _local_keys["CHANNEL_SECRETS_KEY"].split(",")
+env.problems.extend(
+    f"{name} {problem}"
+    for name, problem in keys.key_problems(
+        identity_hash_key=IDENTITY_HASH_KEY,
+        pii_encryption_keys=PII_ENCRYPTION_KEYS,
+        channel_secrets_keys=CHANNEL_SECRETS_KEY,
+    )
+)
 # A message claimed by a dispatcher that has not recorded the provider's answer within this many
 # seconds is "unknown": its worker died, and it is never resent without a person deciding.
 DISPATCH_LEASE_SECONDS = env.number("DISPATCH_LEASE_SECONDS", 120, minimum=2)
