@@ -171,6 +171,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "cdp.access.AccessMiddleware",
+    "cdp.api.text_guard.TextGuardMiddleware",
     # Last, as django-axes asks, so that it sees the outcome of every authentication.
     "axes.middleware.AxesMiddleware",
 ]
@@ -373,6 +374,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["cdp.api.permissions.HasCapability"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON bodies with a NUL character are refused naming the field (PostgreSQL text cannot hold it).
+    "DEFAULT_PARSER_CLASSES": [
+        "cdp.api.text_guard.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
@@ -380,6 +387,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Journey builder and customer data platform API",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Every operation's refusals (400, 401, 403, 404) in the answers DRF gives.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "cdp.api.schema.error_responses",
+    ],
     # Several models have a "status"; each keeps its own enum name in the schema.
     "ENUM_NAME_OVERRIDES": {
         "JourneyStatusEnum": "journeys.models.Journey.Status",
