@@ -85,3 +85,13 @@ def test_reordering_no_stages_is_an_empty_order_not_an_error(client, admin_token
         HTTP_AUTHORIZATION=f"Token {admin_token}",
     )
     assert (response.status_code, response.json()) == (200, [])
+
+
+def test_a_nul_character_is_refused_naming_the_field(client, admin_token):
+    """PostgreSQL text cannot hold it: it used to end in a server error."""
+    token = {"HTTP_AUTHORIZATION": f"Token {admin_token}"}
+    response = client.get("/api/customers/", {"role": "buy\x00er"}, **token)
+    assert (response.status_code, list(response.json())) == (400, ["role"])
+    body = '{"identities": {"user_id": "erp-7"}, "traits": {"company": "a\\u0000b"}}'
+    response = client.post("/api/customers/", body, content_type="application/json", **token)
+    assert (response.status_code, list(response.json())) == (400, ["traits.company"])
