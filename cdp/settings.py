@@ -171,7 +171,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "cdp.access.AccessMiddleware",
-    "cdp.api.text_guard.TextGuardMiddleware",
+    "cdp.text_guard.TextGuardMiddleware",
     # Last, as django-axes asks, so that it sees the outcome of every authentication.
     "axes.middleware.AxesMiddleware",
 ]
@@ -376,7 +376,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # JSON bodies with a NUL character are refused naming the field (PostgreSQL text cannot hold it).
     "DEFAULT_PARSER_CLASSES": [
-        "cdp.api.text_guard.JSONParser",
+        "cdp.text_guard.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],

@@ -95,3 +95,10 @@ def test_a_nul_character_is_refused_naming_the_field(client, admin_token):
     body = '{"identities": {"user_id": "erp-7"}, "traits": {"company": "a\\u0000b"}}'
     response = client.post("/api/customers/", body, content_type="application/json", **token)
     assert (response.status_code, list(response.json())) == (400, ["traits.company"])
+
+
+def test_a_nul_character_in_a_page_address_is_refused_naming_the_parameter(client, admin_user):
+    client.force_login(admin_user)
+    response = client.get("/customers/", {"q": "a\x00b"})
+    assert response.status_code == 400
+    assert response.content.decode().startswith("q: ")

@@ -1,10 +1,11 @@
-"""PostgreSQL text cannot hold the NUL character (U+0000): an API request carrying one, in a query
-parameter, a form field or anywhere in a JSON body, is refused with a 400 naming where, before it
-reaches a query (it used to end in a 500)."""
+"""PostgreSQL text cannot hold the NUL character (U+0000): a request carrying one in a query parameter
+(any page), or in a form field or anywhere in a JSON body (the API), is refused with a 400 naming
+where, before it reaches a query (it used to end in a 500). The tracking API refuses it in its own
+way (``cdp.tracking``)."""
 
 from __future__ import annotations
 
-from django.http import JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.utils.translation import gettext as _
 from rest_framework import parsers
 from rest_framework.exceptions import ValidationError
@@ -50,18 +51,23 @@ class JSONParser(parsers.JSONParser):
 
 
 class TextGuardMiddleware:
-    """The same refusal for query parameters and form fields under /api/."""
+    """Query parameters on every page, and form fields under /api/ (elsewhere a view may need the raw
+    body, which reading the form would consume)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith("/api/"):
-            fields = [request.GET]
-            if request.content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
-                fields.append(request.POST)
-            for query in fields:
-                for name, values in query.lists():
-                    if NUL in name or any(NUL in value for value in values):
+        api = request.path.startswith("/api/")
+        fields = [request.GET]
+        if api and request.content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+            fields.append(request.POST)
+        for query in fields:
+            for name, values in query.lists():
+                if NUL in name or any(NUL in value for value in values):
+                    if api:
                         return JsonResponse({_readable(name): [nul_problem()]}, status=400)
+                    return HttpResponseBadRequest(
+                        f"{_readable(name)}: {nul_problem()}", content_type="text/plain"
+                    )
         return self.get_response(request)
