@@ -46,6 +46,7 @@ from pathlib import Path
 
 import psycopg
 from benchdb import database_fresh
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -73,6 +74,9 @@ def production_env(log_dir: Path) -> dict:
         DJANGO_ENV="production",
         DJANGO_SETTINGS_MODULE="cdp.settings",
         SECRET_KEY=secrets.token_urlsafe(48),
+        IDENTITY_HASH_KEY=secrets.token_urlsafe(48),
+        PII_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        CHANNEL_SECRETS_KEY=Fernet.generate_key().decode(),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false",
         DATABASE_URL=f"{SERVER}/{DATABASE}",

@@ -7,4 +7,7 @@ class CdpConfig(AppConfig):
     verbose_name = _("Customer data")
 
     def ready(self):
-        from cdp import signals  # noqa: F401 (connects the login log and the source cache)
+        from cdp import (  # noqa: F401 (connect the login log and the source cache, register the checks)
+            checks,
+            signals,
+        )

@@ -8,17 +8,16 @@ never identify anyone.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
 import time
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 
 import phonenumbers
-from cryptography.fernet import Fernet
-from django.conf import settings
+
+from cdp.keys import identity_hash_key, pii_keyring
 
 from cdp.redaction import ID_NUMBER as ID_NUMBER_IN_TEXT
 from cdp.redaction import pii_kind
@@ -113,25 +112,16 @@ def normalise_id_number(raw: str) -> str | None:
     return number if ID_NUMBER.match(number) else None
 
 
-@cache
-def _keys() -> tuple[bytes, Fernet]:
-    # Derived from SECRET_KEY: rotating it makes stored hashes unmatchable, as with sessions.
-    master = hashlib.sha256(settings.SECRET_KEY.encode()).digest()
-    hash_key = hmac.new(master, b"identity-hash", hashlib.sha256).digest()
-    fernet_key = base64.urlsafe_b64encode(hmac.new(master, b"identity-encrypt", hashlib.sha256).digest())
-    return hash_key, Fernet(fernet_key)
-
-
 def hash_sensitive(value: str) -> str:
-    return "h:" + hmac.new(_keys()[0], value.encode(), hashlib.sha256).hexdigest()
+    return "h:" + hmac.new(identity_hash_key(), value.encode(), hashlib.sha256).hexdigest()
 
 
 def encrypt_sensitive(value: str) -> str:
-    return _keys()[1].encrypt(value.encode()).decode()
+    return pii_keyring().encrypt(value.encode()).decode()
 
 
 def decrypt_sensitive(token: str) -> str:
-    return _keys()[1].decrypt(token.encode()).decode()
+    return pii_keyring().decrypt(token.encode()).decode()
 
 
 HASHED = re.compile(r"^h:[0-9a-f]{64}$")

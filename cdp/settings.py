@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from cdp import localdb
+from cdp import keys, localdb
 from cdp.config import ConfigurationError, Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -69,9 +69,29 @@ SECURE_SSL_REDIRECT = env.flag("SECURE_SSL_REDIRECT", default=PRODUCTION)
 BEHIND_TLS_PROXY = env.flag("BEHIND_TLS_PROXY", default=False)
 SMTP_HOST = env.text("EMAIL_HOST", "")
 DEFAULT_FROM_EMAIL = env.text("DEFAULT_FROM_EMAIL", "no-reply@localhost")
-# Channel account secrets are encrypted with this key (any long random text); without it, with a key
-# derived from SECRET_KEY. Changing it makes the stored secrets unreadable: enter them again.
-CHANNEL_SECRETS_KEY = env.text("CHANNEL_SECRETS_KEY", "")
+# Keys for data at rest (cdp/keys.py): ID numbers' lookup hashes; their encrypted copies and channel
+# account secrets, each a list of Fernet keys, newest first (the older ones only read, until
+# `manage.py rotate_keys` has re-encrypted everything). Required in production; development and the
+# quickstart generate them once under var/ (keys.json). Never printed back in an error.
+IDENTITY_HASH_KEY = env.text("IDENTITY_HASH_KEY", "")
+PII_ENCRYPTION_KEYS = env.items("PII_ENCRYPTION_KEYS", [])
+CHANNEL_SECRETS_KEY = env.items("CHANNEL_SECRETS_KEY", [])
+# The names of those generated (`manage.py check --deploy` says they must come from the environment).
+KEYS_GENERATED_LOCALLY = []
+if not PRODUCTION:
+    _local_keys = keys.local_keys(localdb.VAR_DIR)
+    KEYS_GENERATED_LOCALLY = [name for name in keys.KEY_SETTINGS if not globals()[name]]
+    IDENTITY_HASH_KEY = IDENTITY_HASH_KEY or _local_keys["IDENTITY_HASH_KEY"]
+    PII_ENCRYPTION_KEYS = PII_ENCRYPTION_KEYS or _local_keys["PII_ENCRYPTION_KEYS"].split(",")
+    CHANNEL_SECRETS_KEY = CHANNEL_SECRETS_KEY or _local_keys["CHANNEL_SECRETS_KEY"].split(",")
+env.problems.extend(
+    f"{name} {problem}"
+    for name, problem in keys.key_problems(
+        identity_hash_key=IDENTITY_HASH_KEY,
+        pii_encryption_keys=PII_ENCRYPTION_KEYS,
+        channel_secrets_keys=CHANNEL_SECRETS_KEY,
+    )
+)
 # A message claimed by a dispatcher that has not recorded the provider's answer within this many
 # seconds is "unknown": its worker died, and it is never resent without a person deciding.
 DISPATCH_LEASE_SECONDS = env.number("DISPATCH_LEASE_SECONDS", 120, minimum=2)
@@ -160,6 +180,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "cdp.access.AccessMiddleware",
+    "cdp.text_guard.TextGuardMiddleware",
     # Last, as django-axes asks, so that it sees the outcome of every authentication.
     "axes.middleware.AxesMiddleware",
 ]
@@ -375,6 +396,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["cdp.api.permissions.HasCapability"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON bodies with a NUL character are refused naming the field (PostgreSQL text cannot hold it).
+    "DEFAULT_PARSER_CLASSES": [
+        "cdp.text_guard.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
@@ -382,6 +409,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Journey builder and customer data platform API",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Every operation's refusals (400, 401, 403, 404) in the answers DRF gives.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "cdp.api.schema.error_responses",
+    ],
     # Several models have a "status"; each keeps its own enum name in the schema.
     "ENUM_NAME_OVERRIDES": {
         "JourneyStatusEnum": "journeys.models.Journey.Status",

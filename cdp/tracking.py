@@ -26,6 +26,9 @@ EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
+# JSON nested deeper than this is refused: no client sends it, and encoding it again (the event's
+# size, the inbox) would recurse past Python's limit.
+MAX_NESTING = 64
 KINDS = ("identify", "track", "page", "screen", "group", "alias")
 # The name an event of each kind is stored under (track events keep their own name).
 KIND_EVENT_NAMES = {
@@ -157,7 +160,20 @@ def read_body(request: TrackingRequest) -> dict:
         raise TrackingError(400, "The body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise TrackingError(400, "The body must be a JSON object.")
+    if _nested_deeper_than(body, MAX_NESTING):
+        raise TrackingError(400, f"The body is nested too deeply (at most {MAX_NESTING} levels).")
     return body
+
+
+def _nested_deeper_than(value, limit: int) -> bool:
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _parse_time(value, field: str) -> dt.datetime | None:

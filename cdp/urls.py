@@ -142,3 +142,8 @@ urlpatterns = [
     path("v1/batch", tracking_views.batch, name="track_batch"),
     path("v1/import", tracking_views.batch, name="track_import"),
 ]
+
+# Under /api/, a URL that names nothing and a request refused before any view answer in JSON, as the
+# rest of the API.
+handler404 = "cdp.api.views.not_found"
+handler400 = "cdp.api.views.bad_request"

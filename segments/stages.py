@@ -72,6 +72,8 @@ def stages_reorder(*, keys: list[str], actor) -> None:
     stages = {stage.key: stage for stage in LifecycleStage.objects.select_for_update()}
     if sorted(keys) != sorted(stages):
         raise ValidationError({"order": [_("List every stage once.")]})
+    if not keys:  # no stages, nothing to order
+        return
     for position, key in enumerate(keys, start=1):
         LifecycleStage.objects.filter(pk=stages[key].pk).update(position=position)
     audit_record(actor=actor, action="stage.reorder", target=stages[keys[0]], details={"order": keys})

@@ -34,6 +34,15 @@ class CustomerSummaryOutput(serializers.Serializer):
     last_seen_at = serializers.DateTimeField(allow_null=True)
 
 
+class CustomerPageOutput(serializers.Serializer):
+    """One page of customers, as DRF's page-number pagination answers."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CustomerSummaryOutput(many=True)
+
+
 class StatOutput(serializers.Serializer):
     name = serializers.CharField()
     count = serializers.IntegerField()
@@ -148,7 +157,7 @@ class CustomerListView(APIView):
             OpenApiParameter("role", str, description="the role trait: buyer, supplier"),
             OpenApiParameter("page", int),
         ],
-        responses=CustomerSummaryOutput(many=True),
+        responses=CustomerPageOutput,
     )
     def get(self, request):
         customers = selectors.customer_search(

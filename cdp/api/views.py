@@ -1,6 +1,11 @@
+from django.http import JsonResponse
+from django.utils.translation import gettext as _
+from django.views.defaults import bad_request as django_bad_request
+from django.views.defaults import page_not_found
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -40,3 +45,19 @@ class SchemaView(SpectacularAPIView):
 
     required_capability = SIGNED_IN
     permission_classes = [HasCapability]
+
+
+def not_found(request, exception):
+    """A URL under /api/ that names nothing (``/api/journeys/-1/``) is answered in JSON like any other
+    API refusal; the pages' 404 stays a page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": str(NotFound.default_detail)}, status=404)
+    return page_not_found(request, exception)
+
+
+def bad_request(request, exception):
+    """A request Django refuses before any view (a form with more than DATA_UPLOAD_MAX_NUMBER_FIELDS
+    fields, a body over its size limit), in JSON under /api/."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": str(exception) or _("The request was refused.")}, status=400)
+    return django_bad_request(request, exception)

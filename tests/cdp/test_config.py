@@ -18,6 +18,11 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "cdp.example.com",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "IDENTITY_HASH_KEY": "identity-" + "Zq8Kp3Lr7Wm2Xn5Tv9Bc" * 2,
+    # Two keys, newest first, as during a rotation.
+    "PII_ENCRYPTION_KEYS": "dGhlLW5ld2VzdC1waWktZW5jcnlwdGlvbi1rZXktMzI=,"
+    "b2xkZXItcGlpLWVuY3J5cHRpb24ta2V5LTMyLWJ5dGU=",
+    "CHANNEL_SECRETS_KEY": "Y2hhbm5lbC1zZWNyZXRzLWtleS0zMi1ieXRlcy1sb24=",
 }
 
 
@@ -59,6 +64,33 @@ def test_production_without_its_required_variables_refuses_to_start_and_names_th
     assert "Traceback" not in result.stderr
     for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL"):
         assert f"{name} is required but not set." in result.stderr
+    for name in ("IDENTITY_HASH_KEY", "PII_ENCRYPTION_KEYS", "CHANNEL_SECRETS_KEY"):
+        assert f"{name} is required but not set." in result.stderr
+
+
+def test_production_refuses_malformed_keys_for_data_at_rest_without_printing_them():
+    """Review finding 9: the keys are separate from SECRET_KEY, required and checked in production."""
+    result = run_django(
+        {
+            **PRODUCTION_ENV,
+            "DATABASE_URL": current_database_url(),
+            "IDENTITY_HASH_KEY": "password123",
+            "PII_ENCRYPTION_KEYS": "not-a-fernet-key",
+            "CHANNEL_SECRETS_KEY": "any text as before",
+        },
+        "check",
+        "--deploy",
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "IDENTITY_HASH_KEY is too short or too plain" in result.stderr
+    assert "PII_ENCRYPTION_KEYS key 1 is not a Fernet key" in result.stderr
+    assert (
+        "CHANNEL_SECRETS_KEY key 1 (the one new secrets are encrypted with) is not a Fernet key"
+        in result.stderr
+    )
+    for secret in ("password123", "not-a-fernet-key", "any text as before"):
+        assert secret not in result.stderr
 
 
 def test_a_malformed_value_stops_start_up_with_its_name():

@@ -161,14 +161,17 @@ def test_invalid_account_settings_are_refused_with_the_field(db):
 def test_an_account_whose_secrets_cannot_be_read_pauses_and_sends_nothing(
     make_account, make_customer, settings
 ):
+    from cryptography.fernet import Fernet
+
     from connectors.vault import secrets_seal
 
     account = make_account()
-    settings.CHANNEL_SECRETS_KEY = "another-key-than-the-one-it-was-sealed-with"
+    listed = settings.CHANNEL_SECRETS_KEY
+    settings.CHANNEL_SECRETS_KEY = [Fernet.generate_key().decode()]  # a key no longer listed
     ChannelAccount.objects.filter(pk=account.pk).update(
         secrets_encrypted=secrets_seal({"callback_secret": "k" * 9})
     )
-    settings.CHANNEL_SECRETS_KEY = ""
+    settings.CHANNEL_SECRETS_KEY = listed
     message = send(account, make_customer())
     account.refresh_from_db()
     assert message.status == "queued"  # never claimed, so never in doubt
