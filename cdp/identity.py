@@ -18,7 +18,6 @@ from functools import lru_cache
 import phonenumbers
 
 from cdp.keys import identity_hash_key, pii_keyring
-
 from cdp.redaction import ID_NUMBER as ID_NUMBER_IN_TEXT
 from cdp.redaction import pii_kind
 
