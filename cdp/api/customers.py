@@ -149,6 +149,7 @@ class CustomerListView(APIView):
     permission_classes = [HasCapability]
 
     @extend_schema(
+        operation_id="customers_list",  # a page object, not a list: named, or it collides with the detail's
         parameters=[
             OpenApiParameter(
                 "q", str, description="phone, email, WeChat or user id (exact), or a name prefix"

@@ -224,6 +224,7 @@ def planted(db, user_in_role, server_source):
     return {
         "customer": customer,
         "sales": sales,
+        "role": sales.groups.get(),
         "segment": segment,
         "tag": tag,
         "account": sms,
@@ -272,6 +273,7 @@ def _values(planted) -> dict[str, object]:
         "job_id": planted["job"].pk,
         "review_id": planted["review"].pk,
         "user_id": planted["sales"].pk,
+        "role_id": planted["role"].pk,
         "source_id": planted["source"].pk,
         "batch_id": 1,
         "log_id": 1,
