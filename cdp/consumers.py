@@ -45,6 +45,11 @@ class UserSocket(AsyncJsonWebsocketConsumer):
     async def session_ended(self, event):
         await self.close(code=SESSION_ENDED_CLOSE_CODE)
 
+    async def rights_changed(self, event):
+        """The user's role, team or scope changed: a live socket closes (its page reconnects under the
+        new rights); ``NotificationConsumer`` stays open."""
+        await self.close(code=SESSION_ENDED_CLOSE_CODE)
+
     async def notification(self, event):
         """Notifications go to every socket in the user's group; only ``NotificationConsumer`` shows
         them (a page's live socket would otherwise fail on one)."""
@@ -60,6 +65,10 @@ class NotificationConsumer(UserSocket):
             return
         await self.join_user_group(user)
         await self.accept()
+
+    async def rights_changed(self, event):
+        """Notifications are the user's own, whatever their rights: the stream stays open, and tells
+        them of the change."""
 
     async def notification(self, event):
         with translation.override(scope_language(self.scope)):

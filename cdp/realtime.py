@@ -45,6 +45,13 @@ def sessions_end(*, user_id: int) -> None:
     async_to_sync(get_channel_layer().group_send)(user_group(user_id), {"type": "session.ended"})
 
 
+def live_sockets_reopen(*, user_id: int) -> None:
+    """Closes this user's live-data sockets, which keep the rights they opened with: their pages
+    reconnect under the new ones. The notification stream carries only the user's own messages (the
+    one telling them of the change among them) and stays open."""
+    async_to_sync(get_channel_layer().group_send)(user_group(user_id), {"type": "rights.changed"})
+
+
 CUSTOMERS_LIVE_GROUP = "customers-live"
 
 

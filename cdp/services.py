@@ -170,12 +170,13 @@ def user_set_active(*, actor, user, active: bool) -> User:
     return user
 
 
-def sessions_end_quietly(user_id: int) -> None:
-    """Closes the user's open sockets (deactivated, or their rights changed: pages reconnect)."""
-    from cdp.realtime import sessions_end
+def sessions_end_quietly(user_id: int, *, rights_changed: bool = False) -> None:
+    """Closes the user's open sockets: all of them when deactivated; when their rights changed, the
+    live-data ones (pages reconnect under the new rights)."""
+    from cdp.realtime import live_sockets_reopen, sessions_end
 
     try:
-        sessions_end(user_id=user_id)
+        (live_sockets_reopen if rights_changed else sessions_end)(user_id=user_id)
     except Exception:  # the realtime layer being down must not undo the change
         security_log.warning("could not close the open pages of user %s", user_id, exc_info=True)
 

@@ -174,7 +174,7 @@ def _clean_capabilities(capabilities) -> set[str]:
 def _members_reconnect(group: Group) -> None:
     """Members' open pages reconnect with their new rights (a socket keeps the rights it opened with)."""
     for user_id in list(User.objects.filter(groups=group).values_list("pk", flat=True)):
-        transaction.on_commit(lambda user_id=user_id: sessions_end_quietly(user_id))
+        transaction.on_commit(lambda user_id=user_id: sessions_end_quietly(user_id, rights_changed=True))
 
 
 @transaction.atomic
@@ -296,7 +296,7 @@ def _role_remove(*, actor, group: Group, members: list, move_to: Group | None) -
             target=user,
             details={"from": group.name, "to": move_to.name},
         )
-        transaction.on_commit(lambda user_id=user.pk: sessions_end_quietly(user_id))
+        transaction.on_commit(lambda user_id=user.pk: sessions_end_quietly(user_id, rights_changed=True))
     audit_record(
         actor=actor,
         action="role.delete",
@@ -322,7 +322,7 @@ def role_changed_notify(*, user, role: str) -> None:
         ),
         robust=True,
     )
-    transaction.on_commit(lambda: sessions_end_quietly(user.pk))
+    transaction.on_commit(lambda: sessions_end_quietly(user.pk, rights_changed=True))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -366,4 +366,4 @@ def user_set_team(*, actor, user, team: Team | None) -> None:
         target=user,
         details={"from": old, "to": team.name if team else None},
     )
-    transaction.on_commit(lambda: sessions_end_quietly(user.pk))
+    transaction.on_commit(lambda: sessions_end_quietly(user.pk, rights_changed=True))

@@ -332,7 +332,11 @@ def test_a_version_published_mid_journey_moves_no_one(
         _engine_processes(group, tmp_path, beats=1)
         for customer in early:
             track(customer, "signed_up")
-        wait_until(lambda: Enrollment.objects.count() == 100, timeout=60, what="the first hundred entering")
+        wait_until(  # entered and run to their delay (matching inserts them, then runs them)
+            lambda: Enrollment.objects.filter(node_id="d1", phase="resume", status="active").count() == 100,
+            timeout=60,
+            what="the first hundred waiting in the delay",
+        )
         graph["nodes"][2]["config"]["tag"] = "bought"
         journey_save(name=journey.name, journey=journey, actor=None, draft_graph=graph)
         journey_publish(journey=journey, actor=None)
