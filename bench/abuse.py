@@ -46,9 +46,12 @@ from pathlib import Path
 
 import psycopg
 from benchdb import database_fresh
-from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cdp.keys import keys_generate  # noqa: E402 (after the project is on the path)
+
 BIN = Path(sys.executable).parent
 DATABASE = "cdp_bench_abuse"
 SERVER = "postgres://postgres@127.0.0.1:5432"
@@ -74,9 +77,7 @@ def production_env(log_dir: Path) -> dict:
         DJANGO_ENV="production",
         DJANGO_SETTINGS_MODULE="cdp.settings",
         SECRET_KEY=secrets.token_urlsafe(48),
-        IDENTITY_HASH_KEY=secrets.token_urlsafe(48),
-        PII_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-        CHANNEL_SECRETS_KEY=Fernet.generate_key().decode(),
+        **keys_generate(),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false",
         DATABASE_URL=f"{SERVER}/{DATABASE}",

@@ -54,9 +54,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cdp.keys import keys_generate  # noqa: E402 (after the project is on the path)
+
 BIN = Path(sys.executable).parent
 DB_NAME = "cdp_bench_ingest"
 BROKER_URL = "redis://127.0.0.1:6379/9"
@@ -800,9 +803,7 @@ def production_env(dsn: str, broker_url: str, cache_url: str, log_dir: Path) -> 
         DJANGO_ENV="production",
         DJANGO_SETTINGS_MODULE="cdp.settings",
         SECRET_KEY=secrets.token_urlsafe(48),
-        IDENTITY_HASH_KEY=secrets.token_urlsafe(48),
-        PII_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-        CHANNEL_SECRETS_KEY=Fernet.generate_key().decode(),
+        **keys_generate(),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false",
         DATABASE_URL=dsn,
