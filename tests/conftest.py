@@ -97,6 +97,20 @@ def _celery_pools_forget(celery_app) -> None:
     celery_app.amqp._producer_pool = None
 
 
+@pytest.fixture
+def channel_layer(settings, redis_url):
+    """The production channel layer (Redis), on the test's own database; the quickstart's
+    PostgreSQL layer is proven across processes by the browser tests, which run the real server."""
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}
+    }
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture(autouse=True)
 def product_language():
     """Each test starts in the product's language: a request asking for another (Accept-Language)

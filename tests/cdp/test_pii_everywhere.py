@@ -88,15 +88,8 @@ def leaks(body: str) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def channel_layer(settings, redis_url):
-    from channels.layers import channel_layers
-
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}
-    }
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
+def realtime_on_redis(channel_layer):
+    """Every test here publishes and listens through the production layer."""
 
 
 @pytest.fixture

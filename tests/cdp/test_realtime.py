@@ -2,7 +2,6 @@
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from django.utils import translation
@@ -10,18 +9,6 @@ from django.utils import translation
 from cdp.asgi import application
 from cdp.realtime import notify_user
 from tests.asyncrun import run
-
-
-@pytest.fixture
-def channel_layer(settings, redis_url):
-    """The production layer (Redis); the quickstart's PostgreSQL layer is proven across processes
-    by the browser tests, which run the real server."""
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}
-    }
-    channel_layers.backends = {}
-    yield
-    channel_layers.backends = {}
 
 
 def session_headers(client, user) -> list[tuple[bytes, bytes]]:

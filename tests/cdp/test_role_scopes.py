@@ -19,7 +19,7 @@ from cdp.realtime import publish_customers_changed
 from segments.services import segment_save
 from tests.asyncrun import run
 from tests.cdp.test_identity import send
-from tests.cdp.test_realtime import channel_layer, session_headers  # noqa: F401 (fixture)
+from tests.cdp.test_realtime import session_headers
 
 User = get_user_model()
 OWN_ROLE = "Sales (own customers)"
@@ -140,7 +140,7 @@ def test_the_segment_export_holds_their_customers_only(own_sales, admin_user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_live_socket_tells_them_about_their_customers_only(own_sales, channel_layer, client):  # noqa: F811
+def test_the_live_socket_tells_them_about_their_customers_only(own_sales, channel_layer, client):
     seller, _browser, mine, theirs = own_sales
     headers = session_headers(client, seller)
 
@@ -164,7 +164,7 @@ def test_the_live_socket_tells_them_about_their_customers_only(own_sales, channe
 def test_a_scope_change_closes_the_users_sockets_and_team_colleagues_customers_appear(
     own_sales,
     admin_client,
-    channel_layer,  # noqa: F811
+    channel_layer,
     client,
     server_source,
 ):
@@ -377,7 +377,7 @@ def test_a_user_with_several_roles_sees_as_the_widest_of_them(own_sales):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_demoted_users_open_sockets_are_closed(client, user_in_role, admin_user, channel_layer):  # noqa: F811
+def test_a_demoted_users_open_sockets_are_closed(client, user_in_role, admin_user, channel_layer):
     """Finding 15: a demoted user's open websockets stayed in the customers-live group; only
     deactivation closed them. Now a change of role closes them too, and the pages reconnect."""
     seller = user_in_role("Sales", username="wei")

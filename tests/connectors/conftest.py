@@ -28,16 +28,8 @@ def sandbox_connections_closed():
 
 
 @pytest.fixture(autouse=True)
-def realtime_on_redis(settings, redis_url):
+def realtime_on_redis(channel_layer):
     """Events recorded after a commit are published to open pages; here through Redis's layer."""
-    from channels.layers import channel_layers
-
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}
-    }
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
 
 
 @pytest.fixture
